@@ -1,0 +1,88 @@
+//! Engine error type. Every variant carries the context an operator needs (partition, offset, path), and I/O
+//! errors keep their source. Only `net` maps these to Kafka error codes.
+
+use std::path::PathBuf;
+
+use crate::types::{Offset, ProducerEpoch, ProducerId};
+
+/// Why a record batch was refused. Each reason maps to one Kafka error code in `net`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    #[error("batch is truncated: {needed} bytes needed, {available} available")]
+    Truncated { needed: usize, available: usize },
+    #[error("batch length field {batch_length} is invalid")]
+    InvalidLength { batch_length: i32 },
+    #[error("unsupported record batch magic {magic} (only v2 is accepted)")]
+    UnsupportedMagic { magic: i8 },
+    #[error("CRC-32C mismatch: stored {stored:#010x}, computed {computed:#010x}")]
+    CrcMismatch { stored: u32, computed: u32 },
+    #[error("batch of {size_bytes} bytes exceeds max.message.bytes {max_bytes}")]
+    TooLarge { size_bytes: usize, max_bytes: usize },
+    #[error("invalid record batch: {reason}")]
+    Invalid { reason: &'static str },
+}
+
+/// Errors from the producer-state checks of idempotent and transactional producers.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SequenceError {
+    #[error("producer {producer_id:?} epoch {epoch:?} is fenced by epoch {current:?}")]
+    Fenced { producer_id: ProducerId, epoch: ProducerEpoch, current: ProducerEpoch },
+    #[error("out of order sequence for producer {producer_id:?}: got {first_sequence}, expected {expected}")]
+    OutOfOrder { producer_id: ProducerId, first_sequence: i32, expected: i32 },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("partition {partition}: batch at byte {position} rejected: {source}")]
+    Batch {
+        partition: String,
+        position: usize,
+        #[source]
+        source: BatchError,
+    },
+    #[error("partition {partition}: {source}")]
+    Sequence {
+        partition: String,
+        #[source]
+        source: SequenceError,
+    },
+    #[error("partition {partition}: offset {offset:?} is out of range [{log_start:?}, {log_end:?}]")]
+    OffsetOutOfRange { partition: String, offset: Offset, log_start: Offset, log_end: Offset },
+    #[error("partition {partition} is offline: {reason}")]
+    Offline { partition: String, reason: String },
+    #[error("partition {partition} is poisoned after a failed {operation}; it refuses writes until restart")]
+    Poisoned { partition: String, operation: &'static str },
+    #[error("partition {partition} is corrupt at {path}:{position}: {reason}")]
+    Corrupt { partition: String, path: PathBuf, position: u64, reason: String },
+    #[error("{operation} failed on {path}: {source}")]
+    Io {
+        operation: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("partition {0} already exists")]
+    AlreadyExists(String),
+    #[error("partition {0} does not exist")]
+    UnknownPartition(String),
+    #[error("invalid config {key}={value}: {reason}")]
+    InvalidConfig { key: String, value: String, reason: String },
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+}
+
+impl EngineError {
+    pub(crate) fn io(operation: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        EngineError::Io { operation, path: path.into(), source }
+    }
+
+    pub(crate) fn glommio(
+        operation: &'static str,
+        path: impl Into<PathBuf>,
+        source: glommio::GlommioError<()>,
+    ) -> Self {
+        EngineError::Io { operation, path: path.into(), source: source.into() }
+    }
+}
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;

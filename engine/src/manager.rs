@@ -1,0 +1,374 @@
+//! `LogManager`: the partition logs of one shard, and the shard-wide machinery they share.
+//!
+//! - **Group commit.** Appends under flush policy `always` queue their log; one flusher task drains the queue
+//!   and fsyncs every queued log concurrently through io_uring, then wakes the `wait_durable` callers. Appends
+//!   that arrive during a round ride the next one, so one fsync covers many appends.
+//! - **fd cache.** Segment files open lazily and a clock (second-chance) sweep closes the least recently used
+//!   past `fd_cache_capacity`, so 10,000 partitions stay far below the process fd limit.
+//! - **Housekeeping.** A periodic task triggers interval flushes and applies retention.
+//!
+//! Runs on exactly one shard; nothing here is shared across shards. The data directory holds a
+//! `.clean-shutdown` marker that the process removes at start (`take_clean_shutdown_marker`) and writes after
+//! every shard closed its logs (`write_clean_shutdown_marker`).
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+use futures::StreamExt;
+
+use crate::config::LogConfig;
+use crate::error::{EngineError, Result};
+use crate::log::PartitionLog;
+use crate::segment::Segment;
+use crate::types::{now_ms, TopicPartition};
+use crate::watch::OffsetWatch;
+
+pub const CLEAN_SHUTDOWN_MARKER: &str = ".clean-shutdown";
+/// Logs closed concurrently at shutdown.
+const CLOSE_CONCURRENCY: usize = 64;
+
+#[derive(Debug, Clone)]
+pub struct ManagerOptions {
+    /// Segment files kept open by this shard (active ones included; they reopen on demand).
+    pub fd_cache_capacity: usize,
+    /// How often retention runs (`log.retention.check.interval.ms`).
+    pub retention_check_interval: Duration,
+    /// How often interval-policy logs are checked for a due flush.
+    pub housekeeping_tick: Duration,
+}
+
+impl Default for ManagerOptions {
+    fn default() -> Self {
+        ManagerOptions {
+            fd_cache_capacity: 4096,
+            retention_check_interval: Duration::from_secs(300),
+            housekeeping_tick: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Clock-swept cache of open segment files.
+pub(crate) struct FdCache {
+    capacity: usize,
+    ring: RefCell<VecDeque<Weak<Segment>>>,
+}
+
+impl FdCache {
+    fn new(capacity: usize) -> Self {
+        FdCache { capacity: capacity.max(1), ring: RefCell::new(VecDeque::new()) }
+    }
+
+    /// Records a newly opened segment file and closes others if the cache is over capacity.
+    pub(crate) fn register(&self, segment: &Rc<Segment>) {
+        let mut ring = self.ring.borrow_mut();
+        ring.push_back(Rc::downgrade(segment));
+        let mut budget = ring.len() * 2;
+        while ring.len() > self.capacity && budget > 0 {
+            budget -= 1;
+            let Some(candidate) = ring.pop_front() else { break };
+            let Some(segment) = candidate.upgrade() else { continue };
+            if !segment.is_open() {
+                continue;
+            }
+            if segment.referenced.replace(false) {
+                ring.push_back(candidate);
+                continue;
+            }
+            // An active segment keeps its in-memory index (it has no index file yet).
+            let keep_index = segment.state.borrow().bytes_since_index_entry != u32::MAX || segment.size_bytes() == 0;
+            segment.close_handles(keep_index);
+        }
+    }
+
+    pub(crate) fn open_count(&self) -> usize {
+        self.ring.borrow().iter().filter(|w| w.upgrade().is_some_and(|s| s.is_open())).count()
+    }
+}
+
+/// State shared by the logs of one shard.
+pub(crate) struct ShardContext {
+    pub(crate) fd_cache: FdCache,
+    flush_queue: RefCell<Vec<Rc<PartitionLog>>>,
+    flush_requests: OffsetWatch,
+    flush_rounds: Cell<u64>,
+}
+
+impl ShardContext {
+    pub(crate) fn request_flush(&self, log: &Rc<PartitionLog>) {
+        if !log.in_flush_queue.replace(true) {
+            self.flush_queue.borrow_mut().push(log.clone());
+            self.flush_requests.advance(self.flush_requests.get() + 1);
+        }
+    }
+}
+
+pub struct LogManager {
+    data_dir: PathBuf,
+    options: ManagerOptions,
+    clean_shutdown: bool,
+    ctx: Rc<ShardContext>,
+    logs: RefCell<HashMap<TopicPartition, Rc<PartitionLog>>>,
+    offline: RefCell<HashMap<TopicPartition, String>>,
+    stopping: Cell<bool>,
+}
+
+impl LogManager {
+    /// A manager for this shard's partitions in `data_dir`. `clean_shutdown` is what
+    /// [`take_clean_shutdown_marker`] returned at process start.
+    pub fn new(data_dir: impl Into<PathBuf>, options: ManagerOptions, clean_shutdown: bool) -> Rc<LogManager> {
+        let ctx = Rc::new(ShardContext {
+            fd_cache: FdCache::new(options.fd_cache_capacity),
+            flush_queue: RefCell::new(Vec::new()),
+            flush_requests: OffsetWatch::new(0),
+            flush_rounds: Cell::new(0),
+        });
+        Rc::new(LogManager {
+            data_dir: data_dir.into(),
+            options,
+            clean_shutdown,
+            ctx,
+            logs: RefCell::new(HashMap::new()),
+            offline: RefCell::new(HashMap::new()),
+            stopping: Cell::new(false),
+        })
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub fn partition_dir(&self, tp: &TopicPartition) -> PathBuf {
+        self.data_dir.join(tp.dir_name())
+    }
+
+    /// Opens the log of `tp`, creating it if its directory does not exist, and recovers it. A log found
+    /// corrupt is recorded as offline and its error returned; its files are left untouched.
+    pub async fn open_log(&self, tp: &TopicPartition, config: LogConfig) -> Result<Rc<PartitionLog>> {
+        if let Some(log) = self.get(tp) {
+            return Ok(log);
+        }
+        if let Some(reason) = self.offline.borrow().get(tp) {
+            return Err(EngineError::Offline { partition: tp.to_string(), reason: reason.clone() });
+        }
+        let dir = self.partition_dir(tp);
+        match PartitionLog::open(self.ctx.clone(), dir, tp.clone(), config, self.clean_shutdown).await {
+            Ok(log) => {
+                if let Some(existing) = self.get(tp) {
+                    return Ok(existing);
+                }
+                self.logs.borrow_mut().insert(tp.clone(), log.clone());
+                Ok(log)
+            }
+            Err(error) => {
+                tracing::error!(partition = %tp, %error, "partition offline");
+                self.offline.borrow_mut().insert(tp.clone(), error.to_string());
+                Err(error)
+            }
+        }
+    }
+
+    pub fn get(&self, tp: &TopicPartition) -> Option<Rc<PartitionLog>> {
+        self.logs.borrow().get(tp).cloned()
+    }
+
+    pub fn offline_reason(&self, tp: &TopicPartition) -> Option<String> {
+        self.offline.borrow().get(tp).cloned()
+    }
+
+    pub fn partitions(&self) -> Vec<TopicPartition> {
+        let mut tps: Vec<_> = self.logs.borrow().keys().cloned().collect();
+        tps.sort();
+        tps
+    }
+
+    pub fn open_fd_count(&self) -> usize {
+        self.ctx.fd_cache.open_count()
+    }
+
+    /// Group-commit rounds run so far: with many appends per round, far fewer than appends.
+    pub fn flush_rounds(&self) -> u64 {
+        self.ctx.flush_rounds.get()
+    }
+
+    /// Closes the log and deletes its directory (topic deletion). The directory is renamed first so that a
+    /// crash mid-way does not resurrect the partition.
+    pub async fn delete_log(&self, tp: &TopicPartition) -> Result<()> {
+        let log = self.logs.borrow_mut().remove(tp);
+        self.offline.borrow_mut().remove(tp);
+        if let Some(log) = log {
+            // Best effort: the data is going away, a failed checkpoint does not matter.
+            let _ = log.close().await;
+        }
+        let dir = self.partition_dir(tp);
+        if !dir.exists() {
+            return Ok(());
+        }
+        let doomed = self.data_dir.join(format!("{}.{}-delete", tp.dir_name(), now_ms()));
+        glommio::io::rename(&dir, &doomed).await.map_err(|e| EngineError::glommio("rename for delete", &dir, e))?;
+        crate::checkpoint::sync_dir(&self.data_dir).await?;
+        let path = doomed.clone();
+        glommio::executor()
+            .spawn_blocking(move || std::fs::remove_dir_all(&path))
+            .await
+            .map_err(|e| EngineError::io("remove partition dir", doomed, e))
+    }
+
+    /// Starts the group-commit flusher and the housekeeping task on the current shard.
+    pub fn spawn_background(self: &Rc<Self>) {
+        let manager = Rc::downgrade(self);
+        glommio::spawn_local(async move { flusher(manager).await }).detach();
+        let manager = Rc::downgrade(self);
+        glommio::spawn_local(async move { housekeeping(manager).await }).detach();
+    }
+
+    /// One group-commit round: fsync every queued log concurrently. Returns the number of logs flushed.
+    pub async fn flush_queued(&self) -> usize {
+        let queued: Vec<Rc<PartitionLog>> = std::mem::take(&mut *self.ctx.flush_queue.borrow_mut());
+        for log in &queued {
+            log.in_flush_queue.set(false);
+        }
+        if queued.is_empty() {
+            return 0;
+        }
+        self.ctx.flush_rounds.set(self.ctx.flush_rounds.get() + 1);
+        // Errors poison their own log inside `flush`; the others are unaffected.
+        futures::future::join_all(queued.iter().map(|log| log.flush())).await;
+        queued.len()
+    }
+
+    /// Applies retention to every log now. Returns segments deleted.
+    pub async fn apply_retention(&self) -> usize {
+        let logs: Vec<Rc<PartitionLog>> = self.logs.borrow().values().cloned().collect();
+        let now = now_ms();
+        let mut deleted = 0;
+        for log in logs {
+            match log.apply_retention(now).await {
+                Ok(n) => deleted += n,
+                Err(error) => tracing::error!(partition = %log.topic_partition(), %error, "retention failed"),
+            }
+        }
+        deleted
+    }
+
+    /// Closes every log for a clean start. The caller writes the clean-shutdown marker only if this succeeds
+    /// on every shard.
+    pub async fn shutdown(&self) -> Result<()> {
+        self.stopping.set(true);
+        self.ctx.flush_requests.advance(self.ctx.flush_requests.get() + 1);
+        let logs: Vec<Rc<PartitionLog>> = self.logs.borrow_mut().drain().map(|(_, log)| log).collect();
+        let mut first_error = None;
+        // Close many logs at once so their I/O overlaps in the ring.
+        let mut closing = futures::stream::iter(logs.iter().map(|log| async move { (log, log.close().await) }))
+            .buffer_unordered(CLOSE_CONCURRENCY);
+        while let Some((log, result)) = closing.next().await {
+            if let Err(error) = result {
+                tracing::error!(partition = %log.topic_partition(), %error, "close failed");
+                first_error.get_or_insert(error);
+            }
+        }
+        drop(closing);
+        match first_error {
+            Some(error) => Err(error),
+            None if self.offline.borrow().is_empty() => Ok(()),
+            None => Err(EngineError::Offline {
+                partition: format!("{} partitions", self.offline.borrow().len()),
+                reason: "offline partitions need recovery at the next start".into(),
+            }),
+        }
+    }
+}
+
+async fn flusher(manager: Weak<LogManager>) {
+    let mut seen = 0i64;
+    loop {
+        let requests = match manager.upgrade() {
+            Some(m) if !m.stopping.get() => m.ctx.clone(),
+            _ => return,
+        };
+        if requests.flush_requests.wait_for(seen + 1).await.is_err() {
+            return;
+        }
+        seen = requests.flush_requests.get();
+        drop(requests);
+        let Some(manager) = manager.upgrade() else { return };
+        manager.flush_queued().await;
+    }
+}
+
+async fn housekeeping(manager: Weak<LogManager>) {
+    let mut last_retention = std::time::Instant::now();
+    loop {
+        let tick = match manager.upgrade() {
+            Some(m) if !m.stopping.get() => m.options.housekeeping_tick,
+            _ => return,
+        };
+        glommio::timer::sleep(tick).await;
+        let Some(manager) = manager.upgrade() else { return };
+        if manager.stopping.get() {
+            return;
+        }
+        let now = now_ms();
+        let due: Vec<Rc<PartitionLog>> =
+            manager.logs.borrow().values().filter(|log| log.interval_flush_due(now)).cloned().collect();
+        for log in &due {
+            manager.ctx.request_flush(log);
+        }
+        if last_retention.elapsed() >= manager.options.retention_check_interval {
+            last_retention = std::time::Instant::now();
+            manager.apply_retention().await;
+        }
+    }
+}
+
+/// Lists the partitions that have a directory under `data_dir`.
+pub fn discover_partitions(data_dir: &Path) -> std::io::Result<Vec<TopicPartition>> {
+    let mut found = Vec::new();
+    let entries = match std::fs::read_dir(data_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        if !entry.file_type()?.is_dir() {
+            continue;
+        }
+        if let Some(tp) = entry.file_name().to_str().and_then(TopicPartition::from_dir_name) {
+            found.push(tp);
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// At process start: whether the last shutdown was clean, removing the marker (durably) so that a crash from
+/// now on is seen as unclean. Blocking; call before the shards start.
+pub fn take_clean_shutdown_marker(data_dir: &Path) -> std::io::Result<bool> {
+    std::fs::create_dir_all(data_dir)?;
+    let marker = data_dir.join(CLEAN_SHUTDOWN_MARKER);
+    match std::fs::remove_file(&marker) {
+        Ok(()) => {
+            std::fs::File::open(data_dir)?.sync_all()?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// After every shard closed its logs cleanly: one `syncfs` makes the checkpoints they wrote durable, then the
+/// marker says they can be trusted. Blocking; call after the shards stopped.
+pub fn write_clean_shutdown_marker(data_dir: &Path) -> std::io::Result<()> {
+    let dir = std::fs::File::open(data_dir)?;
+    // SAFETY: syncfs only reads the descriptor, which `dir` keeps open for the call.
+    if unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&dir)) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let marker = data_dir.join(CLEAN_SHUTDOWN_MARKER);
+    let file = std::fs::File::create(&marker)?;
+    file.sync_all()?;
+    std::fs::File::open(data_dir)?.sync_all()
+}
