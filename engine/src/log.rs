@@ -694,6 +694,12 @@ impl PartitionLog {
         self.high_watermark.reset(self.high_watermark.get().min(new_end.0));
         self.recovery_point.set(self.recovery_point.get().min(active.base));
         self.producers.borrow_mut().truncate_from(new_end);
+        // Snapshots past the new end describe batches that no longer exist.
+        for at in list_snapshots(&self.dir)? {
+            if at > new_end {
+                remove_if_exists(&self.dir.join(format!("{:020}{SNAPSHOT_SUFFIX}", at.0))).await?;
+            }
+        }
         if self.epochs.borrow_mut().truncate_from_end(new_end) {
             self.write_epoch_checkpoint().await?;
         }
@@ -1152,7 +1158,9 @@ impl PartitionLog {
         let mut index = crate::index::SegmentIndex::default();
         let mut since_entry = u32::MAX;
         let mut next = segment.base;
-        let mut last_epoch = epochs.latest().map_or(-1, |e| e.epoch.0);
+        // Epochs never decrease along the log: start from the one in effect at this segment's base.
+        let mut last_epoch =
+            epochs.entries().iter().rev().find(|e| e.start_offset <= segment.base).map_or(-1, |e| e.epoch.0);
         let mut max_timestamp = -1i64;
         let mut broken_offsets: Option<u64> = None;
         let outcome = segment::scan_validating(file, 0, size, |position, header, _bytes| {
@@ -1172,9 +1180,8 @@ impl PartitionLog {
             if Offset(header.base_offset()) >= replay_from {
                 producers.update(header);
             }
-            if epochs.assign(LeaderEpoch(epoch), Offset(header.base_offset())) {
-                last_epoch = epoch;
-            }
+            epochs.assign(LeaderEpoch(epoch), Offset(header.base_offset()));
+            last_epoch = last_epoch.max(epoch);
             next = Offset(header.last_offset() + 1);
             true
         })
