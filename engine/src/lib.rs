@@ -15,6 +15,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod config;
 pub mod epoch;
+pub mod fuzz;
 pub mod error;
 pub mod index;
 pub mod log;

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Measures this machine's limits, for quoting Sluice's figures as ratios (DESIGN.md §5):
+#   fio sequential write (buffered, with a final fsync), write with fdatasync every 1 MiB, O_DIRECT write,
+#   sequential buffered read, fdatasync latency p50/p99 of 4 KiB writes, and iperf3 loopback bandwidth.
+# Usage: perf/limits.sh [DIR]   (DIR: where to test the disk; default ./sluice-data, the broker's data dir)
+# Prints a table and writes perf/out/limits.json. Installs fio and iperf3 from Debian if missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dir=${1:-./sluice-data}
+size=${LIMITS_FILE_SIZE:-2G}
+mkdir -p "$dir" perf/out
+need=()
+command -v fio >/dev/null || need+=(fio)
+command -v iperf3 >/dev/null || need+=(iperf3)
+if ((${#need[@]})); then
+  echo "installing ${need[*]}" >&2
+  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+file="$dir/limits.fio"
+trap 'rm -f "$file"' EXIT
+run_fio() { # name, extra args...
+  local name=$1; shift
+  fio --name="$name" --filename="$file" --size="$size" --ioengine=psync --output-format=json "$@" >"perf/out/fio-$name.json"
+}
+run_fio write-buffered --rw=write --bs=1M --end_fsync=1
+run_fio write-fdatasync-1m --rw=write --bs=1M --fdatasync=1
+run_fio write-direct --rw=write --bs=1M --direct=1
+sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
+run_fio read-buffered --rw=read --bs=1M
+run_fio fdatasync-4k --rw=write --bs=4k --size=64M --fdatasync=1
+iperf3 -s -1 -D -B 127.0.0.1 -p 5299 >/dev/null
+sleep 0.5
+iperf3 -c 127.0.0.1 -p 5299 -t 5 -P 1 -J >perf/out/iperf3.json
+python3 - <<'PY'
+import json
+def job(name):
+    return json.load(open(f"perf/out/fio-{name}.json"))["jobs"][0]
+def bw(name, kind="write"):
+    return job(name)[kind]["bw_bytes"] / 2**20
+sync = job("fdatasync-4k")["sync"]["lat_ns"]["percentile"]
+ip = json.load(open("perf/out/iperf3.json"))["end"]["sum_received"]["bits_per_second"] / 8 / 1e9
+limits = {
+    "write_buffered_mib_s": round(bw("write-buffered"), 1),
+    "write_fdatasync_1m_mib_s": round(bw("write-fdatasync-1m"), 1),
+    "write_direct_mib_s": round(bw("write-direct"), 1),
+    "read_buffered_mib_s": round(bw("read-buffered", "read"), 1),
+    "fdatasync_4k_p50_ms": round(sync["50.000000"] / 1e6, 3),
+    "fdatasync_4k_p99_ms": round(sync["99.000000"] / 1e6, 3),
+    "loopback_tcp_gb_s": round(ip, 2),
+}
+json.dump(limits, open("perf/out/limits.json", "w"), indent=1)
+for k, v in limits.items():
+    print(f"{k:28} {v}")
+PY

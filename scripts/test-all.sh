@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs every test Sluice has, installing what the tests need on a fresh Debian machine first.
+# This is the README's test command, and what CI (.ci/run) calls.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+memlock_kib=$(ulimit -l)
+if [ "$memlock_kib" != unlimited ] && [ "$memlock_kib" -lt 4096 ]; then
+  echo "memlock limit is ${memlock_kib} KiB; glommio needs at least 512 KiB per executor (ulimit -l)." >&2
+  exit 1
+fi
+# Nothing beyond the Rust toolchain is needed yet; the broker's client tests (kcat, Python clients) add their
+# installs here.
+command -v cargo >/dev/null || { echo "cargo is required (rustup)" >&2; exit 1; }
+
+echo "== format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== tests"
+cargo test --workspace --locked
+
+echo "== benches and fuzz targets build"
+cargo bench --workspace --locked --no-run
+if command -v cargo-fuzz >/dev/null; then
+  (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz build -O >/dev/null)
+fi
+echo "all tests passed"
