@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Measures this machine's limits, for quoting Sluice's figures as ratios (DESIGN.md §5):
-#   fio sequential write (buffered, with a final fsync), write with fdatasync every 1 MiB, O_DIRECT write,
+#   fio sequential write (buffered, with a final fsync), write with fdatasync every 1 MiB (into a laid-out
+#   file, fio's default, and appending to a fresh file as a log does), O_DIRECT write,
 #   sequential buffered read, fdatasync latency p50/p99 of 4 KiB writes, and iperf3 loopback bandwidth.
 # Usage: perf/limits.sh [DIR]   (DIR: where to test the disk; default ./sluice-data, the broker's data dir)
 # Prints a table and writes perf/out/limits.json. Installs fio and iperf3 from Debian if missing.
@@ -24,6 +25,8 @@ run_fio() { # name, extra args...
 }
 run_fio write-buffered --rw=write --bs=1M --end_fsync=1
 run_fio write-fdatasync-1m --rw=write --bs=1M --fdatasync=1
+rm -f "$file"
+run_fio append-fdatasync-1m --rw=write --bs=1M --fdatasync=1 --fallocate=none
 run_fio write-direct --rw=write --bs=1M --direct=1
 sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
 run_fio read-buffered --rw=read --bs=1M
@@ -42,6 +45,7 @@ ip = json.load(open("perf/out/iperf3.json"))["end"]["sum_received"]["bits_per_se
 limits = {
     "write_buffered_mib_s": round(bw("write-buffered"), 1),
     "write_fdatasync_1m_mib_s": round(bw("write-fdatasync-1m"), 1),
+    "append_fdatasync_1m_mib_s": round(bw("append-fdatasync-1m"), 1),
     "write_direct_mib_s": round(bw("write-direct"), 1),
     "read_buffered_mib_s": round(bw("read-buffered", "read"), 1),
     "fdatasync_4k_p50_ms": round(sync["50.000000"] / 1e6, 3),
