@@ -2,6 +2,8 @@
 //! with and without group commit, index lookup, and the recovery scan rate. The data dir is `$SLUICE_BENCH_DIR`
 //! (default: a temp dir under the working directory, so it sits on the same disk as a broker's data).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -57,7 +59,9 @@ fn append(c: &mut Criterion) {
                     manager.spawn_background();
                     let mut logs = Vec::new();
                     for p in 0..2 {
-                        logs.push(manager.open_log(&TopicPartition::new("bench", p), config.clone()).await.expect("open"));
+                        logs.push(
+                            manager.open_log(&TopicPartition::new("bench", p), config.clone()).await.expect("open"),
+                        );
                     }
                     (manager, logs)
                 });

@@ -218,6 +218,23 @@ impl PartitionLog {
         }
     }
 
+    /// Takes the partition's append lock: one append, truncation, roll or checkpoint at a time.
+    async fn lock_for_write(&self) -> Result<glommio::sync::Permit<'_>> {
+        self.append_lock
+            .acquire_permit(1)
+            .await
+            .map_err(|_| EngineError::Offline { partition: self.name(), reason: "log closed".into() })
+    }
+
+    /// Fsyncs a segment file; a failure poisons the log (never retried).
+    async fn sync_or_poison(&self, file: &SegmentFile) -> Result<()> {
+        if let Err(error) = file.fdatasync().await {
+            self.poison("fsync", &error);
+            return Err(error);
+        }
+        Ok(())
+    }
+
     /// The segment's open file, opening it through the shard's fd cache if needed.
     pub(crate) async fn segment_file(&self, segment: &Rc<Segment>) -> Result<Rc<SegmentFile>> {
         segment.referenced.set(true);
@@ -273,11 +290,7 @@ impl PartitionLog {
             )));
         }
 
-        let _permit = self
-            .append_lock
-            .acquire_permit(1)
-            .await
-            .map_err(|_| EngineError::Offline { partition: self.name(), reason: "log closed".into() })?;
+        let _permit = self.lock_for_write().await?;
         self.check_writable()?;
 
         let next = self.log_end_offset();
@@ -437,10 +450,7 @@ impl PartitionLog {
                 return Err(error);
             }
         };
-        if let Err(error) = file.fdatasync().await {
-            self.poison("fsync", &error);
-            return Err(error);
-        }
+        self.sync_or_poison(&file).await?;
         self.unflushed_messages.set(0);
         self.last_flush_ms.set(now_ms());
         self.durable.advance(target);
@@ -477,10 +487,7 @@ impl PartitionLog {
             return Ok(());
         }
         let file = self.segment_file(&active).await?;
-        if let Err(error) = file.fdatasync().await {
-            self.poison("fsync", &error);
-            return Err(error);
-        }
+        self.sync_or_poison(&file).await?;
         self.write_index_files(&active, Durability::Now).await?;
         self.durable.advance(self.log_end.get());
         let segment = Rc::new(Segment::new(&self.dir, new_base, Segment::empty_state(new_base)));
@@ -627,11 +634,7 @@ impl PartitionLog {
     /// Removes every record at or after `offset` (a follower diverged from its leader). The log end becomes
     /// the start of the batch that holds `offset`.
     pub async fn truncate_to(self: &Rc<Self>, offset: Offset) -> Result<()> {
-        let _permit = self
-            .append_lock
-            .acquire_permit(1)
-            .await
-            .map_err(|_| EngineError::Offline { partition: self.name(), reason: "log closed".into() })?;
+        let _permit = self.lock_for_write().await?;
         self.check_writable()?;
         if offset >= self.log_end_offset() {
             return Ok(());
@@ -664,10 +667,7 @@ impl PartitionLog {
             self.poison("truncate", &error);
             return Err(error);
         }
-        if let Err(error) = file.fdatasync().await {
-            self.poison("fsync", &error);
-            return Err(error);
-        }
+        self.sync_or_poison(&file).await?;
         let mut max_timestamp = -1;
         segment::scan_headers(&file, 0, cut_position, |_, header| {
             max_timestamp = max_timestamp.max(header.max_timestamp.get());
@@ -739,11 +739,7 @@ impl PartitionLog {
                 && now - segment.max_timestamp_ms() > config.retention_ms
         };
         if expired(&self.active()) {
-            let _permit = self
-                .append_lock
-                .acquire_permit(1)
-                .await
-                .map_err(|_| EngineError::Offline { partition: self.name(), reason: "log closed".into() })?;
+            let _permit = self.lock_for_write().await?;
             if self.poisoned.get().is_none() && expired(&self.active()) {
                 self.roll().await?;
             }
@@ -844,18 +840,11 @@ impl PartitionLog {
     /// the log end, the epoch cache and the partition checkpoint. The small files are made durable by the
     /// `syncfs` in [`crate::manager::write_clean_shutdown_marker`]. Leaves the log usable.
     pub async fn checkpoint_for_clean_start(&self) -> Result<()> {
-        let _permit = self
-            .append_lock
-            .acquire_permit(1)
-            .await
-            .map_err(|_| EngineError::Offline { partition: self.name(), reason: "log closed".into() })?;
+        let _permit = self.lock_for_write().await?;
         self.check_writable()?;
         let active = self.active();
         let file = self.segment_file(&active).await?;
-        if let Err(error) = file.fdatasync().await {
-            self.poison("fsync", &error);
-            return Err(error);
-        }
+        self.sync_or_poison(&file).await?;
         self.durable.advance(self.log_end.get());
         let deferred = Durability::AtCleanShutdown;
         self.write_index_files(&active, deferred).await?;
