@@ -281,6 +281,15 @@ impl LogManager {
     }
 }
 
+impl Drop for LogManager {
+    /// Queued logs hold the context that holds the queue: break that cycle so the logs are freed.
+    fn drop(&mut self) {
+        for log in self.ctx.flush_queue.borrow_mut().drain(..) {
+            log.in_flush_queue.set(false);
+        }
+    }
+}
+
 async fn flusher(manager: Weak<LogManager>) {
     let mut seen = 0i64;
     loop {

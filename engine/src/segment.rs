@@ -52,10 +52,17 @@ impl SegmentFile {
             .buffered_open(path)
             .await
             .map_err(|e| EngineError::glommio(if create { "create segment" } else { "open segment" }, path, e))?;
-        // SAFETY: `file` owned this descriptor; `shared` takes ownership of it, and `ring` below is a handle
-        // that is never dropped, so the descriptor is closed exactly once, by the last `Arc<File>`.
-        let fd = file.as_raw_fd();
-        std::mem::forget(file);
+        // Keep a duplicate of the descriptor in `shared` and close glommio's own handle properly (forgetting it
+        // would leak its path on every open).
+        // SAFETY: dup only reads the open descriptor `file` holds.
+        let fd = unsafe { libc::dup(file.as_raw_fd()) };
+        let dup_error = (fd < 0).then(std::io::Error::last_os_error);
+        file.close().await.map_err(|e| EngineError::glommio("close segment handle", path, e))?;
+        if let Some(error) = dup_error {
+            return Err(EngineError::io("dup segment fd", path, error));
+        }
+        // SAFETY: `fd` is a fresh descriptor from dup that nothing else owns; `shared` closes it exactly once,
+        // when the last `Arc<File>` drops. `ring` below never closes it.
         let shared = Arc::new(unsafe { File::from_raw_fd(fd) });
         // SAFETY: `ring` borrows the descriptor owned by `shared`, which this struct keeps alive for as long
         // as `ring` is reachable; `ManuallyDrop` keeps `ring` from closing it.
