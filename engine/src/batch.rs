@@ -242,6 +242,86 @@ pub fn first_offset_at_or_after(batch: &[u8], target_ms: i64) -> Option<(i64, i6
     None
 }
 
+/// One record of an uncompressed batch, borrowed from the batch bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordView<'a> {
+    pub offset: i64,
+    pub timestamp_ms: i64,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    pub headers: Vec<(&'a [u8], Option<&'a [u8]>)>,
+}
+
+/// Parses the records of one uncompressed batch (`batch` starts at its header). Returns `None` for a
+/// compressed batch or records that do not parse; every length is checked against the bytes present.
+pub fn records(batch: &[u8]) -> Option<Vec<RecordView<'_>>> {
+    let header = peek_header(batch)?;
+    if header.compression() != Some(Compression::None) {
+        return None;
+    }
+    let end = header.size_bytes().min(batch.len());
+    let batch = batch.get(..end)?;
+    let mut pos = HEADER_BYTES;
+    let count = usize::try_from(header.records_count.get()).ok()?;
+    let mut out = Vec::with_capacity(count.min(batch.len()));
+    fn bytes_field<'b>(buf: &'b [u8], pos: &mut usize) -> Option<Option<&'b [u8]>> {
+        let (len, n) = read_varlong(buf.get(*pos..)?)?;
+        *pos += n;
+        if len < 0 {
+            return Some(None);
+        }
+        let field_end = pos.checked_add(usize::try_from(len).ok()?)?;
+        let field = buf.get(*pos..field_end)?;
+        *pos = field_end;
+        Some(Some(field))
+    }
+    for _ in 0..count {
+        let (length, n) = read_varlong(batch.get(pos..)?)?;
+        let body_start = pos + n;
+        let body_end = body_start.checked_add(usize::try_from(length).ok()?)?;
+        let body = batch.get(body_start..body_end)?;
+        let mut at = 1; // attributes i8
+        let (timestamp_delta, t) = read_varlong(body.get(at..)?)?;
+        at += t;
+        let (offset_delta, o) = read_varlong(body.get(at..)?)?;
+        at += o;
+        let key = bytes_field(body, &mut at)?;
+        let value = bytes_field(body, &mut at)?;
+        let (header_count, h) = read_varlong(body.get(at..)?)?;
+        at += h;
+        let header_count = usize::try_from(header_count).ok()?;
+        let mut headers = Vec::with_capacity(header_count.min(body.len()));
+        for _ in 0..header_count {
+            let name = bytes_field(body, &mut at)??;
+            let value = bytes_field(body, &mut at)?;
+            headers.push((name, value));
+        }
+        let timestamp_ms = if header.is_log_append_time() {
+            header.max_timestamp.get()
+        } else {
+            header.base_timestamp.get() + timestamp_delta
+        };
+        out.push(RecordView { offset: header.base_offset() + offset_delta, timestamp_ms, key, value, headers });
+        pos = body_end;
+    }
+    Some(out)
+}
+
+/// Splits a buffer of whole batches into the batches' byte ranges (stops at the first incomplete one).
+pub fn split_batches(buf: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while let Some(header) = buf.get(pos..).and_then(peek_header) {
+        let size = header.size_bytes();
+        match buf.get(pos..pos + size) {
+            Some(batch) if size >= HEADER_BYTES => out.push(batch),
+            _ => break,
+        }
+        pos += size;
+    }
+    out
+}
+
 /// One record to encode with [`BatchBuilder`].
 pub struct RecordSpec<'a> {
     pub key: Option<&'a [u8]>,
@@ -395,6 +475,34 @@ pub fn simple_batch(count: usize, value_bytes: usize, first_timestamp_ms: i64) -
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn records_parse_back_what_the_builder_wrote() {
+        let mut builder = BatchBuilder::new();
+        builder.push(&RecordSpec {
+            key: Some(b"k"),
+            value: Some(b"v1"),
+            headers: &[("h", Some(b"x"))],
+            timestamp_ms: 10,
+        });
+        builder.push(&RecordSpec { key: None, value: None, headers: &[], timestamp_ms: 12 });
+        let mut batch = builder.finish();
+        stamp_offset_and_epoch(&mut batch, 100, 0);
+        let parsed = records(&batch).unwrap();
+        assert_eq!(parsed.len(), 2);
+        assert_eq!(parsed[0].offset, 100);
+        assert_eq!(parsed[0].key, Some(&b"k"[..]));
+        assert_eq!(parsed[0].headers, vec![(&b"h"[..], Some(&b"x"[..]))]);
+        assert_eq!(parsed[1].offset, 101);
+        assert_eq!(parsed[1].timestamp_ms, 12);
+        assert_eq!(parsed[1].value, None);
+        let two = [batch.clone(), batch.clone()].concat();
+        assert_eq!(split_batches(&two).len(), 2);
+        assert_eq!(split_batches(&two[..two.len() - 1]).len(), 1);
+        for cut in 0..batch.len() {
+            let _ = records(&batch[..cut]);
+        }
+    }
 
     #[test]
     fn built_batch_validates_and_stamps_without_breaking_the_crc() {

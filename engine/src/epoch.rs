@@ -29,6 +29,11 @@ impl EpochCache {
         self.entries.last().copied()
     }
 
+    /// The epoch in which `offset` was written: the last entry starting at or before it.
+    pub fn epoch_for_offset(&self, offset: Offset) -> Option<LeaderEpoch> {
+        self.entries.iter().rev().find(|entry| entry.start_offset <= offset).map(|entry| entry.epoch)
+    }
+
     /// Records that `epoch` starts at `start_offset`, if it is newer than the latest epoch. Returns whether
     /// the cache changed (and so needs a checkpoint).
     pub fn assign(&mut self, epoch: LeaderEpoch, start_offset: Offset) -> bool {

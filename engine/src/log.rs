@@ -89,6 +89,8 @@ pub struct PartitionLog {
     log_end: OffsetWatch,
     durable: OffsetWatch,
     high_watermark: OffsetWatch,
+    /// Single-replica mode: the high watermark follows the durable offset (no followers to wait for).
+    high_watermark_follows_durable: Cell<bool>,
     recovery_point: Cell<Offset>,
     producers: RefCell<ProducerStateTable>,
     epochs: RefCell<EpochCache>,
@@ -159,6 +161,23 @@ impl PartitionLog {
     /// Set by the replication layer (or, on a single broker, from the durable offset). Clamped to the log end.
     pub fn set_high_watermark(&self, offset: Offset) {
         self.high_watermark.advance(offset.0.min(self.log_end.get()));
+    }
+
+    /// With no followers (a single broker, or replication factor 1) the high watermark is the durable offset:
+    /// consumers never see a record a crash could take back. The replication layer turns this off and sets
+    /// the high watermark itself.
+    pub fn set_high_watermark_follows_durable(&self, follows: bool) {
+        self.high_watermark_follows_durable.set(follows);
+        if follows {
+            self.set_high_watermark(self.durable_offset());
+        }
+    }
+
+    fn advance_durable(&self, offset: i64) {
+        self.durable.advance(offset);
+        if self.high_watermark_follows_durable.get() {
+            self.high_watermark.advance(self.durable.get().min(self.log_end.get()));
+        }
     }
 
     /// The last stable offset: below any open transaction's first offset, and never above the high watermark.
@@ -401,7 +420,7 @@ impl PartitionLog {
         match policy {
             FlushPolicy::Always => self.ctx.request_flush(self),
             FlushPolicy::Interval { flush_messages, flush_interval } => {
-                self.durable.advance(self.log_end.get());
+                self.advance_durable(self.log_end.get());
                 let unflushed = self.unflushed_messages.get() + records;
                 self.unflushed_messages.set(unflushed);
                 let due = now - self.last_flush_ms.get() >= flush_interval.as_millis() as i64;
@@ -409,7 +428,7 @@ impl PartitionLog {
                     self.ctx.request_flush(self);
                 }
             }
-            FlushPolicy::ReplicationOnly => self.durable.advance(self.log_end.get()),
+            FlushPolicy::ReplicationOnly => self.advance_durable(self.log_end.get()),
         }
     }
 
@@ -453,7 +472,7 @@ impl PartitionLog {
         self.sync_or_poison(&file).await?;
         self.unflushed_messages.set(0);
         self.last_flush_ms.set(now_ms());
-        self.durable.advance(target);
+        self.advance_durable(target);
         Ok(())
     }
 
@@ -489,7 +508,7 @@ impl PartitionLog {
         let file = self.segment_file(&active).await?;
         self.sync_or_poison(&file).await?;
         self.write_index_files(&active, Durability::Now).await?;
-        self.durable.advance(self.log_end.get());
+        self.advance_durable(self.log_end.get());
         let segment = Rc::new(Segment::new(&self.dir, new_base, Segment::empty_state(new_base)));
         let new_file = Rc::new(SegmentFile::open(&segment.log_path(), true).await?);
         checkpoint::sync_dir(&self.dir).await?;
@@ -845,7 +864,7 @@ impl PartitionLog {
         let active = self.active();
         let file = self.segment_file(&active).await?;
         self.sync_or_poison(&file).await?;
-        self.durable.advance(self.log_end.get());
+        self.advance_durable(self.log_end.get());
         let deferred = Durability::AtCleanShutdown;
         self.write_index_files(&active, deferred).await?;
         let end = self.log_end_offset();
@@ -975,6 +994,7 @@ impl PartitionLog {
             log_end: OffsetWatch::new(0),
             durable: OffsetWatch::new(0),
             high_watermark: OffsetWatch::new(0),
+            high_watermark_follows_durable: Cell::new(false),
             recovery_point: Cell::new(recovery_point),
             producers: RefCell::new(ProducerStateTable::default()),
             epochs: RefCell::new(EpochCache::default()),

@@ -10,7 +10,10 @@ use std::task::{Poll, Waker};
 pub struct OffsetWatch {
     value: Cell<i64>,
     failed: Cell<bool>,
-    waiters: RefCell<Vec<(i64, Waker)>>,
+    next_waiter_id: Cell<u64>,
+    /// (waiter id, target, waker). A waiter removes its own entry when dropped, so abandoned long polls leave
+    /// nothing behind.
+    waiters: RefCell<Vec<(u64, i64, Waker)>>,
 }
 
 /// The watch failed (the log was poisoned or closed) before reaching the target.
@@ -19,7 +22,12 @@ pub struct WatchFailed;
 
 impl OffsetWatch {
     pub fn new(value: i64) -> Self {
-        OffsetWatch { value: Cell::new(value), failed: Cell::new(false), waiters: RefCell::new(Vec::new()) }
+        OffsetWatch {
+            value: Cell::new(value),
+            failed: Cell::new(false),
+            next_waiter_id: Cell::new(0),
+            waiters: RefCell::new(Vec::new()),
+        }
     }
 
     pub fn get(&self) -> i64 {
@@ -35,7 +43,7 @@ impl OffsetWatch {
         let ready: Vec<Waker> = {
             let mut waiters = self.waiters.borrow_mut();
             let mut ready = Vec::new();
-            waiters.retain(|(target, waker)| {
+            waiters.retain(|(_, target, waker)| {
                 if *target <= value {
                     ready.push(waker.clone());
                     false
@@ -57,15 +65,23 @@ impl OffsetWatch {
     pub fn fail(&self) {
         self.failed.set(true);
         let waiters = std::mem::take(&mut *self.waiters.borrow_mut());
-        waiters.into_iter().for_each(|(_, waker)| waker.wake());
+        waiters.into_iter().for_each(|(_, _, waker)| waker.wake());
     }
 
     pub fn is_failed(&self) -> bool {
         self.failed.get()
     }
 
+    /// Number of registered waiters (for tests and metrics).
+    pub fn waiter_count(&self) -> usize {
+        self.waiters.borrow().len()
+    }
+
     /// Resolves once the value is at least `target`.
     pub async fn wait_for(&self, target: i64) -> Result<(), WatchFailed> {
+        let id = self.next_waiter_id.get();
+        self.next_waiter_id.set(id + 1);
+        let _guard = WaiterGuard { watch: self, id };
         poll_fn(|cx| {
             if self.value.get() >= target {
                 return Poll::Ready(Ok(()));
@@ -74,13 +90,25 @@ impl OffsetWatch {
                 return Poll::Ready(Err(WatchFailed));
             }
             let mut waiters = self.waiters.borrow_mut();
-            match waiters.iter_mut().find(|(t, w)| *t == target && w.will_wake(cx.waker())) {
-                Some(_) => {}
-                None => waiters.push((target, cx.waker().clone())),
+            match waiters.iter_mut().find(|(waiter, _, _)| *waiter == id) {
+                Some(entry) => entry.2.clone_from(cx.waker()),
+                None => waiters.push((id, target, cx.waker().clone())),
             }
             Poll::Pending
         })
         .await
+    }
+}
+
+/// Removes a waiter's entry when its future completes or is dropped.
+struct WaiterGuard<'a> {
+    watch: &'a OffsetWatch,
+    id: u64,
+}
+
+impl Drop for WaiterGuard<'_> {
+    fn drop(&mut self) {
+        self.watch.waiters.borrow_mut().retain(|(waiter, _, _)| *waiter != self.id);
     }
 }
 
@@ -106,6 +134,23 @@ mod tests {
             glommio::executor().yield_now().await;
             watch.fail();
             assert_eq!(failing.await, Err(WatchFailed));
+        });
+    }
+
+    #[test]
+    fn dropped_waiters_leave_no_entry() {
+        let ex = glommio::LocalExecutorBuilder::default().io_memory(512 << 10).make().unwrap();
+        ex.run(async {
+            let watch = Rc::new(OffsetWatch::new(0));
+            for _ in 0..100 {
+                let w = watch.clone();
+                let waiter = glommio::spawn_local(async move { w.wait_for(10).await });
+                glommio::executor().yield_now().await;
+                assert_eq!(watch.waiter_count(), 1);
+                drop(waiter.cancel());
+                glommio::executor().yield_now().await;
+                assert_eq!(watch.waiter_count(), 0);
+            }
         });
     }
 }

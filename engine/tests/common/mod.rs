@@ -71,14 +71,9 @@ pub async fn read_all(log: &PartitionLog, from: i64) -> Vec<u8> {
     out
 }
 
-/// Splits a byte run into batches.
+/// Splits a byte run into batches, asserting that it holds only whole ones.
 pub fn split_batches(bytes: &[u8]) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut position = 0;
-    while let Some(header) = sluice_engine::batch::peek_header(&bytes[position..]) {
-        out.push(bytes[position..position + header.size_bytes()].to_vec());
-        position += header.size_bytes();
-    }
-    assert_eq!(position, bytes.len(), "reads return whole batches");
+    let out: Vec<Vec<u8>> = sluice_engine::batch::split_batches(bytes).into_iter().map(<[u8]>::to_vec).collect();
+    assert_eq!(out.iter().map(Vec::len).sum::<usize>(), bytes.len(), "reads return whole batches");
     out
 }
