@@ -1,3 +1,10 @@
-//! Sluice replication: cluster membership, the controller quorum and its metadata log, leader/follower
-//! replica streaming, ISR and high-watermark tracking. Built on the engine (`truncate_to`,
-//! `end_offset_for_epoch`, `AppendMode::Replica`); see ARCHITECTURE.md. Nothing is implemented yet.
+//! Sluice replication: cluster membership, the controller and its metadata log, and (next) leader/follower
+//! replica streaming, ISR and high-watermark tracking.
+//!
+//! Today it holds what a single broker needs and a cluster will reuse: the configuration registry under
+//! Kafka's names ([`config`]), the metadata records and image with partition placement ([`metadata`]), and
+//! the local controller that is the metadata log's single writer ([`controller`]). Depends only on the engine.
+
+pub mod config;
+pub mod controller;
+pub mod metadata;
