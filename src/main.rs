@@ -1,6 +1,47 @@
-//! The `sluice` binary: broker daemon and CLI.
+//! The `sluice` binary: the broker daemon (`serve`) and command-line tools (`topic`, `produce`, `consume`).
+
+mod cli;
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "sluice", version, about = "Kafka-compatible streaming storage broker, thread-per-core on io_uring")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a broker. With no flags: listens on 0.0.0.0:9092, keeps data in ./sluice-data, one shard per core.
+    Serve(serve::ServeArgs),
+    /// Create, list, describe, delete topics and change their configs.
+    #[command(subcommand)]
+    Topic(cli::TopicCommand),
+    /// Produce lines from stdin as records.
+    Produce(cli::ProduceArgs),
+    /// Print records of a topic.
+    Consume(cli::ConsumeArgs),
+}
 
 fn main() {
-    eprintln!("sluice: the broker is not built yet; see README.md");
-    std::process::exit(2);
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Topic(command) => cli::topic(command),
+        Command::Produce(args) => cli::produce(args),
+        Command::Consume(args) => cli::consume(args),
+    };
+    if let Err(error) = result {
+        eprintln!("sluice: {error:#}");
+        std::process::exit(1);
+    }
 }

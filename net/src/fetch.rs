@@ -1,0 +1,305 @@
+//! Fetch (API 1), versions 4-12: reads on the owner shards, long polls woken by the high watermark, and a
+//! hand-assembled response whose record sets are file slices sent with `sendfile(2)`.
+//!
+//! Flow on the connection's shard: read every partition on its owner (each bounded by its
+//! `partition_max_bytes`), keep slices in request order while the total fits `max_bytes` (the first non-empty
+//! one always fits, KIP-74), and if fewer than `min_bytes` arrived, ask the owners to wait until any of those
+//! partitions' high watermark moves or `max_wait_ms` passes, then read again. Sessions are not kept: every
+//! answer carries session id 0, which tells clients to send full requests (KIP-227).
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, BytesMut};
+use futures::future;
+use kafka_protocol::messages::FetchRequest;
+use sluice_engine::FileSlice;
+
+use crate::error::{self, ResponseError};
+use crate::protocol::{response_header_version, RequestHeader};
+use crate::response::{Chunk, Response};
+use crate::shard::Shard;
+use crate::wire::WriteExt;
+
+/// One partition's read, done on its owner.
+#[derive(Debug, Clone)]
+pub struct PartitionRead {
+    pub error_code: i16,
+    pub high_watermark: i64,
+    pub last_stable_offset: i64,
+    pub log_start_offset: i64,
+    pub slice: Option<FileSlice>,
+}
+
+impl PartitionRead {
+    fn error(error: ResponseError) -> Self {
+        PartitionRead {
+            error_code: error.code(),
+            high_watermark: -1,
+            last_stable_offset: -1,
+            log_start_offset: -1,
+            slice: None,
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        self.slice.as_ref().map_or(0, |slice| slice.len as usize)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct PartitionFetch {
+    topic: String,
+    partition: i32,
+    fetch_offset: i64,
+    current_leader_epoch: i32,
+    max_bytes: usize,
+}
+
+pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: FetchRequest) -> Response {
+    let read_committed = request.isolation_level == 1;
+    let mut fetches = Vec::new();
+    for topic in &request.topics {
+        for partition in &topic.partitions {
+            fetches.push(PartitionFetch {
+                topic: topic.topic.to_string(),
+                partition: partition.partition,
+                fetch_offset: partition.fetch_offset,
+                current_leader_epoch: partition.current_leader_epoch,
+                max_bytes: usize::try_from(partition.partition_max_bytes.max(0)).unwrap_or(0),
+            });
+        }
+    }
+    let max_bytes = usize::try_from(request.max_bytes.max(0)).unwrap_or(0);
+    let min_bytes = usize::try_from(request.min_bytes.max(0)).unwrap_or(0);
+    let deadline = Instant::now() + Duration::from_millis(u64::try_from(request.max_wait_ms.max(0)).unwrap_or(0));
+    let mut reads = read_all(shard, &fetches, read_committed).await;
+    loop {
+        trim_to_budget(&mut reads, max_bytes);
+        let total: usize = reads.iter().map(PartitionRead::bytes).sum();
+        let any_error = reads.iter().any(|read| read.error_code != error::NONE);
+        let now = Instant::now();
+        if total >= min_bytes.max(1) || any_error || now >= deadline || fetches.is_empty() {
+            break;
+        }
+        wait_for_data(shard, &fetches, &reads, deadline).await;
+        if Instant::now() >= deadline && total == 0 {
+            // One last read: data may have come in just as the wait timed out.
+            reads = read_all(shard, &fetches, read_committed).await;
+            trim_to_budget(&mut reads, max_bytes);
+            break;
+        }
+        reads = read_all(shard, &fetches, read_committed).await;
+    }
+    assemble(header, &request, &reads)
+}
+
+/// Reads every partition on its owner, concurrently.
+async fn read_all(shard: &Rc<Shard>, fetches: &[PartitionFetch], read_committed: bool) -> Vec<PartitionRead> {
+    let calls = fetches.iter().cloned().map(|fetch| {
+        let owner = shard.owner(&fetch.topic, fetch.partition);
+        shard.run_on(owner, move |owner| async move { read_partition(&owner, &fetch, read_committed).await })
+    });
+    future::join_all(calls).await
+}
+
+async fn read_partition(shard: &Rc<Shard>, fetch: &PartitionFetch, read_committed: bool) -> PartitionRead {
+    let log = match shard.local_log(&fetch.topic, fetch.partition) {
+        Ok(log) => log,
+        Err(error) => return PartitionRead::error(error),
+    };
+    if let Some(error) = check_leader_epoch(shard, &fetch.topic, fetch.partition, fetch.current_leader_epoch) {
+        return PartitionRead::error(error);
+    }
+    let high_watermark = log.high_watermark();
+    let last_stable = log.last_stable_offset();
+    let log_start = log.log_start_offset();
+    let upper = if read_committed { last_stable } else { high_watermark };
+    let mut read = PartitionRead {
+        error_code: error::NONE,
+        high_watermark: high_watermark.0,
+        last_stable_offset: last_stable.0,
+        log_start_offset: log_start.0,
+        slice: None,
+    };
+    if fetch.fetch_offset < log_start.0 || fetch.fetch_offset > log.log_end_offset().0 {
+        read.error_code = ResponseError::OffsetOutOfRange.code();
+        return read;
+    }
+    if fetch.fetch_offset >= upper.0 || fetch.max_bytes == 0 {
+        return read;
+    }
+    match log.read(sluice_engine::Offset(fetch.fetch_offset), fetch.max_bytes, upper).await {
+        Ok(slice) => read.slice = slice,
+        Err(engine_error) => {
+            tracing::warn!(topic = %fetch.topic, partition = fetch.partition, error = %engine_error, "fetch read failed");
+            read.error_code = error::engine_error_code(&engine_error);
+        }
+    }
+    read
+}
+
+/// Kafka's leader-epoch fencing: an older epoch than the leader's is fenced, a newer one is unknown here.
+pub fn check_leader_epoch(shard: &Shard, topic: &str, partition: i32, current: i32) -> Option<ResponseError> {
+    if current < 0 {
+        return None;
+    }
+    let image = shard.image();
+    let epoch = image.partition(topic, partition)?.leader_epoch;
+    match current.cmp(&epoch) {
+        std::cmp::Ordering::Less => Some(ResponseError::FencedLeaderEpoch),
+        std::cmp::Ordering::Greater => Some(ResponseError::UnknownLeaderEpoch),
+        std::cmp::Ordering::Equal => None,
+    }
+}
+
+/// Keeps slices in request order while they fit `max_bytes`; the first non-empty one always stays.
+fn trim_to_budget(reads: &mut [PartitionRead], max_bytes: usize) {
+    let mut total = 0usize;
+    for read in reads.iter_mut() {
+        let bytes = read.bytes();
+        if bytes == 0 {
+            continue;
+        }
+        if total > 0 && total + bytes > max_bytes {
+            read.slice = None;
+            continue;
+        }
+        total += bytes;
+    }
+}
+
+/// Waits on the owners until one of the partitions' high watermark passes what was read, or the deadline.
+async fn wait_for_data(shard: &Rc<Shard>, fetches: &[PartitionFetch], reads: &[PartitionRead], deadline: Instant) {
+    let mut by_owner: Vec<Vec<(String, i32, i64)>> = vec![Vec::new(); shard.shards()];
+    for (fetch, read) in fetches.iter().zip(reads) {
+        let seen = read.high_watermark.max(fetch.fetch_offset);
+        by_owner[shard.owner(&fetch.topic, fetch.partition)].push((fetch.topic.clone(), fetch.partition, seen));
+    }
+    let waits: Vec<_> = by_owner
+        .into_iter()
+        .enumerate()
+        .filter(|(_, partitions)| !partitions.is_empty())
+        .map(|(owner, partitions)| {
+            Box::pin(shard.run_on(owner, move |owner| async move { wait_on_owner(&owner, partitions, deadline).await }))
+        })
+        .collect();
+    if waits.is_empty() {
+        return;
+    }
+    let timer = glommio::timer::sleep(deadline.saturating_duration_since(Instant::now()));
+    futures::pin_mut!(timer);
+    let _ = future::select(future::select_all(waits), timer).await;
+}
+
+async fn wait_on_owner(shard: &Rc<Shard>, partitions: Vec<(String, i32, i64)>, deadline: Instant) {
+    let logs: Vec<_> = partitions
+        .iter()
+        .filter_map(|(topic, partition, seen)| shard.local_log(topic, *partition).ok().map(|log| (log, *seen)))
+        .collect();
+    let waits: Vec<_> =
+        logs.iter().map(|(log, seen)| Box::pin(log.high_watermark_watch().wait_for(seen + 1))).collect();
+    let timer = glommio::timer::sleep(deadline.saturating_duration_since(Instant::now()));
+    if waits.is_empty() {
+        timer.await;
+        return;
+    }
+    futures::pin_mut!(timer);
+    let _ = future::select(future::select_all(waits), timer).await;
+}
+
+/// FetchResponse v4-v12, with record sets as file slices.
+fn assemble(header: &RequestHeader, request: &FetchRequest, reads: &[PartitionRead]) -> Response {
+    let version = header.api_version;
+    let flexible = version >= 12;
+    let read_committed = request.isolation_level == 1;
+    let mut chunks = Vec::new();
+    let mut out = BytesMut::with_capacity(128 + reads.len() * 64);
+    out.put_i32(0); // size, filled below
+    out.put_i32(header.correlation_id);
+    if response_header_version(header) >= 1 {
+        out.put_empty_tagged_fields();
+    }
+    out.put_i32(0); // throttle_time_ms
+    if version >= 7 {
+        out.put_i16(error::NONE);
+        out.put_i32(0); // session_id: sessionless
+    }
+    out.put_array_len(request.topics.len(), flexible);
+    let mut reads = reads.iter();
+    for topic in &request.topics {
+        out.put_string(&topic.topic, flexible);
+        out.put_array_len(topic.partitions.len(), flexible);
+        for partition in &topic.partitions {
+            let fallback = PartitionRead::error(ResponseError::UnknownServerError);
+            let read = reads.next().unwrap_or(&fallback);
+            out.put_i32(partition.partition);
+            out.put_i16(read.error_code);
+            out.put_i64(read.high_watermark);
+            out.put_i64(read.last_stable_offset);
+            if version >= 5 {
+                out.put_i64(read.log_start_offset);
+            }
+            // aborted_transactions: an empty list for read_committed, null otherwise.
+            match (read_committed, flexible) {
+                (true, _) => out.put_array_len(0, flexible),
+                (false, true) => out.put_uvarint(0),
+                (false, false) => out.put_i32(-1),
+            }
+            if version >= 11 {
+                out.put_i32(-1); // preferred_read_replica
+            }
+            // Never null: librdkafka rejects null records in v12+ (DESIGN.md §4).
+            let len = read.bytes();
+            out.put_records_len(len, flexible);
+            if let Some(slice) = &read.slice {
+                chunks.push(Chunk::Bytes(out.split().freeze()));
+                chunks.push(Chunk::File(slice.clone()));
+            }
+            if flexible {
+                out.put_empty_tagged_fields();
+            }
+        }
+        if flexible {
+            out.put_empty_tagged_fields();
+        }
+    }
+    if flexible {
+        out.put_empty_tagged_fields();
+    }
+    chunks.push(Chunk::Bytes(out.freeze()));
+    Response::with_size_prefix(chunks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(bytes: u32) -> PartitionRead {
+        let file = std::sync::Arc::new(std::fs::File::open("/dev/null").unwrap_or_else(|_| std::process::abort()));
+        PartitionRead {
+            error_code: 0,
+            high_watermark: 0,
+            last_stable_offset: 0,
+            log_start_offset: 0,
+            slice: (bytes > 0).then(|| FileSlice {
+                file,
+                position: 0,
+                len: bytes,
+                first_offset: sluice_engine::Offset(0),
+            }),
+        }
+    }
+
+    #[test]
+    fn budget_keeps_the_first_slice_whole_and_drops_what_does_not_fit() {
+        let mut reads = vec![read(0), read(500), read(400), read(100)];
+        trim_to_budget(&mut reads, 300);
+        let sizes: Vec<usize> = reads.iter().map(PartitionRead::bytes).collect();
+        assert_eq!(sizes, vec![0, 500, 0, 0]);
+        let mut reads = vec![read(100), read(100), read(200)];
+        trim_to_budget(&mut reads, 250);
+        let sizes: Vec<usize> = reads.iter().map(PartitionRead::bytes).collect();
+        assert_eq!(sizes, vec![100, 100, 0]);
+    }
+}

@@ -1,0 +1,28 @@
+//! DescribeCluster (API 60), versions 0-1: brokers, controller and cluster id from the metadata image.
+
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::{BrokerId, DescribeClusterResponse};
+
+use super::text;
+use crate::shard::Shard;
+
+pub fn handle(shard: &Shard) -> DescribeClusterResponse {
+    let image = shard.image();
+    let brokers = image
+        .brokers
+        .values()
+        .map(|broker| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(broker.node_id))
+                .with_host(text(&broker.host))
+                .with_port(broker.port)
+                .with_rack(broker.rack.as_deref().map(text))
+        })
+        .collect();
+    DescribeClusterResponse::default()
+        .with_endpoint_type(1)
+        .with_cluster_id(text(&image.cluster_id))
+        .with_controller_id(BrokerId(image.controller_id))
+        .with_brokers(brokers)
+        .with_cluster_authorized_operations(i32::MIN)
+}

@@ -1,0 +1,84 @@
+//! ListOffsets (API 2), versions 1-6: earliest (-2), latest (-1, the high watermark, or the last stable
+//! offset for read_committed) and the first offset whose timestamp is at least a given time (-1 with
+//! timestamp -1 when no record qualifies). Each partition is answered by its owner shard.
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use sluice_engine::Offset;
+
+use super::topic_name;
+use crate::error::{self, ResponseError};
+use crate::fetch::check_leader_epoch;
+use crate::protocol::RequestHeader;
+use crate::shard::Shard;
+
+pub const LATEST: i64 = -1;
+pub const EARLIEST: i64 = -2;
+
+pub async fn handle(shard: &Rc<Shard>, _header: &RequestHeader, request: ListOffsetsRequest) -> ListOffsetsResponse {
+    let read_committed = request.isolation_level == 1;
+    let mut topics = Vec::new();
+    for topic in request.topics {
+        let name = topic.name.to_string();
+        let calls = topic.partitions.into_iter().map(|partition| {
+            let name = name.clone();
+            let owner = shard.owner(&name, partition.partition_index);
+            shard.run_on(owner, move |owner| async move {
+                let index = partition.partition_index;
+                let (error_code, offset, timestamp, leader_epoch) = list_partition(
+                    &owner,
+                    &name,
+                    index,
+                    partition.timestamp,
+                    partition.current_leader_epoch,
+                    read_committed,
+                )
+                .await;
+                ListOffsetsPartitionResponse::default()
+                    .with_partition_index(index)
+                    .with_error_code(error_code)
+                    .with_offset(offset)
+                    .with_timestamp(timestamp)
+                    .with_leader_epoch(leader_epoch)
+            })
+        });
+        let partitions = futures::future::join_all(calls).await;
+        topics.push(ListOffsetsTopicResponse::default().with_name(topic_name(&name)).with_partitions(partitions));
+    }
+    ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// (error code, offset, timestamp, leader epoch) for one partition.
+async fn list_partition(
+    shard: &Rc<Shard>,
+    topic: &str,
+    partition: i32,
+    timestamp: i64,
+    current_leader_epoch: i32,
+    read_committed: bool,
+) -> (i16, i64, i64, i32) {
+    let log = match shard.local_log(topic, partition) {
+        Ok(log) => log,
+        Err(error) => return (error.code(), -1, -1, -1),
+    };
+    if let Some(error) = check_leader_epoch(shard, topic, partition, current_leader_epoch) {
+        return (error.code(), -1, -1, -1);
+    }
+    let epoch = shard.image().partition(topic, partition).map_or(-1, |p| p.leader_epoch);
+    let upper = if read_committed { log.last_stable_offset() } else { log.high_watermark() };
+    match timestamp {
+        EARLIEST => (error::NONE, log.log_start_offset().0, -1, epoch),
+        LATEST => (error::NONE, upper.0, -1, epoch),
+        ts if ts >= 0 => match log.offset_for_timestamp(ts, upper).await {
+            Ok(Some((Offset(offset), found))) => {
+                let batch_epoch = log.epoch_cache().epoch_for_offset(Offset(offset)).map_or(epoch, |e| e.0);
+                (error::NONE, offset, found, batch_epoch)
+            }
+            Ok(None) => (error::NONE, -1, -1, -1),
+            Err(engine_error) => (error::engine_error_code(&engine_error), -1, -1, -1),
+        },
+        _ => (ResponseError::InvalidRequest.code(), -1, -1, -1),
+    }
+}

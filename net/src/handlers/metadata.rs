@@ -1,0 +1,103 @@
+//! Metadata (API 3), versions 0-12: brokers, controller, cluster id, and for each topic its partitions with
+//! leader, leader epoch, replicas and ISR, all from this shard's read copy of the metadata image. Unknown
+//! topics are created when the request allows it and `auto.create.topics.enable` is on.
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
+use sluice_replication::metadata::{ClusterImage, TopicImage};
+
+use super::{text, topic_name, topics};
+use crate::error::ResponseError;
+use crate::protocol::RequestHeader;
+use crate::shard::Shard;
+
+pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: MetadataRequest) -> MetadataResponse {
+    // v0: an empty list means every topic; v1+: null means every topic.
+    let requested: Option<Vec<(Option<String>, uuid::Uuid)>> = match request.topics {
+        None => None,
+        Some(list) if list.is_empty() && header.api_version == 0 => None,
+        Some(list) => Some(list.into_iter().map(|t| (t.name.map(|n| n.to_string()), t.topic_id)).collect()),
+    };
+    let auto_create_allowed = header.api_version < 4 || request.allow_auto_topic_creation;
+    let mut image = shard.image();
+    if let Some(requested) = &requested {
+        let missing: Vec<String> =
+            requested.iter().filter_map(|(name, _)| name.clone()).filter(|name| image.topic(name).is_none()).collect();
+        let enabled = shard.with_config(&image, |config| config.broker_bool("auto.create.topics.enable"));
+        if !missing.is_empty() && auto_create_allowed && enabled {
+            topics::auto_create(shard, missing).await;
+            image = shard.image();
+        }
+    }
+    let topics: Vec<MetadataResponseTopic> = match requested {
+        None => image.topics.values().map(|topic| describe_topic(&image, topic)).collect(),
+        Some(requested) => requested
+            .into_iter()
+            .map(|(name, topic_id)| {
+                let found = match &name {
+                    Some(name) => image.topic(name),
+                    None => image.topic_by_id(topic_id.as_u128()),
+                };
+                match found {
+                    Some(topic) => describe_topic(&image, topic),
+                    None => {
+                        let error = match &name {
+                            Some(name) if sluice_replication::metadata::validate_topic_name(name).is_err() => {
+                                ResponseError::InvalidTopicException
+                            }
+                            Some(_) => ResponseError::UnknownTopicOrPartition,
+                            None => ResponseError::UnknownTopicId,
+                        };
+                        MetadataResponseTopic::default()
+                            .with_error_code(error.code())
+                            .with_name(name.as_deref().map(topic_name))
+                            .with_topic_id(topic_id)
+                    }
+                }
+            })
+            .collect(),
+    };
+    let brokers = image
+        .brokers
+        .values()
+        .map(|broker| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(broker.node_id))
+                .with_host(text(&broker.host))
+                .with_port(broker.port)
+                .with_rack(broker.rack.as_deref().map(text))
+        })
+        .collect();
+    MetadataResponse::default()
+        .with_brokers(brokers)
+        .with_cluster_id(Some(text(&image.cluster_id)))
+        .with_controller_id(BrokerId(image.controller_id))
+        .with_topics(topics)
+        .with_cluster_authorized_operations(i32::MIN)
+}
+
+fn describe_topic(_image: &ClusterImage, topic: &TopicImage) -> MetadataResponseTopic {
+    let partitions = topic
+        .partitions
+        .iter()
+        .enumerate()
+        .map(|(index, partition)| {
+            MetadataResponsePartition::default()
+                .with_partition_index(index as i32)
+                .with_leader_id(BrokerId(partition.leader))
+                .with_leader_epoch(partition.leader_epoch)
+                .with_replica_nodes(partition.replicas.iter().copied().map(BrokerId).collect())
+                .with_isr_nodes(partition.isr.iter().copied().map(BrokerId).collect())
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(topic_name(&topic.name)))
+        .with_topic_id(uuid::Uuid::from_u128(topic.topic_id))
+        .with_is_internal(topic.name.starts_with("__"))
+        .with_partitions(partitions)
+        .with_topic_authorized_operations(i32::MIN)
+}

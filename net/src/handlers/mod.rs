@@ -1,0 +1,68 @@
+//! One handler per Kafka API. Each runs on the shard that owns the connection, sends per-partition work to
+//! the owning shards and controller work to shard 0, and returns the encoded response.
+//!
+//! Produce and Fetch live in `crate::produce` and `crate::fetch`: they are hand-written for zero copy.
+
+pub mod api_versions;
+pub mod configs;
+pub mod delete_records;
+pub mod describe_cluster;
+pub mod init_producer_id;
+pub mod list_offsets;
+pub mod metadata;
+pub mod offset_for_leader_epoch;
+pub mod topics;
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::TopicName;
+use kafka_protocol::protocol::StrBytes;
+
+use crate::protocol::{encode_response, Decoded, Request};
+use crate::response::Response;
+use crate::shard::Shard;
+
+pub fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_string()))
+}
+
+pub fn text(value: &str) -> StrBytes {
+    StrBytes::from_string(value.to_string())
+}
+
+/// Runs one decoded request to its response.
+pub async fn dispatch(shard: &Rc<Shard>, decoded: Decoded) -> Response {
+    let (header, request) = match decoded {
+        Decoded::Unsupported(header) => return Response::Frame(api_versions::unsupported(&header)),
+        Decoded::Request(header, request) => (header, request),
+    };
+    let frame = match *request {
+        Request::ApiVersions(_) => api_versions::handle(&header),
+        Request::Metadata(request) => encode_response(&header, &metadata::handle(shard, &header, request).await),
+        Request::Produce(request) => match crate::produce::handle(shard, &header, request).await {
+            Some(frame) => frame,
+            None => return Response::None,
+        },
+        Request::Fetch(request) => return crate::fetch::handle(shard, &header, request).await,
+        Request::ListOffsets(request) => encode_response(&header, &list_offsets::handle(shard, &header, request).await),
+        Request::OffsetForLeaderEpoch(request) => {
+            encode_response(&header, &offset_for_leader_epoch::handle(shard, request).await)
+        }
+        Request::InitProducerId(request) => encode_response(&header, &init_producer_id::handle(shard, request).await),
+        Request::CreateTopics(request) => encode_response(&header, &topics::create_topics(shard, request).await),
+        Request::DeleteTopics(request) => {
+            encode_response(&header, &topics::delete_topics(shard, header.api_version, request).await)
+        }
+        Request::CreatePartitions(request) => {
+            encode_response(&header, &topics::create_partitions(shard, request).await)
+        }
+        Request::DescribeConfigs(request) => encode_response(&header, &configs::describe(shard, request)),
+        Request::AlterConfigs(request) => encode_response(&header, &configs::alter(shard, request).await),
+        Request::IncrementalAlterConfigs(request) => {
+            encode_response(&header, &configs::incremental_alter(shard, request).await)
+        }
+        Request::DescribeCluster(_) => encode_response(&header, &describe_cluster::handle(shard)),
+        Request::DeleteRecords(request) => encode_response(&header, &delete_records::handle(shard, request).await),
+    };
+    Response::Frame(frame)
+}

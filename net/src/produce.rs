@@ -1,0 +1,321 @@
+//! Produce (API 0), versions 0-9: a hand-written request parser and response encoder, so that record sets
+//! stay zero-copy slices of the received frame until the owner shard appends them.
+//!
+//! The connection's shard parses the request and sends each partition's records to its owner shard, all
+//! partitions at once. The owner validates and appends (the engine checks magic, CRC, size and producer
+//! sequences) and, for `acks=all`, waits until the records are durable and the high watermark covers them.
+//! `acks=0` gets no response at all. Versions 0-2 carry message formats older than v2, which are refused per
+//! partition with UNSUPPORTED_FOR_MESSAGE_FORMAT.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes};
+use futures::future::{self, Either};
+use sluice_engine::{AppendMode, LeaderEpoch, Offset};
+
+use crate::error::{self, ResponseError};
+use crate::protocol::{finish_frame, start_frame, RequestHeader};
+use crate::shard::Shard;
+use crate::wire::{Reader, WireResult, WriteExt};
+
+/// One topic of a Produce request: its name and (partition, records) pairs.
+pub type TopicRecords = (String, Vec<(i32, Option<Bytes>)>);
+
+#[derive(Debug)]
+pub struct ProduceRequestView {
+    pub version: i16,
+    pub transactional_id: Option<String>,
+    pub acks: i16,
+    pub timeout_ms: i32,
+    pub topics: Vec<TopicRecords>,
+}
+
+impl ProduceRequestView {
+    pub fn parse(mut r: Reader, version: i16) -> WireResult<Self> {
+        let flexible = version >= 9;
+        let transactional_id = match version {
+            0..=2 => None,
+            _ if flexible => r.compact_nullable_string("transactional_id")?,
+            _ => r.nullable_string("transactional_id")?,
+        };
+        let acks = r.i16("acks")?;
+        let timeout_ms = r.i32("timeout_ms")?;
+        let topic_count = r.array_len("topics", flexible)?;
+        let mut topics = Vec::with_capacity(topic_count.min(r.remaining()));
+        for _ in 0..topic_count {
+            let name = if flexible { r.compact_string("topic name")? } else { r.string("topic name")? };
+            let partition_count = r.array_len("partitions", flexible)?;
+            let mut partitions = Vec::with_capacity(partition_count.min(r.remaining()));
+            for _ in 0..partition_count {
+                let index = r.i32("partition index")?;
+                let records =
+                    if flexible { r.compact_nullable_bytes("records")? } else { r.nullable_bytes("records")? };
+                if flexible {
+                    r.skip_tagged_fields()?;
+                }
+                partitions.push((index, records));
+            }
+            if flexible {
+                r.skip_tagged_fields()?;
+            }
+            topics.push((name, partitions));
+        }
+        if flexible {
+            r.skip_tagged_fields()?;
+        }
+        Ok(ProduceRequestView { version, transactional_id, acks, timeout_ms, topics })
+    }
+}
+
+/// One partition's outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionProduced {
+    pub error_code: i16,
+    pub error_message: Option<String>,
+    pub base_offset: i64,
+    pub log_append_time_ms: i64,
+    pub log_start_offset: i64,
+}
+
+impl PartitionProduced {
+    fn error(error: ResponseError, message: Option<String>) -> Self {
+        PartitionProduced {
+            error_code: error.code(),
+            error_message: message,
+            base_offset: -1,
+            log_append_time_ms: -1,
+            log_start_offset: -1,
+        }
+    }
+}
+
+pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: ProduceRequestView) -> Option<Bytes> {
+    let acks = request.acks;
+    let version = request.version;
+    let timeout = Duration::from_millis(u64::try_from(request.timeout_ms.max(0)).unwrap_or(0));
+    let mut calls = Vec::new();
+    for (topic, partitions) in &request.topics {
+        for (partition, records) in partitions {
+            let (topic, partition, records) = (topic.clone(), *partition, records.clone());
+            let early = if !matches!(acks, -1..=1) {
+                Some(PartitionProduced::error(ResponseError::InvalidRequiredAcks, None))
+            } else if version < 3 {
+                Some(PartitionProduced::error(ResponseError::UnsupportedForMessageFormat, None))
+            } else {
+                None
+            };
+            let owner = shard.owner(&topic, partition);
+            let shard = shard.clone();
+            calls.push(async move {
+                match early {
+                    Some(result) => result,
+                    None => {
+                        shard
+                            .run_on(owner, move |owner| async move {
+                                produce_partition(&owner, &topic, partition, records, acks, timeout).await
+                            })
+                            .await
+                    }
+                }
+            });
+        }
+    }
+    let results = future::join_all(calls).await;
+    if acks == 0 {
+        return None;
+    }
+    Some(encode_response(header, &request, &results))
+}
+
+async fn produce_partition(
+    shard: &Rc<Shard>,
+    topic: &str,
+    partition: i32,
+    records: Option<Bytes>,
+    acks: i16,
+    timeout: Duration,
+) -> PartitionProduced {
+    let log = match shard.local_log(topic, partition) {
+        Ok(log) => log,
+        Err(error) => return PartitionProduced::error(error, None),
+    };
+    let records = match records {
+        Some(records) if !records.is_empty() => records,
+        _ => return PartitionProduced::error(ResponseError::CorruptMessage, Some("empty record set".into())),
+    };
+    let image = shard.image();
+    let (leader_epoch, isr) = match image.partition(topic, partition) {
+        Some(p) => (p.leader_epoch, p.isr.len()),
+        None => return PartitionProduced::error(ResponseError::UnknownTopicOrPartition, None),
+    };
+    if acks == -1 {
+        let min_isr = image
+            .topic(topic)
+            .map(|t| shard.with_config(&image, |config| config.topic_value(&t.configs, "min.insync.replicas").0))
+            .and_then(|value| value.parse::<usize>().ok())
+            .unwrap_or(1);
+        if isr < min_isr {
+            return PartitionProduced::error(ResponseError::NotEnoughReplicas, None);
+        }
+    }
+    let info = match log.append(records.to_vec(), AppendMode::Client { leader_epoch: LeaderEpoch(leader_epoch) }).await
+    {
+        Ok(info) => info,
+        Err(engine_error) => {
+            tracing::debug!(topic, partition, error = %engine_error, "produce refused");
+            return PartitionProduced::error(error::engine_error(&engine_error), Some(engine_error.to_string()));
+        }
+    };
+    if acks == -1 {
+        let target = info.last_offset.next();
+        let durable = log.high_watermark_watch().wait_for(target.0);
+        let timer = glommio::timer::sleep(timeout);
+        futures::pin_mut!(durable);
+        futures::pin_mut!(timer);
+        match future::select(durable, timer).await {
+            Either::Left((Ok(()), _)) => {}
+            Either::Left((Err(_), _)) => {
+                return PartitionProduced::error(ResponseError::KafkaStorageError, log.poisoned().map(str::to_string))
+            }
+            Either::Right(_) => return PartitionProduced::error(ResponseError::RequestTimedOut, None),
+        }
+    }
+    PartitionProduced {
+        error_code: error::NONE,
+        error_message: None,
+        base_offset: info.base_offset.0,
+        log_append_time_ms: info.log_append_time_ms,
+        log_start_offset: info.log_start_offset.0.max(Offset::ZERO.0),
+    }
+}
+
+/// ProduceResponse v0-v9.
+pub fn encode_response(header: &RequestHeader, request: &ProduceRequestView, results: &[PartitionProduced]) -> Bytes {
+    let version = request.version;
+    let flexible = version >= 9;
+    let mut out = start_frame(header, 64 + results.len() * 48);
+    out.put_array_len(request.topics.len(), flexible);
+    let mut results = results.iter();
+    for (topic, partitions) in &request.topics {
+        out.put_string(topic, flexible);
+        out.put_array_len(partitions.len(), flexible);
+        for (index, _) in partitions {
+            let Some(result) = results.next() else { break };
+            out.put_i32(*index);
+            out.put_i16(result.error_code);
+            out.put_i64(result.base_offset);
+            if version >= 2 {
+                out.put_i64(result.log_append_time_ms);
+            }
+            if version >= 5 {
+                out.put_i64(result.log_start_offset);
+            }
+            if version >= 8 {
+                out.put_array_len(0, flexible); // record_errors
+                match (&result.error_message, flexible) {
+                    (Some(message), _) => out.put_string(message, flexible),
+                    (None, true) => out.put_uvarint(0),
+                    (None, false) => out.put_i16(-1),
+                }
+            }
+            if flexible {
+                out.put_empty_tagged_fields();
+            }
+        }
+        if flexible {
+            out.put_empty_tagged_fields();
+        }
+    }
+    if version >= 1 {
+        out.put_i32(0); // throttle_time_ms
+    }
+    if flexible {
+        out.put_empty_tagged_fields();
+    }
+    finish_frame(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+    use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+    #[test]
+    fn parses_what_kafka_protocol_encodes_for_every_version_from_3() {
+        for version in 3..=9 {
+            let request = ProduceRequest::default().with_acks(-1).with_timeout_ms(1500).with_topic_data(vec![
+                TopicProduceData::default()
+                    .with_name(TopicName(StrBytes::from_static_str("orders")))
+                    .with_partition_data(vec![
+                        PartitionProduceData::default().with_index(2).with_records(Some(Bytes::from_static(b"abc"))),
+                        PartitionProduceData::default().with_index(5).with_records(None),
+                    ]),
+            ]);
+            let mut buf = bytes::BytesMut::new();
+            request.encode(&mut buf, version).unwrap();
+            let view = ProduceRequestView::parse(Reader::new(buf.freeze()), version).unwrap();
+            assert_eq!(view.acks, -1);
+            assert_eq!(view.timeout_ms, 1500);
+            assert_eq!(view.topics.len(), 1);
+            assert_eq!(view.topics[0].0, "orders");
+            assert_eq!(view.topics[0].1, vec![(2, Some(Bytes::from_static(b"abc"))), (5, None)]);
+        }
+    }
+
+    #[test]
+    fn responses_decode_with_kafka_protocol() {
+        for version in 3..=9 {
+            let request = ProduceRequestView {
+                version,
+                transactional_id: None,
+                acks: 1,
+                timeout_ms: 0,
+                topics: vec![("t".into(), vec![(0, None), (1, None)])],
+            };
+            let results = vec![
+                PartitionProduced {
+                    error_code: 0,
+                    error_message: None,
+                    base_offset: 42,
+                    log_append_time_ms: -1,
+                    log_start_offset: 0,
+                },
+                PartitionProduced::error(ResponseError::MessageTooLarge, Some("too big".into())),
+            ];
+            let header = RequestHeader { api_key: 0, api_version: version, correlation_id: 9, client_id: None };
+            let mut frame = encode_response(&header, &request, &results);
+            let size = bytes::Buf::get_i32(&mut frame);
+            assert_eq!(size as usize, frame.len());
+            assert_eq!(bytes::Buf::get_i32(&mut frame), 9);
+            if version >= 9 {
+                bytes::Buf::get_u8(&mut frame);
+            }
+            let decoded = ProduceResponse::decode(&mut frame, version).unwrap();
+            let partitions = &decoded.responses[0].partition_responses;
+            assert_eq!(partitions[0].base_offset, 42);
+            assert_eq!(partitions[1].error_code, ResponseError::MessageTooLarge.code());
+            assert!(frame.is_empty());
+        }
+    }
+
+    #[test]
+    fn truncated_requests_are_errors_not_panics() {
+        let request = ProduceRequest::default().with_acks(1).with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str("t")))
+            .with_partition_data(
+                vec![PartitionProduceData::default().with_records(Some(Bytes::from_static(b"xyz")))],
+            )]);
+        for version in [3, 9] {
+            let mut buf = bytes::BytesMut::new();
+            request.encode(&mut buf, version).unwrap();
+            let full = buf.freeze();
+            for cut in 0..full.len() {
+                assert!(ProduceRequestView::parse(Reader::new(full.slice(..cut)), version).is_err());
+            }
+        }
+    }
+}

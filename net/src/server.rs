@@ -1,0 +1,223 @@
+//! Client connections on one shard.
+//!
+//! Every shard accepts on the same port (SO_REUSEPORT), so the kernel spreads connections over cores; the
+//! accepting shard owns the connection for its life. Per connection, a reader decodes frames and starts one
+//! task per request, so requests run concurrently, and a writer awaits those tasks in arrival order, so
+//! responses leave in request order (Kafka's rule). At most `queued.max.requests.per.connection` requests are
+//! in flight; past that the reader stops reading, which pushes back on the client through TCP.
+//!
+//! A malformed frame, an oversized one, or an idle connection closes that connection with a log line; no other
+//! connection notices.
+
+use std::cell::Cell;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::future::{self, Either};
+use futures::io::{ReadHalf, WriteHalf};
+use futures::{AsyncReadExt, AsyncWrite};
+use glommio::channels::local_channel;
+use glommio::net::{TcpListener, TcpStream};
+
+use crate::error::ConnectionError;
+use crate::handlers;
+use crate::protocol::{decode_frame, FrameBuffer};
+use crate::response::{self, Response};
+use crate::shard::Shard;
+
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// `socket.request.max.bytes`.
+    pub max_request_bytes: usize,
+    /// `max.connections`, divided over the shards.
+    pub max_connections_per_shard: usize,
+    /// `connections.max.idle.ms`.
+    pub idle_timeout: Duration,
+    /// `queued.max.requests.per.connection`.
+    pub max_in_flight: usize,
+}
+
+impl ConnectionLimits {
+    pub fn from_shard(shard: &Shard) -> ConnectionLimits {
+        let image = shard.image();
+        shard.with_config(&image, |config| ConnectionLimits {
+            max_request_bytes: config.broker_i64("socket.request.max.bytes") as usize,
+            max_connections_per_shard: (config.broker_i64("max.connections") as usize).div_ceil(shard.shards()),
+            idle_timeout: Duration::from_millis(config.broker_i64("connections.max.idle.ms") as u64),
+            max_in_flight: config.broker_i64("queued.max.requests.per.connection") as usize,
+        })
+    }
+}
+
+/// A listening socket with SO_REUSEPORT, made with socket2 so a bad address is an error, not a panic.
+pub fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
+    let domain = if addr.is_ipv6() { socket2::Domain::IPV6 } else { socket2::Domain::IPV4 };
+    let socket = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    // SAFETY: the fd was just created by socket2 and ownership moves to glommio's listener.
+    Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
+}
+
+/// Accepts connections until `stop` resolves.
+pub async fn accept_loop(
+    shard: Rc<Shard>,
+    listener: TcpListener,
+    limits: ConnectionLimits,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    futures::pin_mut!(stop);
+    loop {
+        let accepted = {
+            let accept = listener.accept();
+            futures::pin_mut!(accept);
+            match future::select(accept, stop.as_mut()).await {
+                Either::Left((accepted, _)) => accepted,
+                Either::Right(_) => return,
+            }
+        };
+        let stream = match accepted {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::warn!(shard = shard.id, %error, "accept failed");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let peer = stream.peer_addr().ok();
+        if shard.connections.get() >= limits.max_connections_per_shard {
+            tracing::warn!(
+                shard = shard.id,
+                ?peer,
+                limit = limits.max_connections_per_shard,
+                "connection refused: max.connections reached"
+            );
+            continue;
+        }
+        if let Err(error) = response::set_nonblocking(stream.as_raw_fd())
+            .and_then(|()| stream.set_nodelay(true).map_err(io::Error::from))
+        {
+            tracing::warn!(?peer, %error, "could not configure a new connection");
+            continue;
+        }
+        let shard = shard.clone();
+        glommio::spawn_local(async move {
+            shard.connections.set(shard.connections.get() + 1);
+            if let Err(error) = serve_connection(&shard, stream, limits).await {
+                tracing::warn!(shard = shard.id, ?peer, %error, "connection closed");
+            }
+            shard.connections.set(shard.connections.get() - 1);
+        })
+        .detach();
+    }
+}
+
+/// The writing half plus the raw fd, so fetch responses can `sendfile` into it.
+struct Writer {
+    half: WriteHalf<TcpStream>,
+    fd: RawFd,
+}
+
+impl AsRawFd for Writer {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd
+    }
+}
+
+impl AsyncWrite for Writer {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.half).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.half).poll_flush(cx)
+    }
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.half).poll_close(cx)
+    }
+}
+
+async fn serve_connection(
+    shard: &Rc<Shard>,
+    stream: TcpStream,
+    limits: ConnectionLimits,
+) -> Result<(), ConnectionError> {
+    let fd = stream.as_raw_fd();
+    let (reader, writer) = stream.split();
+    let mut writer = Writer { half: writer, fd };
+    let (queue, responses) = local_channel::new_bounded::<glommio::Task<Response>>(limits.max_in_flight.max(1));
+    let write_failed = Rc::new(Cell::new(None::<io::Error>));
+    let failed = write_failed.clone();
+    let writer_task = glommio::spawn_local(async move {
+        while let Some(task) = responses.recv().await {
+            let response = task.await;
+            if let Err(error) = response::send(&mut writer, response).await {
+                failed.set(Some(error));
+                return;
+            }
+        }
+    });
+    let result = read_requests(shard, reader, &queue, limits, &write_failed).await;
+    drop(queue);
+    writer_task.await;
+    if let Some(error) = write_failed.take() {
+        return Err(ConnectionError::Io { operation: "send", source: error });
+    }
+    result
+}
+
+async fn read_requests(
+    shard: &Rc<Shard>,
+    mut reader: ReadHalf<TcpStream>,
+    queue: &local_channel::LocalSender<glommio::Task<Response>>,
+    limits: ConnectionLimits,
+    write_failed: &Rc<Cell<Option<io::Error>>>,
+) -> Result<(), ConnectionError> {
+    let mut frames = FrameBuffer::new(limits.max_request_bytes);
+    loop {
+        while let Some(frame) = frames.next_frame()? {
+            let decoded = decode_frame(frame)?;
+            let shard = shard.clone();
+            let task = glommio::spawn_local(async move { handlers::dispatch(&shard, decoded).await });
+            if queue.send(task).await.is_err() {
+                return Ok(());
+            }
+        }
+        if write_failed.take().is_some() {
+            return Ok(());
+        }
+        let received = {
+            let read = reader.read(frames.read_space());
+            let idle = glommio::timer::sleep(limits.idle_timeout);
+            futures::pin_mut!(read);
+            futures::pin_mut!(idle);
+            match future::select(read, idle).await {
+                Either::Left((received, _)) => received,
+                Either::Right(_) => {
+                    frames.commit_read(0);
+                    return Err(ConnectionError::Idle);
+                }
+            }
+        };
+        match received {
+            Ok(0) => {
+                frames.commit_read(0);
+                return Ok(());
+            }
+            Ok(n) => frames.commit_read(n),
+            Err(error) => {
+                frames.commit_read(0);
+                if matches!(error.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe) {
+                    return Ok(());
+                }
+                return Err(ConnectionError::Io { operation: "receive", source: error });
+            }
+        }
+    }
+}

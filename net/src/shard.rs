@@ -1,0 +1,266 @@
+//! A shard: one glommio executor pinned to a core, owning a set of partitions outright.
+//!
+//! Each shard holds its engine [`LogManager`], a read copy of the cluster metadata image, and a sender to every
+//! other shard. Work for a partition runs on its owner through [`Shard::run_on`]: the closure travels over a
+//! glommio channel mesh, runs there, and its result travels back. Nothing mutable is shared between shards
+//! and no borrow is held across an `.await`.
+//!
+//! Shard 0 also runs the [`Controller`], the single writer of the metadata log. After a commit it publishes
+//! the new image to every shard ([`Shard::publish`]) and waits until each has opened, reconfigured or deleted
+//! the partitions it owns, so an admin request is answered only once its effect is visible everywhere.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use futures::channel::oneshot;
+use futures::stream::{self, StreamExt};
+use glommio::channels::channel_mesh::{Receivers, Senders};
+use sluice_engine::{LogManager, PartitionLog, TopicPartition};
+use sluice_replication::config::{EffectiveConfig, StaticConfig};
+use sluice_replication::controller::Controller;
+use sluice_replication::metadata::{owner_shard, ClusterImage, NodeId, SharedImage, METADATA_TOPIC};
+
+use crate::error::ResponseError;
+
+/// What every shard knows about the broker it is part of. Immutable after startup.
+#[derive(Debug, Clone)]
+pub struct BrokerSettings {
+    pub node_id: NodeId,
+    pub listen: SocketAddr,
+    pub advertised_host: String,
+    pub advertised_port: i32,
+    pub data_dir: PathBuf,
+    pub shards: usize,
+    pub static_config: StaticConfig,
+}
+
+type Job = Box<dyn FnOnce(Rc<Shard>) -> Pin<Box<dyn Future<Output = Box<dyn Any + Send>>>> + Send>;
+
+/// A message between shards.
+pub enum Envelope {
+    Job { id: u64, from: usize, job: Job },
+    Reply { id: u64, value: Box<dyn Any + Send> },
+}
+
+pub struct Shard {
+    pub id: usize,
+    pub settings: Arc<BrokerSettings>,
+    pub manager: Rc<LogManager>,
+    image: RefCell<SharedImage>,
+    mesh: Option<Senders<Envelope>>,
+    pending: RefCell<HashMap<u64, oneshot::Sender<Box<dyn Any + Send>>>>,
+    next_call_id: Cell<u64>,
+    controller: RefCell<Option<Rc<Controller>>>,
+    /// Open client connections on this shard.
+    pub connections: Cell<usize>,
+}
+
+/// Partitions opened concurrently when an image arrives.
+const OPEN_CONCURRENCY: usize = 32;
+
+impl Shard {
+    pub fn new(
+        id: usize,
+        settings: Arc<BrokerSettings>,
+        manager: Rc<LogManager>,
+        mesh: Option<Senders<Envelope>>,
+    ) -> Rc<Shard> {
+        Rc::new(Shard {
+            id,
+            settings,
+            manager,
+            image: RefCell::new(Arc::new(ClusterImage::default())),
+            mesh,
+            pending: RefCell::new(HashMap::new()),
+            next_call_id: Cell::new(0),
+            controller: RefCell::new(None),
+            connections: Cell::new(0),
+        })
+    }
+
+    pub fn shards(&self) -> usize {
+        self.settings.shards
+    }
+
+    pub fn image(&self) -> SharedImage {
+        self.image.borrow().clone()
+    }
+
+    pub fn set_controller(&self, controller: Rc<Controller>) {
+        *self.controller.borrow_mut() = Some(controller);
+    }
+
+    /// The controller; present on shard 0 only.
+    pub fn controller(&self) -> Option<Rc<Controller>> {
+        self.controller.borrow().clone()
+    }
+
+    /// Runs `f` with the broker configuration in effect (static values plus the image's dynamic ones).
+    pub fn with_config<R>(&self, image: &ClusterImage, f: impl FnOnce(EffectiveConfig<'_>) -> R) -> R {
+        f(EffectiveConfig { static_config: &self.settings.static_config, dynamic: &image.broker_configs })
+    }
+
+    pub fn owner(&self, topic: &str, partition: i32) -> usize {
+        owner_shard(topic, partition, self.shards())
+    }
+
+    /// The partition's log on this shard, or the Kafka error a client should see.
+    pub fn local_log(&self, topic: &str, partition: i32) -> Result<Rc<PartitionLog>, ResponseError> {
+        let image = self.image();
+        if image.partition(topic, partition).is_none() {
+            return Err(ResponseError::UnknownTopicOrPartition);
+        }
+        let tp = TopicPartition::new(topic, partition);
+        match self.manager.get(&tp) {
+            Some(log) => Ok(log),
+            None if self.manager.offline_reason(&tp).is_some() => Err(ResponseError::KafkaStorageError),
+            None => Err(ResponseError::NotLeaderOrFollower),
+        }
+    }
+
+    /// Runs `f` on shard `target` and returns its result. Local calls run inline; remote ones travel over the
+    /// channel mesh.
+    pub async fn run_on<T, F, Fut>(self: &Rc<Self>, target: usize, f: F) -> T
+    where
+        T: Send + 'static,
+        F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
+        Fut: Future<Output = T> + 'static,
+    {
+        let mesh = match &self.mesh {
+            Some(mesh) if target != self.id => mesh,
+            _ => return f(self.clone()).await,
+        };
+        let job: Job = Box::new(move |shard| Box::pin(async move { Box::new(f(shard).await) as Box<dyn Any + Send> }));
+        let id = self.next_call_id.get();
+        self.next_call_id.set(id + 1);
+        let (sender, receiver) = oneshot::channel();
+        self.pending.borrow_mut().insert(id, sender);
+        let sent = mesh.send_to(target, Envelope::Job { id, from: self.id, job }).await;
+        assert!(sent.is_ok(), "shard {target} stopped receiving while shard {} runs", self.id);
+        let value = receiver.await;
+        let value = match value {
+            Ok(value) => value,
+            Err(_) => panic!("shard {target} dropped a call from shard {}", self.id),
+        };
+        match value.downcast::<T>() {
+            Ok(value) => *value,
+            Err(_) => panic!("a cross-shard reply had the wrong type"),
+        }
+    }
+
+    /// Serves calls from one peer until the mesh closes. One task per peer.
+    pub async fn serve_peer(self: Rc<Self>, receivers: Rc<Receivers<Envelope>>, peer: usize) {
+        while let Ok(Some(envelope)) = receivers.recv_from(peer).await {
+            match envelope {
+                Envelope::Job { id, from, job } => {
+                    let shard = self.clone();
+                    glommio::spawn_local(async move {
+                        let value = job(shard.clone()).await;
+                        if let Some(mesh) = &shard.mesh {
+                            let _ = mesh.send_to(from, Envelope::Reply { id, value }).await;
+                        }
+                    })
+                    .detach();
+                }
+                Envelope::Reply { id, value } => {
+                    if let Some(sender) = self.pending.borrow_mut().remove(&id) {
+                        let _ = sender.send(value);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends `image` to every shard and waits until each has applied it.
+    pub async fn publish(self: &Rc<Self>, image: SharedImage) {
+        let calls = (0..self.shards()).map(|target| {
+            let image = image.clone();
+            self.run_on(target, move |shard| async move { shard.apply_image(image).await })
+        });
+        futures::future::join_all(calls).await;
+    }
+
+    /// Installs a new image: deletes the logs of topics that are gone (or were recreated under a new id),
+    /// opens the partitions this shard now owns, and applies changed configs live.
+    pub async fn apply_image(self: &Rc<Self>, image: SharedImage) {
+        let old = self.image.replace(image.clone());
+        if old.version > image.version {
+            // Images arrive in commit order from one writer; an older one is a bug upstream.
+            *self.image.borrow_mut() = old;
+            return;
+        }
+        let removed: Vec<TopicPartition> = old
+            .topics
+            .values()
+            .filter(|topic| image.topic(&topic.name).is_none_or(|new| new.topic_id != topic.topic_id))
+            .flat_map(|topic| (0..topic.partitions.len() as i32).map(|p| TopicPartition::new(topic.name.clone(), p)))
+            .filter(|tp| self.owner(&tp.topic, tp.partition) == self.id)
+            .collect();
+        for tp in removed {
+            if let Err(error) = self.manager.delete_log(&tp).await {
+                tracing::error!(partition = %tp.dir_name(), %error, "deleting a partition of a deleted topic failed");
+            }
+        }
+        let mut to_open = Vec::new();
+        for topic in image.topics.values() {
+            let config = self.with_config(&image, |config| config.log_config(&topic.configs));
+            for partition in 0..topic.partitions.len() as i32 {
+                if self.owner(&topic.name, partition) != self.id {
+                    continue;
+                }
+                let tp = TopicPartition::new(topic.name.clone(), partition);
+                match self.manager.get(&tp) {
+                    Some(log) if log.config() != config => log.set_config(config.clone()),
+                    Some(_) => {}
+                    None if self.manager.offline_reason(&tp).is_some() => {}
+                    None => to_open.push((tp, config.clone())),
+                }
+            }
+        }
+        let manager = self.manager.clone();
+        stream::iter(to_open)
+            .for_each_concurrent(OPEN_CONCURRENCY, |(tp, config)| {
+                let manager = manager.clone();
+                async move {
+                    match manager.open_log(&tp, config).await {
+                        Ok(log) => log.set_high_watermark_follows_durable(true),
+                        Err(error) => {
+                            tracing::error!(partition = %tp.dir_name(), %error, "partition is offline")
+                        }
+                    }
+                }
+            })
+            .await;
+    }
+
+    /// Partition directories on disk that this shard owns but the image does not know (a topic deleted just
+    /// before a crash): renamed aside with a warning, never opened and never silently deleted.
+    pub async fn set_aside_orphans(&self) {
+        let image = self.image();
+        let Ok(found) = sluice_engine::manager::discover_partitions(&self.settings.data_dir) else {
+            return;
+        };
+        for tp in found {
+            if tp.topic == METADATA_TOPIC || self.owner(&tp.topic, tp.partition) != self.id {
+                continue;
+            }
+            if image.partition(&tp.topic, tp.partition).is_some() {
+                continue;
+            }
+            let from = self.settings.data_dir.join(tp.dir_name());
+            let to =
+                self.settings.data_dir.join(format!("{}.{}-orphaned", tp.dir_name(), sluice_engine::types::now_ms()));
+            tracing::warn!(from = %from.display(), to = %to.display(), "partition directory not in the metadata log; set aside");
+            if let Err(error) = glommio::io::rename(&from, &to).await {
+                tracing::error!(path = %from.display(), %error, "could not set an orphaned partition aside");
+            }
+        }
+    }
+}

@@ -1,0 +1,112 @@
+"""Fixtures for the end-to-end client tests: a real `sluice serve` process per test, on a free loopback port
+and a fresh data directory, run with --shards 1 and --shards 2."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SLUICE = os.environ.get("SLUICE_BIN", str(ROOT / "target" / "release" / "sluice"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Broker:
+    def __init__(self, data_dir, shards, extra_args=()):
+        self.data_dir = Path(data_dir)
+        self.shards = shards
+        self.port = free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.extra_args = list(extra_args)
+        self.proc = None
+        self.log_path = self.data_dir.parent / f"broker-{self.port}.log"
+
+    def start(self):
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [SLUICE, "serve", "--listen", self.bootstrap, "--data-dir", str(self.data_dir),
+             "--shards", str(self.shards), *self.extra_args],
+            stdout=log, stderr=log, env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "info")},
+        )
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"broker exited at start:\n{self.log()}")
+            if "ready to serve" in self.log():
+                return self
+            time.sleep(0.05)
+        raise RuntimeError(f"broker not ready after 60 s:\n{self.log()}")
+
+    def log(self):
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def stop(self, timeout=30):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError(f"broker did not stop within {timeout} s on SIGTERM")
+        return self.proc.returncode if self.proc else None
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def restart(self):
+        self.start_count = getattr(self, "start_count", 1) + 1
+        return self.start()
+
+    def rss_kib(self):
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        return int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
+
+    def alive(self):
+        return self.proc.poll() is None
+
+
+@pytest.fixture(params=[1, 2], ids=["shards1", "shards2"])
+def broker(request, tmp_path):
+    b = Broker(tmp_path / "data", request.param).start()
+    yield b
+    code = b.stop()
+    assert code == 0, f"broker exited with {code} on SIGTERM:\n{b.log()[-4000:]}"
+    assert (b.data_dir / ".clean-shutdown").exists(), "no clean-shutdown marker after SIGTERM"
+
+
+@pytest.fixture
+def make_broker(tmp_path):
+    """For tests that need special flags or several restarts."""
+    brokers = []
+
+    def make(shards=1, extra_args=(), name="data"):
+        b = Broker(tmp_path / name, shards, extra_args)
+        brokers.append(b)
+        return b.start()
+
+    yield make
+    for b in brokers:
+        if b.proc and b.proc.poll() is None:
+            b.proc.kill()
+            b.proc.wait()
+
+
+def sluice(*args, input=None, check=True, timeout=60):
+    """Runs the sluice CLI and returns the completed process."""
+    return subprocess.run([SLUICE, *args], input=input, capture_output=True, text=True, check=check, timeout=timeout)
