@@ -9,9 +9,10 @@ if [ "$memlock_kib" != unlimited ] && [ "$memlock_kib" -lt 4096 ]; then
   echo "memlock limit is ${memlock_kib} KiB; glommio needs at least 512 KiB per executor (ulimit -l)." >&2
   exit 1
 fi
-# Nothing beyond the Rust toolchain is needed yet; the broker's client tests (kcat, Python clients) add their
-# installs here.
 command -v cargo >/dev/null || { echo "cargo is required (rustup)" >&2; exit 1; }
+
+echo "== test tools (kcat, Python clients, kafkajs)"
+./scripts/install-test-tools.sh
 
 echo "== format and lints"
 cargo fmt --all -- --check
@@ -19,6 +20,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== tests"
 cargo test --workspace --locked
+
+echo "== end-to-end client tests (release broker, --shards 1 and 2)"
+cargo build --release --locked --bin sluice
+SLUICE_BIN="$PWD/target/release/sluice" tests/clients/.venv/bin/python -m pytest -q -p no:cacheprovider tests/clients
 
 echo "== benches and fuzz targets build"
 cargo bench --workspace --locked --no-run

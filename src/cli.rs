@@ -197,7 +197,8 @@ pub fn topic(command: TopicCommand) -> anyhow::Result<()> {
             }
             let request = DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
                 .with_resource_type(2)
-                .with_resource_name(text(&name))]);
+                .with_resource_name(text(&name))
+                .with_configuration_keys(None)]);
             let (_, configs): (_, DescribeConfigsResponse) = client.send(ApiKey::DescribeConfigs, &request)?;
             for result in configs.results {
                 for entry in result.configs {

@@ -12,6 +12,7 @@
 pub mod client;
 pub mod error;
 pub mod fetch;
+pub mod fuzz;
 pub mod handlers;
 pub mod produce;
 pub mod protocol;

@@ -31,8 +31,12 @@ class Broker:
         self.proc = None
         self.log_path = self.data_dir.parent / f"broker-{self.port}.log"
 
+    def ready_count(self):
+        return self.log().count("ready to serve")
+
     def start(self):
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        ready_before = self.ready_count()
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [SLUICE, "serve", "--listen", self.bootstrap, "--data-dir", str(self.data_dir),
@@ -43,7 +47,7 @@ class Broker:
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"broker exited at start:\n{self.log()}")
-            if "ready to serve" in self.log():
+            if self.ready_count() > ready_before:
                 return self
             time.sleep(0.05)
         raise RuntimeError(f"broker not ready after 60 s:\n{self.log()}")
@@ -70,7 +74,6 @@ class Broker:
         self.proc.wait()
 
     def restart(self):
-        self.start_count = getattr(self, "start_count", 1) + 1
         return self.start()
 
     def rss_kib(self):
@@ -81,12 +84,20 @@ class Broker:
         return self.proc.poll() is None
 
 
+def assert_healthy_log(b):
+    """Bugs show in the log even when a client copes: a handler that could not encode, or a panic."""
+    log = b.log()
+    for bad in ("response encoding failed", "panicked", "shard stopped with an error"):
+        assert bad not in log, f"broker log contains '{bad}':\n{log[-4000:]}"
+
+
 @pytest.fixture(params=[1, 2], ids=["shards1", "shards2"])
 def broker(request, tmp_path):
     b = Broker(tmp_path / "data", request.param).start()
     yield b
     code = b.stop()
     assert code == 0, f"broker exited with {code} on SIGTERM:\n{b.log()[-4000:]}"
+    assert_healthy_log(b)
     assert (b.data_dir / ".clean-shutdown").exists(), "no clean-shutdown marker after SIGTERM"
 
 

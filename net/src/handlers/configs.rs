@@ -136,8 +136,11 @@ pub fn describe(shard: &Shard, request: DescribeConfigsRequest) -> DescribeConfi
                     return result.with_error_code(error.code()).with_error_message(Some(text(&message)))
                 }
             };
-            let keys: Option<Vec<String>> =
-                resource.configuration_keys.map(|keys| keys.iter().map(|k| k.to_string()).collect());
+            // Null or empty: every key.
+            let keys: Option<Vec<String>> = resource
+                .configuration_keys
+                .filter(|keys| !keys.is_empty())
+                .map(|keys| keys.iter().map(|k| k.to_string()).collect());
             let configs = entries
                 .into_iter()
                 .filter(|entry| keys.as_ref().is_none_or(|keys| keys.contains(&entry.name)))

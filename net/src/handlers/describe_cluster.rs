@@ -1,12 +1,13 @@
 //! DescribeCluster (API 60), versions 0-1: brokers, controller and cluster id from the metadata image.
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
-use kafka_protocol::messages::{BrokerId, DescribeClusterResponse};
+use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 
+use super::metadata::{CLUSTER_OPERATIONS, NOT_REQUESTED};
 use super::text;
 use crate::shard::Shard;
 
-pub fn handle(shard: &Shard) -> DescribeClusterResponse {
+pub fn handle(shard: &Shard, request: &DescribeClusterRequest) -> DescribeClusterResponse {
     let image = shard.image();
     let brokers = image
         .brokers
@@ -24,5 +25,9 @@ pub fn handle(shard: &Shard) -> DescribeClusterResponse {
         .with_cluster_id(text(&image.cluster_id))
         .with_controller_id(BrokerId(image.controller_id))
         .with_brokers(brokers)
-        .with_cluster_authorized_operations(i32::MIN)
+        .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
+            CLUSTER_OPERATIONS
+        } else {
+            NOT_REQUESTED
+        })
 }

@@ -17,8 +17,10 @@ use crate::shard::Shard;
 pub const LATEST: i64 = -1;
 pub const EARLIEST: i64 = -2;
 
-pub async fn handle(shard: &Rc<Shard>, _header: &RequestHeader, request: ListOffsetsRequest) -> ListOffsetsResponse {
+pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: ListOffsetsRequest) -> ListOffsetsResponse {
     let read_committed = request.isolation_level == 1;
+    // leader_epoch exists from v4; kafka-protocol refuses to encode a non-default value before that.
+    let with_epoch = header.api_version >= 4;
     let mut topics = Vec::new();
     for topic in request.topics {
         let name = topic.name.to_string();
@@ -41,7 +43,7 @@ pub async fn handle(shard: &Rc<Shard>, _header: &RequestHeader, request: ListOff
                     .with_error_code(error_code)
                     .with_offset(offset)
                     .with_timestamp(timestamp)
-                    .with_leader_epoch(leader_epoch)
+                    .with_leader_epoch(if with_epoch { leader_epoch } else { -1 })
             })
         });
         let partitions = futures::future::join_all(calls).await;

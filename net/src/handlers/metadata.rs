@@ -8,7 +8,7 @@ use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
-use sluice_replication::metadata::{ClusterImage, TopicImage};
+use sluice_replication::metadata::TopicImage;
 
 use super::{text, topic_name, topics};
 use crate::error::ResponseError;
@@ -22,6 +22,9 @@ pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: Metadata
         Some(list) if list.is_empty() && header.api_version == 0 => None,
         Some(list) => Some(list.into_iter().map(|t| (t.name.map(|n| n.to_string()), t.topic_id)).collect()),
     };
+    let cluster_operations =
+        if request.include_cluster_authorized_operations { CLUSTER_OPERATIONS } else { NOT_REQUESTED };
+    let topic_operations = if request.include_topic_authorized_operations { TOPIC_OPERATIONS } else { NOT_REQUESTED };
     let auto_create_allowed = header.api_version < 4 || request.allow_auto_topic_creation;
     let mut image = shard.image();
     if let Some(requested) = &requested {
@@ -34,7 +37,7 @@ pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: Metadata
         }
     }
     let topics: Vec<MetadataResponseTopic> = match requested {
-        None => image.topics.values().map(|topic| describe_topic(&image, topic)).collect(),
+        None => image.topics.values().map(|topic| describe_topic(topic, topic_operations)).collect(),
         Some(requested) => requested
             .into_iter()
             .map(|(name, topic_id)| {
@@ -43,7 +46,7 @@ pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: Metadata
                     None => image.topic_by_id(topic_id.as_u128()),
                 };
                 match found {
-                    Some(topic) => describe_topic(&image, topic),
+                    Some(topic) => describe_topic(topic, topic_operations),
                     None => {
                         let error = match &name {
                             Some(name) if sluice_replication::metadata::validate_topic_name(name).is_err() => {
@@ -77,10 +80,19 @@ pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: Metadata
         .with_cluster_id(Some(text(&image.cluster_id)))
         .with_controller_id(BrokerId(image.controller_id))
         .with_topics(topics)
-        .with_cluster_authorized_operations(i32::MIN)
+        .with_cluster_authorized_operations(cluster_operations)
 }
 
-fn describe_topic(_image: &ClusterImage, topic: &TopicImage) -> MetadataResponseTopic {
+/// Authorized-operation bitfields (KIP-430). There is no authorizer yet, so every operation that applies is
+/// allowed; i32::MIN is Kafka's "not requested".
+pub const NOT_REQUESTED: i32 = i32::MIN;
+/// READ 3, WRITE 4, CREATE 5, DELETE 6, ALTER 7, DESCRIBE 8, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11.
+pub const TOPIC_OPERATIONS: i32 =
+    (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
+/// CREATE 5, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12.
+pub const CLUSTER_OPERATIONS: i32 = (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
+
+fn describe_topic(topic: &TopicImage, authorized_operations: i32) -> MetadataResponseTopic {
     let partitions = topic
         .partitions
         .iter()
@@ -99,5 +111,5 @@ fn describe_topic(_image: &ClusterImage, topic: &TopicImage) -> MetadataResponse
         .with_topic_id(uuid::Uuid::from_u128(topic.topic_id))
         .with_is_internal(topic.name.starts_with("__"))
         .with_partitions(partitions)
-        .with_topic_authorized_operations(i32::MIN)
+        .with_topic_authorized_operations(authorized_operations)
 }

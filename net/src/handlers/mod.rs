@@ -61,7 +61,7 @@ pub async fn dispatch(shard: &Rc<Shard>, decoded: Decoded) -> Response {
         Request::IncrementalAlterConfigs(request) => {
             encode_response(&header, &configs::incremental_alter(shard, request).await)
         }
-        Request::DescribeCluster(_) => encode_response(&header, &describe_cluster::handle(shard)),
+        Request::DescribeCluster(request) => encode_response(&header, &describe_cluster::handle(shard, &request)),
         Request::DeleteRecords(request) => encode_response(&header, &delete_records::handle(shard, request).await),
     };
     Response::Frame(frame)

@@ -1,0 +1,33 @@
+//! Fuzz target body for request decoding, shared by `fuzz/fuzz_targets/request_decoding.rs` (cargo-fuzz)
+//! and the regression test `net/tests/request_decoding_corpus.rs`, so the corpus is re-checked on every test
+//! run. The input is both a frame body (header and request) and a byte stream cut into frames.
+
+use bytes::Bytes;
+
+use crate::protocol::{decode_frame, FrameBuffer};
+
+/// Frame-size limit used by the target: small, so oversized declarations are exercised.
+const LIMIT_BYTES: usize = 1 << 20;
+
+pub fn request_decoding(data: &[u8]) {
+    let _ = decode_frame(Bytes::copy_from_slice(data));
+    let mut frames = FrameBuffer::new(LIMIT_BYTES);
+    let mut rest = data;
+    while !rest.is_empty() {
+        let space = frames.read_space();
+        let n = space.len().min(rest.len()).min(4096);
+        space[..n].copy_from_slice(&rest[..n]);
+        frames.commit_read(n);
+        rest = &rest[n..];
+        loop {
+            match frames.next_frame() {
+                Ok(Some(frame)) => {
+                    let _ = decode_frame(frame);
+                }
+                Ok(None) => break,
+                Err(_) => return,
+            }
+        }
+        assert!(frames.buffered() <= data.len(), "buffered more than was received");
+    }
+}
