@@ -78,17 +78,11 @@ pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: FetchReq
         trim_to_budget(&mut reads, max_bytes);
         let total: usize = reads.iter().map(PartitionRead::bytes).sum();
         let any_error = reads.iter().any(|read| read.error_code != error::NONE);
-        let now = Instant::now();
-        if total >= min_bytes.max(1) || any_error || now >= deadline || fetches.is_empty() {
+        if total >= min_bytes.max(1) || any_error || Instant::now() >= deadline || fetches.is_empty() {
             break;
         }
         wait_for_data(shard, &fetches, &reads, deadline).await;
-        if Instant::now() >= deadline && total == 0 {
-            // One last read: data may have come in just as the wait timed out.
-            reads = read_all(shard, &fetches, read_committed).await;
-            trim_to_budget(&mut reads, max_bytes);
-            break;
-        }
+        // Read again whether woken or timed out: data may have come in just as the wait ended.
         reads = read_all(shard, &fetches, read_committed).await;
     }
     assemble(header, &request, &reads)

@@ -28,6 +28,8 @@ def topic_config(client, name):
     return client.describe_configs([res])[res].result(30)
 
 
+# The legacy AlterConfigs API is tested on purpose: older tools still use it.
+@pytest.mark.filterwarnings("ignore:alter_configs has been deprecated")
 def test_confluent_admin_operations(broker):
     client = admin(broker)
     # validate_only creates nothing.

@@ -82,3 +82,26 @@ def test_bad_frames_close_only_their_connection(broker):
     ck_produce(broker.bootstrap, "survivor", [{"value": b"still here"}])
     assert [m.value() for m in ck_consume(broker.bootstrap, "survivor", [0], 1)] == [b"still here"]
     assert "malformed request" in broker.log() or "connection closed" in broker.log()
+
+
+def test_connection_limits_idle_timeout_and_max_connections(make_broker):
+    broker = make_broker(shards=1, extra_args=["--set", "max.connections=3", "--set", "connections.max.idle.ms=500"])
+    host, port = broker.bootstrap.split(":")
+    held = [socket.create_connection((host, int(port))) for _ in range(3)]
+    time.sleep(0.2)
+    extra = socket.create_connection((host, int(port)), timeout=5)
+    # Over the limit: accepted by the kernel, closed by the broker.
+    assert extra.recv(1) == b""
+    extra.close()
+    assert "max.connections reached" in broker.log()
+    # Idle connections are closed after connections.max.idle.ms.
+    time.sleep(1.5)
+    for s in held:
+        s.settimeout(5)
+        assert s.recv(1) == b""
+        s.close()
+    assert "idle" in broker.log()
+    # Once they are gone, new clients get in.
+    time.sleep(0.2)
+    reply = send_raw(broker, frame(header(18, 0, 5)))
+    assert struct.unpack(">ii", reply[:8])[1] == 5

@@ -53,3 +53,12 @@ def test_idempotent_producers_write_each_record_once(broker):
     # Each batch carries a producer id: two producers, two ids.
     confluent = ck_consume(broker.bootstrap, "idem", [0, 1], 5000)
     assert len(confluent) == 5000
+
+
+def test_read_committed_consumers_read_non_transactional_records(broker):
+    create_topic(broker.bootstrap, "committed")
+    ck_produce(broker.bootstrap, "committed", [{"value": f"c{i}".encode()} for i in range(50)])
+    got = ck_consume(broker.bootstrap, "committed", [0], 50, **{"isolation.level": "read_committed"})
+    assert [m.offset() for m in got] == list(range(50))
+    got = kp_consume(broker.bootstrap, "committed", [0], 50, isolation_level="read_committed")
+    assert [m.offset for m in got] == list(range(50))
