@@ -34,6 +34,14 @@ fn main() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    // A panic is a bug. One shard dying would leave the others waiting on it, so the process stops at once
+    // (fail-stop); the next start recovers the logs.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default_hook(info);
+        eprintln!("sluice: a thread panicked; stopping the process");
+        std::process::abort();
+    }));
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),

@@ -115,8 +115,24 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
     let data_dir = args.data_dir.canonicalize().unwrap_or(args.data_dir.clone());
-    // SO_REUSEPORT lets any process of this user share the port, so first check that nobody holds it.
-    drop(std::net::TcpListener::bind(listen).with_context(|| format!("cannot listen on {listen}"))?);
+    // SO_REUSEPORT would let a second broker of this user share the port silently, so first check that
+    // nothing listens there. A connect test, not a bind: a bind also trips over the TIME_WAIT sockets a
+    // killed broker leaves behind.
+    let probe = if listen.ip().is_unspecified() {
+        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), listen.port())
+    } else {
+        listen
+    };
+    // A broker killed a moment ago can still hold its listener while the kernel tears down its io_uring
+    // asynchronously, so a taken port gets a few seconds to clear.
+    let mut attempts = 0;
+    while std::net::TcpStream::connect_timeout(&probe, Duration::from_millis(500)).is_ok() {
+        attempts += 1;
+        if attempts == 50 {
+            bail!("cannot listen on {listen}: another process is already listening there");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let clean = take_clean_shutdown_marker(&data_dir).context("reading the clean-shutdown marker")?;
     let settings = Arc::new(BrokerSettings {
         node_id: args.node_id,
@@ -252,11 +268,13 @@ async fn shard_main(
         };
         let controller = Rc::new(Controller::open(&manager, local).await.context("opening the metadata log")?);
         shard.set_controller(controller.clone());
+        shard.ensure_internal_topics(&controller).await.context("creating __consumer_offsets")?;
         shard.publish(controller.image()).await;
     } else {
         wait_for(|| shard.image().version > 0 || stop.load(Ordering::SeqCst)).await;
     }
     shard.set_aside_orphans().await;
+    shard.spawn_group_housekeeping();
     let listener =
         bind_listener(settings.listen).with_context(|| format!("shard {id}: listening on {}", settings.listen))?;
     let limits = ConnectionLimits::from_shard(&shard);

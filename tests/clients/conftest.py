@@ -46,7 +46,9 @@ class Broker:
         deadline = time.time() + 60
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"broker exited at start:\n{self.log()}")
+                sockets = subprocess.run(["ss", "-tanp"], capture_output=True, text=True).stdout
+                holders = "\n".join(line for line in sockets.splitlines() if f":{self.port} " in line)
+                raise RuntimeError(f"broker exited at start:\n{self.log()}\nsockets on the port:\n{holders}")
             if self.ready_count() > ready_before:
                 return self
             time.sleep(0.05)
