@@ -286,7 +286,13 @@ mod tests {
                 },
                 PartitionProduced::error(ResponseError::MessageTooLarge, Some("too big".into())),
             ];
-            let header = RequestHeader { api_key: 0, api_version: version, correlation_id: 9, client_id: None };
+            let header = RequestHeader {
+                api_key: 0,
+                api_version: version,
+                correlation_id: 9,
+                client_id: None,
+                client_host: String::new(),
+            };
             let mut frame = encode_response(&header, &request, &results);
             let size = bytes::Buf::get_i32(&mut frame);
             assert_eq!(size as usize, frame.len());

@@ -32,6 +32,17 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteRecords, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::FindCoordinator, 0, 4),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 2, 8),
+    (ApiKey::OffsetFetch, 1, 8),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::ListGroups, 0, 4),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
 ];
 
 pub fn supported_versions(api_key: i16) -> Option<(ApiKey, i16, i16)> {
@@ -44,6 +55,8 @@ pub struct RequestHeader {
     pub api_version: i16,
     pub correlation_id: i32,
     pub client_id: Option<String>,
+    /// The peer's address, filled in by the connection (not on the wire).
+    pub client_host: String,
 }
 
 /// Parses a request header. Header v1 (client id) for every request; v2 adds tagged fields for flexible
@@ -58,7 +71,7 @@ pub fn parse_header(reader: &mut Reader) -> Result<RequestHeader, WireError> {
             reader.skip_tagged_fields()?;
         }
     }
-    Ok(RequestHeader { api_key, api_version, correlation_id, client_id })
+    Ok(RequestHeader { api_key, api_version, correlation_id, client_id, client_host: String::new() })
 }
 
 /// A decoded request of a supported API and version.
@@ -79,6 +92,17 @@ pub enum Request {
     IncrementalAlterConfigs(messages::IncrementalAlterConfigsRequest),
     DescribeCluster(messages::DescribeClusterRequest),
     DeleteRecords(messages::DeleteRecordsRequest),
+    FindCoordinator(messages::FindCoordinatorRequest),
+    JoinGroup(messages::JoinGroupRequest),
+    SyncGroup(messages::SyncGroupRequest),
+    Heartbeat(messages::HeartbeatRequest),
+    LeaveGroup(messages::LeaveGroupRequest),
+    OffsetCommit(messages::OffsetCommitRequest),
+    OffsetFetch(messages::OffsetFetchRequest),
+    DescribeGroups(messages::DescribeGroupsRequest),
+    ListGroups(messages::ListGroupsRequest),
+    DeleteGroups(messages::DeleteGroupsRequest),
+    OffsetDelete(messages::OffsetDeleteRequest),
 }
 
 /// What a frame turned out to be.
@@ -133,6 +157,17 @@ pub fn decode_frame(frame: Bytes) -> Result<Decoded, ConnectionError> {
         }
         ApiKey::DescribeCluster => Request::DescribeCluster(decode_body(&mut body, version).map_err(malformed)?),
         ApiKey::DeleteRecords => Request::DeleteRecords(decode_body(&mut body, version).map_err(malformed)?),
+        ApiKey::FindCoordinator => Request::FindCoordinator(decode_body(&mut body, version).map_err(malformed)?),
+        ApiKey::JoinGroup => Request::JoinGroup(decode_body(&mut body, version).map_err(malformed)?),
+        ApiKey::SyncGroup => Request::SyncGroup(decode_body(&mut body, version).map_err(malformed)?),
+        ApiKey::Heartbeat => Request::Heartbeat(decode_body(&mut body, version).map_err(malformed)?),
+        ApiKey::LeaveGroup => Request::LeaveGroup(decode_body(&mut body, version).map_err(malformed)?),
+        ApiKey::OffsetCommit => Request::OffsetCommit(decode_body(&mut body, version).map_err(malformed)?),
+        ApiKey::OffsetFetch => Request::OffsetFetch(decode_body(&mut body, version).map_err(malformed)?),
+        ApiKey::DescribeGroups => Request::DescribeGroups(decode_body(&mut body, version).map_err(malformed)?),
+        ApiKey::ListGroups => Request::ListGroups(decode_body(&mut body, version).map_err(malformed)?),
+        ApiKey::DeleteGroups => Request::DeleteGroups(decode_body(&mut body, version).map_err(malformed)?),
+        ApiKey::OffsetDelete => Request::OffsetDelete(decode_body(&mut body, version).map_err(malformed)?),
         other => return Err(malformed(format!("{other:?} is in the table but has no decoder"))),
     };
     Ok(Decoded::Request(header, Box::new(request)))

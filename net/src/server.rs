@@ -26,7 +26,7 @@ use glommio::net::{TcpListener, TcpStream};
 
 use crate::error::ConnectionError;
 use crate::handlers;
-use crate::protocol::{decode_frame, FrameBuffer};
+use crate::protocol::{decode_frame, Decoded, FrameBuffer};
 use crate::response::{self, Response};
 use crate::shard::Shard;
 
@@ -149,6 +149,7 @@ async fn serve_connection(
     limits: ConnectionLimits,
 ) -> Result<(), ConnectionError> {
     let fd = stream.as_raw_fd();
+    let stream_peer = stream.peer_addr().ok();
     let (reader, writer) = stream.split();
     let mut writer = Writer { half: writer, fd };
     let (queue, responses) = local_channel::new_bounded::<glommio::Task<Response>>(limits.max_in_flight.max(1));
@@ -163,7 +164,8 @@ async fn serve_connection(
             }
         }
     });
-    let result = read_requests(shard, reader, &queue, limits, &write_failed).await;
+    let peer_host = stream_peer.map(|peer| format!("/{}", peer.ip())).unwrap_or_default();
+    let result = read_requests(shard, reader, &queue, limits, &write_failed, &peer_host).await;
     drop(queue);
     writer_task.await;
     if let Some(error) = write_failed.take() {
@@ -178,11 +180,15 @@ async fn read_requests(
     queue: &local_channel::LocalSender<glommio::Task<Response>>,
     limits: ConnectionLimits,
     write_failed: &Rc<Cell<Option<io::Error>>>,
+    peer_host: &String,
 ) -> Result<(), ConnectionError> {
     let mut frames = FrameBuffer::new(limits.max_request_bytes);
     loop {
         while let Some(frame) = frames.next_frame()? {
-            let decoded = decode_frame(frame)?;
+            let mut decoded = decode_frame(frame)?;
+            if let Decoded::Request(header, _) = &mut decoded {
+                header.client_host.clone_from(peer_host);
+            }
             let shard = shard.clone();
             let task = glommio::spawn_local(async move { handlers::dispatch(&shard, decoded).await });
             if queue.send(task).await.is_err() {

@@ -11,21 +11,26 @@
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::channel::oneshot;
 use futures::stream::{self, StreamExt};
 use glommio::channels::channel_mesh::{Receivers, Senders};
 use sluice_engine::{LogManager, PartitionLog, TopicPartition};
 use sluice_replication::config::{EffectiveConfig, StaticConfig};
-use sluice_replication::controller::Controller;
-use sluice_replication::metadata::{owner_shard, ClusterImage, NodeId, SharedImage, METADATA_TOPIC};
+use sluice_replication::controller::{new_topic_id, Controller, ControllerError};
+use sluice_replication::metadata::{
+    owner_shard, ClusterImage, MetadataRecord, NodeId, PartitionImage, SharedImage, METADATA_TOPIC,
+};
+
+use crate::coordinator::{Coordinator, GroupConfig, OFFSETS_TOPIC};
 
 use crate::error::ResponseError;
 
@@ -60,6 +65,10 @@ pub struct Shard {
     controller: RefCell<Option<Rc<Controller>>>,
     /// Open client connections on this shard.
     pub connections: Cell<usize>,
+    /// Groups whose `__consumer_offsets` partition this shard owns.
+    pub coordinator: Rc<Coordinator>,
+    /// `__consumer_offsets` partitions already loaded into the coordinator.
+    loaded_offsets_partitions: RefCell<HashSet<i32>>,
 }
 
 /// Partitions opened concurrently when an image arrives.
@@ -72,7 +81,19 @@ impl Shard {
         manager: Rc<LogManager>,
         mesh: Option<Senders<Envelope>>,
     ) -> Rc<Shard> {
+        let dynamic = Default::default();
+        let config = EffectiveConfig { static_config: &settings.static_config, dynamic: &dynamic };
+        let group_config = GroupConfig {
+            initial_rebalance_delay: Duration::from_millis(config.broker_i64("group.initial.rebalance.delay.ms") as u64),
+            min_session_timeout_ms: config.broker_i64("group.min.session.timeout.ms") as i32,
+            max_session_timeout_ms: config.broker_i64("group.max.session.timeout.ms") as i32,
+            max_size: config.broker_i64("group.max.size") as usize,
+            offset_metadata_max_bytes: config.broker_i64("offset.metadata.max.bytes") as usize,
+            offsets_retention_ms: config.broker_i64("offsets.retention.minutes").saturating_mul(60_000),
+        };
         Rc::new(Shard {
+            coordinator: Coordinator::new(group_config),
+            loaded_offsets_partitions: RefCell::new(HashSet::new()),
             id,
             settings,
             manager,
@@ -238,6 +259,77 @@ impl Shard {
                 }
             })
             .await;
+        self.load_group_partitions(&image).await;
+    }
+
+    /// Loads the `__consumer_offsets` partitions this shard owns and has not loaded yet into its coordinator.
+    async fn load_group_partitions(&self, image: &ClusterImage) {
+        let Some(topic) = image.topic(OFFSETS_TOPIC) else { return };
+        self.coordinator.set_offsets_partitions(topic.partitions.len() as i32);
+        for partition in 0..topic.partitions.len() as i32 {
+            if self.owner(OFFSETS_TOPIC, partition) != self.id
+                || self.loaded_offsets_partitions.borrow().contains(&partition)
+            {
+                continue;
+            }
+            let Some(log) = self.manager.get(&TopicPartition::new(OFFSETS_TOPIC, partition)) else { continue };
+            match self.coordinator.load_partition(partition, log).await {
+                Ok(records) => {
+                    self.loaded_offsets_partitions.borrow_mut().insert(partition);
+                    if records > 0 {
+                        tracing::info!(shard = self.id, partition, records, "loaded consumer groups");
+                    }
+                }
+                Err(error) => tracing::error!(partition, %error, "could not load consumer groups"),
+            }
+        }
+    }
+
+    /// Creates `__consumer_offsets` on first start (shard 0, with the controller).
+    pub async fn ensure_internal_topics(self: &Rc<Self>, controller: &Controller) -> Result<(), ControllerError> {
+        let image = controller.image();
+        if image.topic(OFFSETS_TOPIC).is_some() {
+            return Ok(());
+        }
+        let partitions = self.with_config(&image, |config| config.broker_i64("offsets.topic.num.partitions")) as usize;
+        let configs = [("retention.ms", "-1"), ("segment.bytes", "104857600"), ("flush.policy", "always")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let record = MetadataRecord::CreateTopic {
+            name: OFFSETS_TOPIC.to_string(),
+            topic_id: new_topic_id(),
+            partitions: vec![PartitionImage::new(vec![self.settings.node_id]); partitions],
+            configs,
+        };
+        let guard = controller.lock().await?;
+        controller.commit(&guard, vec![record]).await?;
+        Ok(())
+    }
+
+    /// Group housekeeping: session expiry every 100 ms, offset expiry and log trimming every
+    /// `offsets.retention.check.interval.ms`.
+    pub fn spawn_group_housekeeping(self: &Rc<Self>) {
+        let shard = self.clone();
+        let check_every = {
+            let image = self.image();
+            Duration::from_millis(
+                self.with_config(&image, |c| c.broker_i64("offsets.retention.check.interval.ms")) as u64
+            )
+        };
+        glommio::spawn_local(async move {
+            let mut last_check = std::time::Instant::now();
+            loop {
+                glommio::timer::sleep(Duration::from_millis(100)).await;
+                shard.coordinator.expire_members();
+                if last_check.elapsed() >= check_every {
+                    last_check = std::time::Instant::now();
+                    shard.coordinator.expire_offsets().await;
+                    shard.coordinator.trim().await;
+                }
+            }
+        })
+        .detach();
     }
 
     /// Partition directories on disk that this shard owns but the image does not know (a topic deleted just

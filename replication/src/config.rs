@@ -268,6 +268,43 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         kind: ConfigKind::Int { min: 1 },
         dynamic: false,
     },
+    BrokerConfigDef {
+        name: "offsets.retention.check.interval.ms",
+        default: "600000",
+        kind: ConfigKind::Long { min: 1 },
+        dynamic: false,
+    },
+    BrokerConfigDef {
+        name: "offsets.topic.num.partitions",
+        default: "50",
+        kind: ConfigKind::Int { min: 1 },
+        dynamic: false,
+    },
+    BrokerConfigDef {
+        name: "offset.metadata.max.bytes",
+        default: "4096",
+        kind: ConfigKind::Int { min: 0 },
+        dynamic: false,
+    },
+    BrokerConfigDef {
+        name: "group.initial.rebalance.delay.ms",
+        default: "3000",
+        kind: ConfigKind::Int { min: 0 },
+        dynamic: false,
+    },
+    BrokerConfigDef {
+        name: "group.min.session.timeout.ms",
+        default: "6000",
+        kind: ConfigKind::Int { min: 1 },
+        dynamic: false,
+    },
+    BrokerConfigDef {
+        name: "group.max.session.timeout.ms",
+        default: "1800000",
+        kind: ConfigKind::Int { min: 1 },
+        dynamic: false,
+    },
+    BrokerConfigDef { name: "group.max.size", default: "2147483647", kind: ConfigKind::Int { min: 1 }, dynamic: false },
 ];
 
 /// Kafka's coarser spellings, folded into the canonical key when no finer one is given.

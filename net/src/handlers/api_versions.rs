@@ -29,6 +29,12 @@ pub fn unsupported(header: &RequestHeader) -> Bytes {
     tracing::debug!(api_key = header.api_key, version = header.api_version, "unsupported API or version");
     let response =
         ApiVersionsResponse::default().with_error_code(ResponseError::UnsupportedVersion.code()).with_api_keys(table());
-    let v0 = RequestHeader { api_key: 18, api_version: 0, correlation_id: header.correlation_id, client_id: None };
+    let v0 = RequestHeader {
+        api_key: 18,
+        api_version: 0,
+        correlation_id: header.correlation_id,
+        client_id: None,
+        client_host: String::new(),
+    };
     encode_response(&v0, &response)
 }

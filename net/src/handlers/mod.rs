@@ -7,6 +7,7 @@ pub mod api_versions;
 pub mod configs;
 pub mod delete_records;
 pub mod describe_cluster;
+pub mod groups;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
@@ -63,6 +64,24 @@ pub async fn dispatch(shard: &Rc<Shard>, decoded: Decoded) -> Response {
         }
         Request::DescribeCluster(request) => encode_response(&header, &describe_cluster::handle(shard, &request)),
         Request::DeleteRecords(request) => encode_response(&header, &delete_records::handle(shard, request).await),
+        Request::FindCoordinator(request) => {
+            encode_response(&header, &groups::find_coordinator(shard, &header, request))
+        }
+        Request::JoinGroup(request) => {
+            let host = header.client_host.clone();
+            encode_response(&header, &groups::join_group(shard, &header, host, request).await)
+        }
+        Request::SyncGroup(request) => encode_response(&header, &groups::sync_group(shard, &header, request).await),
+        Request::Heartbeat(request) => encode_response(&header, &groups::heartbeat(shard, request).await),
+        Request::LeaveGroup(request) => encode_response(&header, &groups::leave_group(shard, &header, request).await),
+        Request::OffsetCommit(request) => encode_response(&header, &groups::offset_commit(shard, request).await),
+        Request::OffsetFetch(request) => encode_response(&header, &groups::offset_fetch(shard, &header, request).await),
+        Request::DescribeGroups(request) => {
+            encode_response(&header, &groups::describe_groups(shard, &header, request).await)
+        }
+        Request::ListGroups(request) => encode_response(&header, &groups::list_groups(shard, &header, request).await),
+        Request::DeleteGroups(request) => encode_response(&header, &groups::delete_groups(shard, request).await),
+        Request::OffsetDelete(request) => encode_response(&header, &groups::offset_delete(shard, request).await),
     };
     Response::Frame(frame)
 }
