@@ -23,6 +23,9 @@ enum Command {
     Produce(cli::ProduceArgs),
     /// Print records of a topic.
     Consume(cli::ConsumeArgs),
+    /// List, describe, delete consumer groups and reset their offsets.
+    #[command(subcommand)]
+    Group(cli::GroupCommand),
 }
 
 fn main() {
@@ -48,6 +51,7 @@ fn main() {
         Command::Topic(command) => cli::topic(command),
         Command::Produce(args) => cli::produce(args),
         Command::Consume(args) => cli::consume(args),
+        Command::Group(command) => cli::group(command),
     };
     if let Err(error) = result {
         eprintln!("sluice: {error:#}");

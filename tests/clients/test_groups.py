@@ -308,3 +308,50 @@ def test_commit_errors_have_kafka_codes(group_broker):
     client.poll(future=future, timeout_ms=5000)
     assert future.value.topics[0][1][0][1] == 25  # UNKNOWN_MEMBER_ID
     member.close()
+
+
+def test_sluice_group_commands(group_broker):
+    from conftest import sluice
+    b = group_broker.bootstrap
+    boot = ["--bootstrap", b]
+    create_topic(b, "cli-groups", partitions=2)
+    produce_values(b, "cli-groups", 0, 100, partitions=2)
+    member = ck_member(b, "cli-g", **{"client.id": "cli-test-client"})
+    member.subscribe(["cli-groups"])
+    poll_until(member, lambda g: len(g) >= 60)
+    commit_retrying(member)
+    assert "cli-g\tStable\tconsumer" in sluice("group", "list", *boot).stdout
+    out = sluice("group", "describe", "cli-g", *boot).stdout
+    assert "state Stable" in out and "client cli-test-client" in out
+    assert "partitions cli-groups-0,cli-groups-1" in out
+    rows = [line.split("\t") for line in out.splitlines() if line.startswith("cli-groups\t")]
+    assert len(rows) == 2
+    for topic, partition, committed, end, lag, owner in rows:
+        assert int(end) == 50 and int(lag) == 50 - int(committed) and owner != "-"
+    refused = sluice("group", "reset-offsets", "cli-g", "--topic", "cli-groups", "--to-earliest", "--execute", *boot, check=False)
+    assert refused.returncode == 1 and "stop its consumers first" in refused.stderr
+    member.close()
+    dry = sluice("group", "reset-offsets", "cli-g", "--topic", "cli-groups", "--to-earliest", *boot).stdout
+    assert "dry run" in dry
+    committed = lambda: {int(r[1]): int(r[2]) for r in (l.split("\t") for l in sluice("group", "describe", "cli-g", *boot).stdout.splitlines()) if r[0] == "cli-groups"}
+    before = committed()
+    sluice("group", "reset-offsets", "cli-g", "--topic", "cli-groups", "--to-earliest", "--execute", *boot)
+    assert committed() == {0: 0, 1: 0}
+    sluice("group", "reset-offsets", "cli-g", "--topic", "cli-groups", "--shift-by", "7", "--execute", *boot)
+    assert committed() == {0: 7, 1: 7}
+    sluice("group", "reset-offsets", "cli-g", "--topic", "cli-groups", "--shift-by", "-100", "--execute", *boot)
+    assert committed() == {0: 0, 1: 0}
+    sluice("group", "reset-offsets", "cli-g", "--topic", "cli-groups", "--to-offset", "20", "--execute", *boot)
+    assert committed() == {0: 20, 1: 20}
+    sluice("group", "reset-offsets", "cli-g", "--topic", "cli-groups", "--to-latest", "--execute", *boot)
+    assert committed() == {0: 50, 1: 50}
+    assert before != committed() or before == {0: 50, 1: 50}
+    # A new member resumes from the reset offsets.
+    resumed = ck_member(b, "cli-g")
+    resumed.subscribe(["cli-groups"])
+    produce_values(b, "cli-groups", 100, 10, partitions=2)
+    got = poll_until(resumed, lambda g: len(g) >= 10, timeout=20)
+    assert sorted(int(m.value()[1:]) for m in got) == list(range(100, 110))
+    resumed.close()
+    sluice("group", "delete", "cli-g", *boot)
+    assert "cli-g\t" not in sluice("group", "list", *boot).stdout
