@@ -584,7 +584,9 @@ fn describe_group(client: &mut Client, group: &str) -> anyhow::Result<describe_g
     let (_, response): (_, DescribeGroupsResponse) = client.send(ApiKey::DescribeGroups, &request)?;
     let described = response.groups.into_iter().next().context("empty DescribeGroups response")?;
     if described.error_code != 0 {
-        return Err(kafka_error(described.error_code, described.error_message.as_ref()).context(format!("group '{group}'")));
+        return Err(
+            kafka_error(described.error_code, described.error_message.as_ref()).context(format!("group '{group}'"))
+        );
     }
     Ok(described)
 }
@@ -594,8 +596,10 @@ fn group_offsets(client: &mut Client, group: &str) -> anyhow::Result<BTreeMap<(S
     let version = client.version_for::<OffsetFetchRequest>(ApiKey::OffsetFetch)?;
     let mut out = BTreeMap::new();
     if version >= 8 {
-        let request = OffsetFetchRequest::default()
-            .with_groups(vec![offset_fetch_request::OffsetFetchRequestGroup::default().with_group_id(GroupId(text(group))).with_topics(None)]);
+        let request =
+            OffsetFetchRequest::default().with_groups(vec![offset_fetch_request::OffsetFetchRequestGroup::default()
+                .with_group_id(GroupId(text(group)))
+                .with_topics(None)]);
         let response: OffsetFetchResponse = client.send_with_version(ApiKey::OffsetFetch, version, &request)?;
         for g in response.groups {
             if g.error_code != 0 {
@@ -641,7 +645,8 @@ pub fn group(command: GroupCommand) -> anyhow::Result<()> {
     match command {
         GroupCommand::List { bootstrap } => {
             let mut client = connect(&bootstrap)?;
-            let (_, response): (_, ListGroupsResponse) = client.send(ApiKey::ListGroups, &ListGroupsRequest::default())?;
+            let (_, response): (_, ListGroupsResponse) =
+                client.send(ApiKey::ListGroups, &ListGroupsRequest::default())?;
             if response.error_code != 0 {
                 return Err(kafka_error(response.error_code, None));
             }
@@ -692,7 +697,16 @@ pub fn group(command: GroupCommand) -> anyhow::Result<()> {
             }
             println!("deleted group {group}");
         }
-        GroupCommand::ResetOffsets { group, topic, to_earliest, to_latest, to_offset, shift_by, execute, bootstrap } => {
+        GroupCommand::ResetOffsets {
+            group,
+            topic,
+            to_earliest,
+            to_latest,
+            to_offset,
+            shift_by,
+            execute,
+            bootstrap,
+        } => {
             let mut client = connect(&bootstrap)?;
             if !(to_earliest || to_latest || to_offset.is_some() || shift_by.is_some()) {
                 bail!("say where to: --to-earliest, --to-latest, --to-offset N or --shift-by N");
@@ -700,7 +714,9 @@ pub fn group(command: GroupCommand) -> anyhow::Result<()> {
             let described = describe_group(&mut client, &group)?;
             let state = described.group_state.to_string();
             if state != "Empty" && state != "Dead" {
-                bail!("group '{group}' is {state}: stop its consumers first (offsets of an active group cannot be reset)");
+                bail!(
+                    "group '{group}' is {state}: stop its consumers first (offsets of an active group cannot be reset)"
+                );
             }
             let partitions = partition_count(&mut client, &topic)?;
             let committed = group_offsets(&mut client, &group)?;
@@ -731,20 +747,24 @@ pub fn group(command: GroupCommand) -> anyhow::Result<()> {
             let request = OffsetCommitRequest::default()
                 .with_group_id(GroupId(text(&group)))
                 .with_generation_id_or_member_epoch(-1)
-                .with_topics(vec![offset_commit_request::OffsetCommitRequestTopic::default().with_name(topic_name(&topic)).with_partitions(
-                    plan.iter()
-                        .map(|(p, _, target)| {
-                            offset_commit_request::OffsetCommitRequestPartition::default()
-                                .with_partition_index(*p)
-                                .with_committed_offset(*target)
-                        })
-                        .collect(),
-                )]);
+                .with_topics(vec![offset_commit_request::OffsetCommitRequestTopic::default()
+                    .with_name(topic_name(&topic))
+                    .with_partitions(
+                        plan.iter()
+                            .map(|(p, _, target)| {
+                                offset_commit_request::OffsetCommitRequestPartition::default()
+                                    .with_partition_index(*p)
+                                    .with_committed_offset(*target)
+                            })
+                            .collect(),
+                    )]);
             let (_, response): (_, OffsetCommitResponse) = client.send(ApiKey::OffsetCommit, &request)?;
             for t in response.topics {
                 for p in t.partitions {
                     if p.error_code != 0 {
-                        return Err(kafka_error(p.error_code, None).context(format!("resetting {topic}-{}", p.partition_index)));
+                        return Err(
+                            kafka_error(p.error_code, None).context(format!("resetting {topic}-{}", p.partition_index))
+                        );
                     }
                 }
             }

@@ -355,3 +355,24 @@ def test_sluice_group_commands(group_broker):
     resumed.close()
     sluice("group", "delete", "cli-g", *boot)
     assert "cli-g\t" not in sluice("group", "list", *boot).stdout
+
+
+def test_kafkajs_group_commits_are_read_by_confluent(group_broker):
+    import json
+    from pathlib import Path
+    b = group_broker.bootstrap
+    create_topic(b, "js-groups", partitions=3)
+    produce_values(b, "js-groups", 0, 300, partitions=3)
+    here = Path(__file__).resolve().parent
+    result = subprocess.run(["node", str(here / "kafkajs_group.js"), b, "js-groups", "js-g", "300"],
+                            capture_output=True, text=True, timeout=90, cwd=here)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["count"] == 300 and len(set(summary["values"])) == 300
+    admin = AdminClient({"bootstrap.servers": b})
+    from confluent_kafka import ConsumerGroupTopicPartitions
+    offsets = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions("js-g")])["js-g"].result(10)
+    assert sorted((tp.partition, tp.offset) for tp in offsets.topic_partitions) == [(0, 100), (1, 100), (2, 100)]
+    # kafkajs's own assignor name: another client joining must agree on a protocol.
+    described = admin.describe_consumer_groups(["js-g"])["js-g"].result(10)
+    assert described.state.name == "EMPTY"
