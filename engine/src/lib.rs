@@ -16,6 +16,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod epoch;
 pub mod error;
+pub mod fifo_lock;
 pub mod fuzz;
 pub mod index;
 pub mod log;

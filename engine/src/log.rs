@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use glommio::sync::Semaphore;
+use crate::fifo_lock::{FifoGuard, FifoLock};
 
 use crate::batch::{self, RecordBatchHeader};
 use crate::checkpoint::{self, Durability};
@@ -94,7 +94,7 @@ pub struct PartitionLog {
     recovery_point: Cell<Offset>,
     producers: RefCell<ProducerStateTable>,
     epochs: RefCell<EpochCache>,
-    append_lock: Semaphore,
+    append_lock: FifoLock,
     poisoned: Cell<Option<&'static str>>,
     unflushed_messages: Cell<u64>,
     last_flush_ms: Cell<i64>,
@@ -238,9 +238,9 @@ impl PartitionLog {
     }
 
     /// Takes the partition's append lock: one append, truncation, roll or checkpoint at a time.
-    async fn lock_for_write(&self) -> Result<glommio::sync::Permit<'_>> {
+    async fn lock_for_write(&self) -> Result<FifoGuard<'_>> {
         self.append_lock
-            .acquire_permit(1)
+            .lock()
             .await
             .map_err(|_| EngineError::Offline { partition: self.name(), reason: "log closed".into() })
     }
@@ -998,7 +998,7 @@ impl PartitionLog {
             recovery_point: Cell::new(recovery_point),
             producers: RefCell::new(ProducerStateTable::default()),
             epochs: RefCell::new(EpochCache::default()),
-            append_lock: Semaphore::new(1),
+            append_lock: FifoLock::new(),
             poisoned: Cell::new(None),
             unflushed_messages: Cell::new(0),
             last_flush_ms: Cell::new(now_ms()),
