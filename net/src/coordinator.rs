@@ -135,19 +135,21 @@ impl Member {
 
 #[derive(Debug)]
 pub struct Group {
-    id: String,
-    state: GroupState,
-    protocol_type: Option<String>,
+    pub(crate) id: String,
+    pub(crate) state: GroupState,
+    pub(crate) protocol_type: Option<String>,
     protocol: Option<String>,
-    generation: i32,
+    pub(crate) generation: i32,
     leader: Option<String>,
     members: BTreeMap<String, Member>,
     /// Member ids handed out with MEMBER_ID_REQUIRED (KIP-394) and not yet used to join.
     pending: BTreeMap<String, Instant>,
     static_members: HashMap<String, String>,
     offsets: BTreeMap<(String, i32), CommittedOffset>,
-    state_changed_ms: i64,
+    pub(crate) state_changed_ms: i64,
     rebalance_running: bool,
+    /// Set when the group uses the KIP-848 consumer protocol (see `consumer_protocol.rs`).
+    pub(crate) consumer: Option<crate::consumer_protocol::ConsumerGroupState>,
 }
 
 impl Group {
@@ -165,7 +167,13 @@ impl Group {
             offsets: BTreeMap::new(),
             state_changed_ms: now_ms(),
             rebalance_running: false,
+            consumer: None,
         }
+    }
+
+    /// No classic-protocol members.
+    pub(crate) fn members_is_empty(&self) -> bool {
+        self.members.is_empty()
     }
 
     fn set_state(&mut self, state: GroupState) {
@@ -253,7 +261,7 @@ fn parse_subscription_topics(metadata: &[u8]) -> Vec<String> {
 /// Persisted record: key and value as JSON (null value = tombstone).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
-enum RecordKey {
+pub(crate) enum RecordKey {
     Offset { group: String, topic: String, partition: i32 },
     Group { group: String },
 }
@@ -272,7 +280,7 @@ struct GroupValue {
     generation: i32,
 }
 
-type Persisted = (RecordKey, Option<Vec<u8>>);
+pub(crate) type Persisted = (RecordKey, Option<Vec<u8>>);
 
 fn offset_record(group: &str, topic: &str, partition: i32, value: Option<&CommittedOffset>) -> Persisted {
     let key = RecordKey::Offset { group: group.to_string(), topic: topic.to_string(), partition };
@@ -288,7 +296,7 @@ fn offset_record(group: &str, topic: &str, partition: i32, value: Option<&Commit
     (key, value)
 }
 
-fn group_record(group: &Group, live: bool) -> Persisted {
+pub(crate) fn group_record(group: &Group, live: bool) -> Persisted {
     let key = RecordKey::Group { group: group.id.clone() };
     let value = live.then(|| {
         serde_json::to_vec(&GroupValue { protocol_type: group.protocol_type.clone(), generation: group.generation })
@@ -395,21 +403,21 @@ impl Coordinator {
         }
     }
 
-    fn group(&self, id: &str) -> Option<Rc<RefCell<Group>>> {
+    pub(crate) fn group(&self, id: &str) -> Option<Rc<RefCell<Group>>> {
         self.groups.borrow().get(id).cloned()
     }
 
-    fn group_or_create(&self, id: &str) -> Rc<RefCell<Group>> {
+    pub(crate) fn group_or_create(&self, id: &str) -> Rc<RefCell<Group>> {
         self.groups.borrow_mut().entry(id.to_string()).or_insert_with(|| Rc::new(RefCell::new(Group::new(id)))).clone()
     }
 
-    fn log_for(&self, group_id: &str) -> GroupResult<Rc<PartitionLog>> {
+    pub(crate) fn log_for(&self, group_id: &str) -> GroupResult<Rc<PartitionLog>> {
         let partition = partition_for_group(group_id, self.offsets_partitions.get());
         self.logs.borrow().get(&partition).cloned().ok_or(ResponseError::NotCoordinator)
     }
 
     /// Appends records to the group's partition and waits until they are durable.
-    async fn persist(&self, group_id: &str, records: Vec<Persisted>) -> GroupResult<()> {
+    pub(crate) async fn persist(&self, group_id: &str, records: Vec<Persisted>) -> GroupResult<()> {
         if records.is_empty() {
             return Ok(());
         }
@@ -476,6 +484,9 @@ impl Coordinator {
             let mut group = group_rc.borrow_mut();
             if group.state == GroupState::Dead {
                 return JoinOutcome::error(ResponseError::CoordinatorNotAvailable, &request.member_id);
+            }
+            if group.consumer.as_ref().is_some_and(|c| !c.members.is_empty()) {
+                return JoinOutcome::error(ResponseError::InconsistentGroupProtocol, &request.member_id);
             }
             if !group.supports(&request.protocol_type, &request.protocols) {
                 return JoinOutcome::error(ResponseError::InconsistentGroupProtocol, &request.member_id);
@@ -842,6 +853,13 @@ impl Coordinator {
         let groups: Vec<Rc<RefCell<Group>>> = self.groups.borrow().values().cloned().collect();
         for group_rc in groups {
             let mut group = group_rc.borrow_mut();
+            if group.consumer.is_some() {
+                let id = group.id.clone();
+                if let Some(consumer) = group.consumer.as_mut() {
+                    consumer.expire(now, &id);
+                }
+                continue;
+            }
             group.pending.retain(|_, since| now.duration_since(*since) < Duration::from_secs(300));
             // Members waiting in a join are held by the rebalance timeout, not the session timeout.
             let expired: Vec<String> = group
@@ -876,6 +894,12 @@ impl Coordinator {
         };
         {
             let mut group = group_rc.borrow_mut();
+            if let Some(consumer) = group.consumer.as_mut() {
+                return match consumer.check_commit(member_id, generation) {
+                    None => Ok(group_rc.clone()),
+                    Some(error) => Err(error),
+                };
+            }
             if generation < 0 && member_id.is_empty() {
                 if group.members.is_empty() {
                     return Ok(group_rc.clone());
@@ -960,6 +984,11 @@ impl Coordinator {
                 .map(|g| g.borrow().offsets.iter().map(|((t, p), o)| (t.clone(), *p, Some(o.clone()))).collect())
                 .unwrap_or_default(),
         }
+    }
+
+    /// A consumer-protocol group's state, for ConsumerGroupDescribe.
+    pub fn consumer_state(&self, group_id: &str) -> Option<crate::consumer_protocol::ConsumerGroupState> {
+        self.group(group_id)?.borrow().consumer.clone()
     }
 
     /// (group id, protocol type, state) of every group on this shard.

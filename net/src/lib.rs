@@ -10,6 +10,7 @@
 //! the load generator use.
 
 pub mod client;
+pub mod consumer_protocol;
 pub mod coordinator;
 pub mod error;
 pub mod fetch;

@@ -43,6 +43,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListGroups, 0, 4),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    (ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
 
 pub fn supported_versions(api_key: i16) -> Option<(ApiKey, i16, i16)> {
@@ -103,6 +105,8 @@ pub enum Request {
     ListGroups(messages::ListGroupsRequest),
     DeleteGroups(messages::DeleteGroupsRequest),
     OffsetDelete(messages::OffsetDeleteRequest),
+    ConsumerGroupHeartbeat(messages::ConsumerGroupHeartbeatRequest),
+    ConsumerGroupDescribe(messages::ConsumerGroupDescribeRequest),
 }
 
 /// What a frame turned out to be.
@@ -168,6 +172,12 @@ pub fn decode_frame(frame: Bytes) -> Result<Decoded, ConnectionError> {
         ApiKey::ListGroups => Request::ListGroups(decode_body(&mut body, version).map_err(malformed)?),
         ApiKey::DeleteGroups => Request::DeleteGroups(decode_body(&mut body, version).map_err(malformed)?),
         ApiKey::OffsetDelete => Request::OffsetDelete(decode_body(&mut body, version).map_err(malformed)?),
+        ApiKey::ConsumerGroupHeartbeat => {
+            Request::ConsumerGroupHeartbeat(decode_body(&mut body, version).map_err(malformed)?)
+        }
+        ApiKey::ConsumerGroupDescribe => {
+            Request::ConsumerGroupDescribe(decode_body(&mut body, version).map_err(malformed)?)
+        }
         other => return Err(malformed(format!("{other:?} is in the table but has no decoder"))),
     };
     Ok(Decoded::Request(header, Box::new(request)))

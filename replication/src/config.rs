@@ -304,6 +304,18 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         kind: ConfigKind::Int { min: 1 },
         dynamic: false,
     },
+    BrokerConfigDef {
+        name: "group.consumer.session.timeout.ms",
+        default: "45000",
+        kind: ConfigKind::Int { min: 1 },
+        dynamic: false,
+    },
+    BrokerConfigDef {
+        name: "group.consumer.heartbeat.interval.ms",
+        default: "5000",
+        kind: ConfigKind::Int { min: 1 },
+        dynamic: false,
+    },
     BrokerConfigDef { name: "group.max.size", default: "2147483647", kind: ConfigKind::Int { min: 1 }, dynamic: false },
 ];
 

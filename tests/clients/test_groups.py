@@ -172,14 +172,14 @@ def test_members_joining_leaving_and_dying_lose_no_committed_progress(group_brok
         if {f"m{i}".encode() for i in range(1000)} <= set(consumed):
             break
     assert {f"m{i}".encode() for i in range(1000)} <= set(consumed), "records were never consumed"
-    assert {tp.partition for tp in a.assignment()} == {0, 1, 2, 3}
-    # Read to the end of every partition, so the commit covers all of them.
+    # The survivor ends up owning every partition; it reads each to the end, so its commit covers all.
     deadline = time.time() + 30
     while time.time() < deadline:
         positions = [tp.offset for tp in a.position([TopicPartition("churn", p) for p in range(4)])]
-        if positions == [250] * 4:
+        if len(a.assignment()) == 4 and positions == [250] * 4:
             break
         consumed.extend(m.value() for m in poll_once(a))
+    assert {tp.partition for tp in a.assignment()} == {0, 1, 2, 3}
     commit_retrying(a)
     committed = a.committed([TopicPartition("churn", p) for p in range(4)], timeout=10)
     assert [tp.offset for tp in committed] == [250, 250, 250, 250]
@@ -376,3 +376,49 @@ def test_kafkajs_group_commits_are_read_by_confluent(group_broker):
     # kafkajs's own assignor name: another client joining must agree on a protocol.
     described = admin.describe_consumer_groups(["js-g"])["js-g"].result(10)
     assert described.state.name == "EMPTY"
+
+
+KIP848_ARGS = GROUP_ARGS + ["--set", "group.consumer.heartbeat.interval.ms=500", "--set", "group.consumer.session.timeout.ms=6000"]
+
+
+@pytest.mark.parametrize("assignor", ["uniform", "range"])
+@pytest.mark.parametrize("shards", [1, 2])
+def test_kip848_consumers_split_partitions_and_rebalance_when_one_leaves(make_broker, shards, assignor):
+    b = make_broker(shards=shards, extra_args=KIP848_ARGS).bootstrap
+    create_topic(b, "next-gen", partitions=4)
+    produce_values(b, "next-gen", 0, 400)
+
+    def member():
+        return Consumer({"bootstrap.servers": b, "group.id": f"kip848-{assignor}", "group.protocol": "consumer",
+                         "group.remote.assignor": assignor, "auto.offset.reset": "earliest",
+                         "enable.auto.commit": False})
+
+    one, two = member(), member()
+    one.subscribe(["next-gen"])
+    two.subscribe(["next-gen"])
+    seen = []
+    deadline = time.time() + 30
+    # Nothing is committed yet, so a partition that moves while the second member joins is read again from
+    # the start by its new owner: at least once, so count distinct records.
+    while time.time() < deadline and not (len(set(seen)) >= 400 and one.assignment() and two.assignment()):
+        for consumer in (one, two):
+            msg = consumer.poll(0.1)
+            if msg is not None and not msg.error():
+                seen.append(msg.value())
+    assert set(seen) == {f"m{i}".encode() for i in range(400)}
+    first = {tp.partition for tp in one.assignment()}
+    second = {tp.partition for tp in two.assignment()}
+    assert first and second and first.isdisjoint(second) and first | second == {0, 1, 2, 3}, (first, second)
+    described = AdminClient({"bootstrap.servers": b})
+    group = described.describe_consumer_groups([f"kip848-{assignor}"])[f"kip848-{assignor}"].result(10)
+    assert group.state.name == "STABLE" and len(group.members) == 2
+    one.commit(asynchronous=False)
+    two.commit(asynchronous=False)
+    two.close()
+    deadline = time.time() + 20
+    while time.time() < deadline and len(one.assignment()) < 4:
+        one.poll(0.1)
+    assert {tp.partition for tp in one.assignment()} == {0, 1, 2, 3}
+    committed = one.committed([TopicPartition("next-gen", p) for p in range(4)], timeout=10)
+    assert [tp.offset for tp in committed] == [100, 100, 100, 100]
+    one.close()

@@ -526,3 +526,161 @@ pub async fn offset_delete(shard: &Rc<Shard>, request: OffsetDeleteRequest) -> O
         }
     }
 }
+
+fn consumer_protocol_config(shard: &Shard) -> crate::consumer_protocol::ConsumerProtocolConfig {
+    let image = shard.image();
+    shard.with_config(&image, |config| crate::consumer_protocol::ConsumerProtocolConfig {
+        session_timeout: std::time::Duration::from_millis(config.broker_i64("group.consumer.session.timeout.ms") as u64),
+        heartbeat_interval_ms: config.broker_i64("group.consumer.heartbeat.interval.ms") as i32,
+    })
+}
+
+fn topic_partitions_by_id(
+    image: &sluice_replication::metadata::ClusterImage,
+    partitions: &std::collections::BTreeSet<(String, i32)>,
+) -> Vec<consumer_group_heartbeat_response::TopicPartitions> {
+    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for (topic, partition) in partitions {
+        by_topic.entry(topic).or_default().push(*partition);
+    }
+    by_topic
+        .into_iter()
+        .filter_map(|(topic, partitions)| {
+            let id = image.topic(topic)?.topic_id;
+            Some(
+                consumer_group_heartbeat_response::TopicPartitions::default()
+                    .with_topic_id(uuid::Uuid::from_u128(id))
+                    .with_partitions(partitions),
+            )
+        })
+        .collect()
+}
+
+pub async fn consumer_group_heartbeat(
+    shard: &Rc<Shard>,
+    header: &RequestHeader,
+    request: ConsumerGroupHeartbeatRequest,
+) -> ConsumerGroupHeartbeatResponse {
+    let group = request.group_id.to_string();
+    let fail = |error: ResponseError, message: &str| {
+        ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(error.code())
+            .with_error_message(Some(text(message)))
+            .with_member_epoch(-1)
+    };
+    if request.subscribed_topic_regex.as_ref().is_some_and(|r| !r.is_empty()) {
+        return fail(ResponseError::InvalidRequest, "regular-expression subscriptions are not supported yet");
+    }
+    let target = match coordinator_shard(shard, &group) {
+        Ok(target) => target,
+        Err(error) => return fail(error, ""),
+    };
+    let image = shard.image();
+    let owned = request.topic_partitions.as_ref().map(|list| {
+        list.iter()
+            .filter_map(|tp| image.topic_by_id(tp.topic_id.as_u128()).map(|t| (t.name.clone(), tp.partitions.clone())))
+            .flat_map(|(name, partitions)| partitions.into_iter().map(move |p| (name.clone(), p)))
+            .collect()
+    });
+    let heartbeat = crate::consumer_protocol::HeartbeatRequest {
+        group_id: group,
+        member_id: request.member_id.to_string(),
+        member_epoch: request.member_epoch,
+        instance_id: request.instance_id.as_ref().map(|s| s.to_string()),
+        rack_id: request.rack_id.as_ref().map(|s| s.to_string()),
+        client_id: header.client_id.clone().unwrap_or_default(),
+        client_host: header.client_host.clone(),
+        subscribed: request.subscribed_topic_names.as_ref().map(|names| names.iter().map(|n| n.to_string()).collect()),
+        server_assignor: request.server_assignor.as_ref().map(|s| s.to_string()).filter(|s| !s.is_empty()),
+        owned,
+    };
+    let config = consumer_protocol_config(shard);
+    let outcome = shard
+        .run_on(target, move |shard| async move {
+            let image = shard.image();
+            shard.coordinator.consumer_heartbeat(heartbeat, &image, config).await
+        })
+        .await;
+    if let Some((error, message)) = outcome.error {
+        return fail(error, &message);
+    }
+    let assignment = outcome.assignment.map(|partitions| {
+        consumer_group_heartbeat_response::Assignment::default()
+            .with_topic_partitions(topic_partitions_by_id(&image, &partitions))
+    });
+    ConsumerGroupHeartbeatResponse::default()
+        .with_member_id(Some(text(&outcome.member_id)))
+        .with_member_epoch(outcome.member_epoch)
+        .with_heartbeat_interval_ms(outcome.heartbeat_interval_ms)
+        .with_assignment(assignment)
+}
+
+pub async fn consumer_group_describe(
+    shard: &Rc<Shard>,
+    request: ConsumerGroupDescribeRequest,
+) -> ConsumerGroupDescribeResponse {
+    use kafka_protocol::messages::consumer_group_describe_response::{
+        Assignment, DescribedGroup, Member, TopicPartitions,
+    };
+    let image = shard.image();
+    let described_partitions = |partitions: &std::collections::BTreeSet<(String, i32)>| {
+        let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+        for (topic, partition) in partitions {
+            by_topic.entry(topic.clone()).or_default().push(*partition);
+        }
+        Assignment::default().with_topic_partitions(
+            by_topic
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    let id = image.topic(&topic).map_or(0, |t| t.topic_id);
+                    TopicPartitions::default()
+                        .with_topic_id(uuid::Uuid::from_u128(id))
+                        .with_topic_name(topic_name(&topic))
+                        .with_partitions(partitions)
+                })
+                .collect(),
+        )
+    };
+    let mut groups = Vec::new();
+    for id in request.group_ids {
+        let name = id.to_string();
+        let result = DescribedGroup::default().with_group_id(id.clone()).with_authorized_operations(i32::MIN);
+        let state = match coordinator_shard(shard, &name) {
+            Err(error) => Err(error),
+            Ok(target) => {
+                let lookup = name.clone();
+                Ok(shard.run_on(target, move |shard| async move { shard.coordinator.consumer_state(&lookup) }).await)
+            }
+        };
+        groups.push(match state {
+            Err(error) => result.with_error_code(error.code()),
+            Ok(None) => result.with_error_code(ResponseError::GroupIdNotFound.code()),
+            Ok(Some(state)) => result
+                .with_group_state(text(state.state_name()))
+                .with_group_epoch(state.group_epoch)
+                .with_assignment_epoch(state.assignment_epoch)
+                .with_assignor_name(text(&state.assignor))
+                .with_members(
+                    state
+                        .members
+                        .values()
+                        .map(|m| {
+                            Member::default()
+                                .with_member_id(text(&m.member_id))
+                                .with_instance_id(m.instance_id.as_deref().map(text))
+                                .with_rack_id(m.rack_id.as_deref().map(text))
+                                .with_member_epoch(m.member_epoch)
+                                .with_client_id(text(&m.client_id))
+                                .with_client_host(text(&m.client_host))
+                                .with_subscribed_topic_names(m.subscribed.iter().map(|t| topic_name(t)).collect())
+                                .with_assignment(described_partitions(&m.assigned))
+                                .with_target_assignment(described_partitions(
+                                    &state.target.get(&m.member_id).cloned().unwrap_or_default(),
+                                ))
+                        })
+                        .collect(),
+                ),
+        });
+    }
+    ConsumerGroupDescribeResponse::default().with_groups(groups)
+}

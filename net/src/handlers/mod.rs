@@ -82,6 +82,12 @@ pub async fn dispatch(shard: &Rc<Shard>, decoded: Decoded) -> Response {
         Request::ListGroups(request) => encode_response(&header, &groups::list_groups(shard, &header, request).await),
         Request::DeleteGroups(request) => encode_response(&header, &groups::delete_groups(shard, request).await),
         Request::OffsetDelete(request) => encode_response(&header, &groups::offset_delete(shard, request).await),
+        Request::ConsumerGroupHeartbeat(request) => {
+            encode_response(&header, &groups::consumer_group_heartbeat(shard, &header, request).await)
+        }
+        Request::ConsumerGroupDescribe(request) => {
+            encode_response(&header, &groups::consumer_group_describe(shard, request).await)
+        }
     };
     Response::Frame(frame)
 }
