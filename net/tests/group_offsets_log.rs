@@ -1,0 +1,79 @@
+//! `__consumer_offsets` as the coordinator writes it: committed offsets are rebuilt from the log by a fresh
+//! coordinator, a grown partition is rewritten and trimmed so it does not grow without bound, and offsets of
+//! groups that stayed empty past `offsets.retention.minutes` expire.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use sluice_engine::{FlushPolicy, LogConfig, LogManager, ManagerOptions, TopicPartition};
+use sluice_net::coordinator::{partition_for_group, Coordinator, GroupConfig, OFFSETS_TOPIC, SNAPSHOT_AFTER_RECORDS};
+
+fn config(retention_ms: i64) -> GroupConfig {
+    GroupConfig {
+        initial_rebalance_delay: Duration::ZERO,
+        min_session_timeout_ms: 1,
+        max_session_timeout_ms: 1_000_000,
+        max_size: 1000,
+        offset_metadata_max_bytes: 4096,
+        offsets_retention_ms: retention_ms,
+    }
+}
+
+async fn coordinator(manager: &LogManager, retention_ms: i64) -> std::rc::Rc<Coordinator> {
+    let coordinator = Coordinator::new(config(retention_ms));
+    coordinator.set_offsets_partitions(1);
+    let log_config = LogConfig { retention_ms: -1, flush_policy: FlushPolicy::Always, ..LogConfig::default() };
+    let tp = TopicPartition::new(OFFSETS_TOPIC, 0);
+    let log = match manager.get(&tp) {
+        Some(log) => log,
+        None => manager.open_log(&tp, log_config).await.unwrap(),
+    };
+    log.set_high_watermark_follows_durable(true);
+    coordinator.load_partition(0, log).await.unwrap();
+    coordinator
+}
+
+#[test]
+fn offsets_are_rebuilt_trimmed_and_expired() {
+    assert_eq!(partition_for_group("any", 1), 0);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let ex = glommio::LocalExecutorBuilder::default().io_memory(512 << 10).make().unwrap();
+    ex.run(async move {
+        let manager = LogManager::new(&path, ManagerOptions::default(), false);
+        manager.spawn_background();
+        let first = coordinator(&manager, i64::MAX / 2).await;
+        // Enough commits, 1000 partitions at a time, to pass the rewrite threshold.
+        let rounds = SNAPSHOT_AFTER_RECORDS / 1000 + 2;
+        for round in 0..rounds {
+            let offsets = (0..1000).map(|p| ("t".to_string(), p, round * 10 + i64::from(p), -1, None)).collect();
+            let errors = first.commit("g", -1, "", offsets).await;
+            assert!(errors.iter().all(Option::is_none), "{errors:?}");
+        }
+        let log = manager.get(&TopicPartition::new(OFFSETS_TOPIC, 0)).unwrap();
+        let before = log.log_end_offset().0 - log.log_start_offset().0;
+        assert!(before > SNAPSHOT_AFTER_RECORDS);
+        first.trim().await;
+        // Live state is 1000 offsets and one group record; everything older was deleted.
+        let after = log.log_end_offset().0 - log.log_start_offset().0;
+        assert!(after <= 1001 + 1000, "{before} records before the trim, {after} after");
+
+        // A fresh coordinator rebuilds the same offsets from what is left.
+        let second = coordinator(&manager, i64::MAX / 2).await;
+        let wanted = Some(vec![("t".to_string(), 0), ("t".to_string(), 999), ("u".to_string(), 0)]);
+        let fetched = second.fetch_offsets("g", wanted);
+        let last = (rounds - 1) * 10;
+        assert_eq!(fetched[0].2.as_ref().map(|o| o.offset), Some(last));
+        assert_eq!(fetched[1].2.as_ref().map(|o| o.offset), Some(last + 999));
+        assert_eq!(fetched[2].2, None);
+
+        // Retention: with 0 ms, the empty group's offsets expire and stay expired after a reload.
+        let third = coordinator(&manager, 0).await;
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+        third.expire_offsets().await;
+        assert!(third.fetch_offsets("g", None).is_empty());
+        let fourth = coordinator(&manager, i64::MAX / 2).await;
+        assert!(fourth.fetch_offsets("g", None).is_empty());
+        manager.shutdown().await.unwrap();
+    });
+}
