@@ -422,3 +422,57 @@ def test_kip848_consumers_split_partitions_and_rebalance_when_one_leaves(make_br
     committed = one.committed([TopicPartition("next-gen", p) for p in range(4)], timeout=10)
     assert [tp.offset for tp in committed] == [100, 100, 100, 100]
     one.close()
+
+
+def offset_delete_raw(bootstrap, group, topic, partitions):
+    """OffsetDelete v0 by hand (neither client library has it). Returns (top error, {partition: error})."""
+    import socket
+    import struct
+
+    def string(s):
+        return struct.pack(">h", len(s)) + s.encode()
+
+    body = string(group) + struct.pack(">i", 1) + string(topic) + struct.pack(">i", len(partitions))
+    body += b"".join(struct.pack(">i", p) for p in partitions)
+    request = struct.pack(">hhi", 47, 0, 11) + string("raw") + body
+    host, port = bootstrap.split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(struct.pack(">i", len(request)) + request)
+        size = struct.unpack(">i", s.recv(4, socket.MSG_WAITALL))[0]
+        reply = s.recv(size, socket.MSG_WAITALL)
+    correlation, error, _throttle, topics = struct.unpack(">ihii", reply[:14])
+    assert correlation == 11
+    if topics == 0:
+        return error, {}
+    pos = 14
+    name_len = struct.unpack(">h", reply[pos:pos + 2])[0]
+    pos += 2 + name_len
+    count = struct.unpack(">i", reply[pos:pos + 4])[0]
+    pos += 4
+    results = {}
+    for _ in range(count):
+        partition, code = struct.unpack(">ih", reply[pos:pos + 6])
+        results[partition] = code
+        pos += 6
+    return error, results
+
+
+def test_offset_delete(group_broker):
+    b = group_broker.bootstrap
+    create_topic(b, "od", partitions=2)
+    produce_values(b, "od", 0, 10, partitions=2)
+    idle = ck_member(b, "od-idle")
+    idle.assign([TopicPartition("od", 0)])
+    idle.commit(offsets=[TopicPartition("od", 0, 3), TopicPartition("od", 1, 4)], asynchronous=False)
+    assert offset_delete_raw(b, "od-idle", "od", [0]) == (0, {0: 0})
+    committed = idle.committed([TopicPartition("od", 0), TopicPartition("od", 1)], timeout=10)
+    assert [tp.offset for tp in committed] == [-1001, 4]
+    idle.close()
+    # An active member subscribed to the topic: GROUP_SUBSCRIBED_TO_TOPIC (86).
+    active = ck_member(b, "od-active")
+    active.subscribe(["od"])
+    poll_until(active, lambda g: len(g) >= 10)
+    commit_retrying(active)
+    assert offset_delete_raw(b, "od-active", "od", [0, 1]) == (0, {0: 86, 1: 86})
+    assert offset_delete_raw(b, "no-such-group", "od", [0])[0] == 69  # GROUP_ID_NOT_FOUND
+    active.close()
