@@ -1,5 +1,6 @@
 //! The `sluice` binary: the broker daemon (`serve`) and command-line tools (`topic`, `produce`, `consume`).
 
+mod bench;
 mod cli;
 mod serve;
 
@@ -26,6 +27,16 @@ enum Command {
     /// List, describe, delete consumer groups and reset their offsets.
     #[command(subcommand)]
     Group(cli::GroupCommand),
+    /// Load generators.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Produce pre-encoded batches as fast as possible (or at --rate), pipelined, and report throughput and
+    /// latency.
+    Produce(bench::ProduceBenchArgs),
 }
 
 fn main() {
@@ -52,6 +63,7 @@ fn main() {
         Command::Produce(args) => cli::produce(args),
         Command::Consume(args) => cli::consume(args),
         Command::Group(command) => cli::group(command),
+        Command::Bench(BenchCommand::Produce(args)) => bench::produce(args),
     };
     if let Err(error) = result {
         eprintln!("sluice: {error:#}");

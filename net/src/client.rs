@@ -131,7 +131,8 @@ impl Client {
         self.write_frame(&frame)
     }
 
-    fn encode_request<Req: Encodable + HeaderVersion>(
+    /// Encodes a whole request frame (size prefix, header, body) with the next correlation id.
+    pub fn encode_request<Req: Encodable + HeaderVersion>(
         &mut self,
         api: ApiKey,
         version: i16,
@@ -179,6 +180,62 @@ impl Client {
 
     pub fn set_read_timeout(&self, timeout: Option<Duration>) {
         let _ = self.stream.set_read_timeout(timeout);
+    }
+
+    /// Splits the connection for pipelining: one side writes pre-encoded frames, the other reads responses
+    /// in order. Used by the load generator.
+    pub fn into_pipeline(self) -> ClientResult<(PipelineWriter, PipelineReader)> {
+        let reader = self.stream.try_clone().map_err(|e| self.io_error(e))?;
+        let address = self.address.clone();
+        Ok((
+            PipelineWriter { stream: self.stream, address: address.clone() },
+            PipelineReader { stream: reader, address },
+        ))
+    }
+}
+
+/// The writing half of a pipelined connection.
+pub struct PipelineWriter {
+    stream: TcpStream,
+    address: String,
+}
+
+impl PipelineWriter {
+    pub fn write_frame(&mut self, frame: &[u8]) -> ClientResult<()> {
+        self.stream.write_all(frame).map_err(|source| ClientError::Io { address: self.address.clone(), source })
+    }
+}
+
+/// The reading half of a pipelined connection.
+pub struct PipelineReader {
+    stream: TcpStream,
+    address: String,
+}
+
+impl PipelineReader {
+    /// Reads one response frame and decodes it (header version from the response type).
+    pub fn read_response<Resp: Decodable + HeaderVersion>(
+        &mut self,
+        api: ApiKey,
+        version: i16,
+    ) -> ClientResult<(i32, Resp)> {
+        let io = |source| ClientError::Io { address: self.address.clone(), source };
+        let mut size = [0u8; 4];
+        self.stream.read_exact(&mut size).map_err(io)?;
+        let size = i32::from_be_bytes(size);
+        if size < 4 || size as usize > MAX_RESPONSE_BYTES {
+            return Err(ClientError::Kafka(format!("response of {size} bytes is out of bounds")));
+        }
+        let mut body = vec![0u8; size as usize];
+        self.stream
+            .read_exact(&mut body)
+            .map_err(|source| ClientError::Io { address: self.address.clone(), source })?;
+        let mut body = Bytes::from(body);
+        let codec = |reason: String| ClientError::Codec { api, reason };
+        let header = kafka_protocol::messages::ResponseHeader::decode(&mut body, Resp::header_version(version))
+            .map_err(|e| codec(e.to_string()))?;
+        let response = Resp::decode(&mut body, version).map_err(|e| codec(e.to_string()))?;
+        Ok((header.correlation_id, response))
     }
 }
 

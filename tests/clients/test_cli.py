@@ -85,3 +85,20 @@ def test_serve_with_no_flags_uses_the_embedded_defaults(tmp_path):
         proc.wait(30)
     assert proc.returncode == 0
     assert (tmp_path / "sluice-data" / ".clean-shutdown").exists()
+
+
+def test_bench_produce_writes_what_it_reports(broker, tmp_path):
+    import json
+    import kafka
+    summary_path = tmp_path / "bench.json"
+    result = sluice("bench", "produce", "--bootstrap", broker.bootstrap, "--topic", "bench", "--partitions", "3",
+                    "--record-size", "200", "--batch-bytes", "20000", "--records", "30000", "--producers", "2",
+                    "--acks", "all", "--compression", "lz4", "--json", str(summary_path), timeout=120)
+    assert "produce:" in result.stdout and "records/s" in result.stderr
+    summary = json.loads(summary_path.read_text())
+    assert summary["records"] == 30000 and summary["errors"] == 0
+    assert summary["latency_ms"]["p50"] > 0 and summary["latency_ms"]["max"] >= summary["latency_ms"]["p99"]
+    consumer = kafka.KafkaConsumer(bootstrap_servers=broker.bootstrap)
+    partitions = [kafka.TopicPartition("bench", p) for p in range(3)]
+    assert sum(consumer.end_offsets(partitions).values()) == 30000
+    consumer.close()

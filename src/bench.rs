@@ -1,0 +1,312 @@
+//! `sluice bench produce`: a load generator modelled on `kafka-producer-perf-test` and `rpk`.
+//!
+//! Each producer is a thread with one connection. Record batches are encoded once, before the clock starts,
+//! into one Produce request per partition; sending is a memcpy of the correlation id and a write. Requests
+//! are pipelined up to `--max-in-flight` per connection, a reader thread per connection times each response,
+//! and a reporter prints a progress line every second. Latency is per request (send to response), which is
+//! every record's latency in that request.
+
+use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use sluice_net::client::Client;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ProduceBenchArgs {
+    #[arg(long, default_value = "localhost:9092")]
+    pub bootstrap: String,
+    #[arg(long, default_value = "sluice-bench")]
+    pub topic: String,
+    /// Create the topic with this many partitions if it does not exist.
+    #[arg(long, default_value_t = 1)]
+    pub partitions: i32,
+    #[arg(long, default_value_t = 100)]
+    pub record_size: usize,
+    /// Stop after this many records (default: run for --duration).
+    #[arg(long)]
+    pub records: Option<u64>,
+    /// Seconds to run when --records is not given.
+    #[arg(long, default_value_t = 10)]
+    pub duration: u64,
+    /// 0, 1 or -1/all.
+    #[arg(long, default_value = "all")]
+    pub acks: String,
+    /// Bytes of records per batch (one batch per partition per request).
+    #[arg(long, default_value_t = 65536)]
+    pub batch_bytes: usize,
+    /// Accepted for compatibility with other tools: batches are pre-built, so nothing lingers.
+    #[arg(long, default_value_t = 0)]
+    pub linger_ms: u64,
+    /// none, gzip, snappy, lz4 or zstd.
+    #[arg(long, default_value = "none")]
+    pub compression: String,
+    #[arg(long, default_value_t = 1)]
+    pub producers: usize,
+    #[arg(long, default_value_t = 8)]
+    pub max_in_flight: usize,
+    /// Target records per second over all producers (for latency at a fixed load).
+    #[arg(long)]
+    pub rate: Option<u64>,
+    /// Write the summary as JSON to this file.
+    #[arg(long)]
+    pub json: Option<std::path::PathBuf>,
+}
+
+fn acks(value: &str) -> anyhow::Result<i16> {
+    Ok(match value {
+        "all" | "-1" => -1,
+        "1" => 1,
+        "0" => 0,
+        other => bail!("--acks {other}: expected 0, 1 or all"),
+    })
+}
+
+fn compression(value: &str) -> anyhow::Result<Compression> {
+    Ok(match value {
+        "none" => Compression::None,
+        "gzip" => Compression::Gzip,
+        "snappy" => Compression::Snappy,
+        "lz4" => Compression::Lz4,
+        "zstd" => Compression::Zstd,
+        other => bail!("--compression {other}: expected none, gzip, snappy, lz4 or zstd"),
+    })
+}
+
+/// One pre-encoded batch of `count` records of `record_size` bytes.
+fn encode_batch(count: usize, record_size: usize, codec: Compression) -> anyhow::Result<Bytes> {
+    let value = Bytes::from((0..record_size).map(|i| b'a' + (i % 26) as u8).collect::<Vec<u8>>());
+    let now = sluice_engine::types::now_ms();
+    let records: Vec<Record> = (0..count)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // The encoder starts a new batch whenever offset - sequence changes; keeping it constant gives
+            // one batch. Without a producer id the broker ignores sequences.
+            sequence: i as i32,
+            timestamp: now,
+            key: None,
+            value: Some(value.clone()),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut out = bytes::BytesMut::new();
+    // One batch per request: the encoder is asked for all records at once.
+    RecordBatchEncoder::encode(&mut out, &records, &RecordEncodeOptions { version: 2, compression: codec })
+        .map_err(|e| anyhow::anyhow!("encoding a batch: {e}"))?;
+    Ok(out.freeze())
+}
+
+#[derive(Default)]
+struct Totals {
+    records: AtomicU64,
+    bytes: AtomicU64,
+    errors: AtomicU64,
+}
+
+struct Summary {
+    records: u64,
+    bytes: u64,
+    errors: u64,
+    seconds: f64,
+    latency: Histogram<u64>,
+}
+
+impl Summary {
+    fn line(&self, prefix: &str) -> String {
+        let q = |q: f64| self.latency.value_at_quantile(q) as f64 / 1000.0;
+        format!(
+            "{prefix}{:.0} records/s, {:.1} MB/s, latency ms p50 {:.2} p99 {:.2} p99.9 {:.2} max {:.2}, errors {}",
+            self.records as f64 / self.seconds,
+            self.bytes as f64 / self.seconds / 1e6,
+            q(0.5),
+            q(0.99),
+            q(0.999),
+            self.latency.max() as f64 / 1000.0,
+            self.errors
+        )
+    }
+}
+
+fn ensure_topic(bootstrap: &str, topic: &str, partitions: i32) -> anyhow::Result<i32> {
+    let mut client = Client::connect(bootstrap, Duration::from_secs(5))?;
+    let request = CreateTopicsRequest::default().with_timeout_ms(30_000).with_topics(vec![CreatableTopic::default()
+        .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+        .with_num_partitions(partitions)
+        .with_replication_factor(-1)]);
+    let (_, response): (_, CreateTopicsResponse) = client.send(ApiKey::CreateTopics, &request)?;
+    let code = response.topics.first().map_or(0, |t| t.error_code);
+    if code != 0 && code != kafka_protocol::error::ResponseError::TopicAlreadyExists.code() {
+        bail!("creating topic {topic}: error {code}");
+    }
+    let metadata = MetadataRequest::default()
+        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default()
+            .with_name(Some(TopicName(StrBytes::from_string(topic.to_string()))))]));
+    let (_, metadata): (_, MetadataResponse) = client.send(ApiKey::Metadata, &metadata)?;
+    Ok(metadata.topics.first().map_or(partitions, |t| t.partitions.len() as i32))
+}
+
+pub fn produce(args: ProduceBenchArgs) -> anyhow::Result<()> {
+    let acks = acks(&args.acks)?;
+    let codec = compression(&args.compression)?;
+    let partitions = ensure_topic(&args.bootstrap, &args.topic, args.partitions)?;
+    let per_batch = (args.batch_bytes / args.record_size.max(1)).max(1);
+    let batch = encode_batch(per_batch, args.record_size, codec)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let totals = Arc::new(Totals::default());
+    let histograms: Vec<Arc<Mutex<Histogram<u64>>>> = (0..args.producers)
+        .map(|_| Histogram::new_with_bounds(1, 60_000_000, 3).map(|h| Arc::new(Mutex::new(h))))
+        .collect::<Result<_, _>>()
+        .context("latency histogram")?;
+    let started = Instant::now();
+    let mut threads = Vec::new();
+    for (index, histogram) in histograms.iter().enumerate() {
+        let mut client = Client::connect(&args.bootstrap, Duration::from_secs(5))?;
+        let version = client.version_for::<ProduceRequest>(ApiKey::Produce)?;
+        // One request per partition, rotated; this producer starts at its own partition.
+        let frames: Vec<Bytes> = (0..partitions)
+            .map(|p| {
+                let request = ProduceRequest::default().with_acks(acks).with_timeout_ms(30_000).with_topic_data(vec![
+                    TopicProduceData::default()
+                        .with_name(TopicName(StrBytes::from_string(args.topic.clone())))
+                        .with_partition_data(vec![PartitionProduceData::default()
+                            .with_index((p + index as i32) % partitions)
+                            .with_records(Some(batch.clone()))]),
+                ]);
+                client.encode_request(ApiKey::Produce, version, &request)
+            })
+            .collect::<Result<_, _>>()?;
+        let (mut writer, mut reader) = client.into_pipeline()?;
+        let (in_flight_tx, in_flight_rx) = mpsc::sync_channel::<Instant>(args.max_in_flight.max(1));
+        let (stop_w, totals_w) = (stop.clone(), totals.clone());
+        let records_limit = args.records.map(|r| r.div_ceil(args.producers as u64));
+        let per_producer_rate = args.rate.map(|r| r as f64 / args.producers as f64);
+        let record_bytes = (per_batch * args.record_size) as u64;
+        threads.push(std::thread::spawn(move || -> anyhow::Result<()> {
+            let mut sent = 0u64;
+            let mut frame = 0usize;
+            let begin = Instant::now();
+            while !stop_w.load(Ordering::Relaxed) && records_limit.is_none_or(|limit| sent < limit) {
+                if let Some(rate) = per_producer_rate {
+                    let due = begin + Duration::from_secs_f64(sent as f64 / rate);
+                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                }
+                let mut bytes = frames[frame % frames.len()].to_vec();
+                let correlation = (frame as i32).wrapping_add(1);
+                bytes[8..12].copy_from_slice(&correlation.to_be_bytes());
+                frame += 1;
+                if acks != 0 {
+                    in_flight_tx.send(Instant::now()).context("reader stopped")?;
+                }
+                writer.write_frame(&bytes)?;
+                sent += per_batch as u64;
+                if acks == 0 {
+                    totals_w.records.fetch_add(per_batch as u64, Ordering::Relaxed);
+                    totals_w.bytes.fetch_add(record_bytes, Ordering::Relaxed);
+                }
+            }
+            Ok(())
+        }));
+        if acks != 0 {
+            let (histogram, totals_r) = (histogram.clone(), totals.clone());
+            threads.push(std::thread::spawn(move || -> anyhow::Result<()> {
+                while let Ok(sent_at) = in_flight_rx.recv() {
+                    let (_, response): (_, ProduceResponse) = reader.read_response(ApiKey::Produce, version)?;
+                    let micros = sent_at.elapsed().as_micros().clamp(1, 60_000_000) as u64;
+                    if let Ok(mut h) = histogram.lock() {
+                        let _ = h.record(micros);
+                    }
+                    let failed =
+                        response.responses.iter().flat_map(|t| &t.partition_responses).any(|p| p.error_code != 0);
+                    if failed {
+                        totals_r.errors.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        totals_r.records.fetch_add(per_batch as u64, Ordering::Relaxed);
+                        totals_r.bytes.fetch_add(record_bytes, Ordering::Relaxed);
+                    }
+                }
+                Ok(())
+            }));
+        }
+    }
+    let snapshot = |histograms: &[Arc<Mutex<Histogram<u64>>>], since: Instant| -> Summary {
+        let mut merged = Histogram::new_with_bounds(1, 60_000_000, 3)
+            .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()));
+        for h in histograms {
+            if let Ok(h) = h.lock() {
+                let _ = merged.add(&*h);
+            }
+        }
+        Summary {
+            records: totals.records.load(Ordering::Relaxed),
+            bytes: totals.bytes.load(Ordering::Relaxed),
+            errors: totals.errors.load(Ordering::Relaxed),
+            seconds: since.elapsed().as_secs_f64().max(1e-9),
+            latency: merged,
+        }
+    };
+    let deadline = args.records.is_none().then(|| started + Duration::from_secs(args.duration));
+    loop {
+        std::thread::sleep(
+            Duration::from_secs(1)
+                .min(deadline.map_or(Duration::from_secs(1), |d| d.saturating_duration_since(Instant::now()))),
+        );
+        let writers_done = threads.iter().all(|t| t.is_finished());
+        eprintln!("{}", snapshot(&histograms, started).line(&format!("[{:>4.0}s] ", started.elapsed().as_secs_f64())));
+        if deadline.is_some_and(|d| Instant::now() >= d)
+            || writers_done
+            || args.records.is_some_and(|r| totals.records.load(Ordering::Relaxed) >= r)
+        {
+            break;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for thread in threads {
+        match thread.join() {
+            Ok(result) => result?,
+            Err(_) => bail!("a producer thread panicked"),
+        }
+    }
+    let summary = snapshot(&histograms, started);
+    println!("{}", summary.line("produce: "));
+    if let Some(path) = &args.json {
+        let q = |q: f64| summary.latency.value_at_quantile(q) as f64 / 1000.0;
+        let json = format!(
+            "{{\"records\":{},\"bytes\":{},\"seconds\":{:.3},\"records_per_second\":{:.1},\"mb_per_second\":{:.3},\"latency_ms\":{{\"p50\":{:.3},\"p99\":{:.3},\"p999\":{:.3},\"max\":{:.3}}},\"errors\":{}}}\n",
+            summary.records,
+            summary.bytes,
+            summary.seconds,
+            summary.records as f64 / summary.seconds,
+            summary.bytes as f64 / summary.seconds / 1e6,
+            q(0.5),
+            q(0.99),
+            q(0.999),
+            summary.latency.max() as f64 / 1000.0,
+            summary.errors
+        );
+        std::fs::File::create(path)
+            .and_then(|mut f| f.write_all(json.as_bytes()))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if summary.errors > 0 {
+        bail!("{} requests failed", summary.errors);
+    }
+    Ok(())
+}
