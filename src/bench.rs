@@ -310,3 +310,135 @@ pub fn produce(args: ProduceBenchArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConsumeBenchArgs {
+    #[arg(long, default_value = "localhost:9092")]
+    pub bootstrap: String,
+    #[arg(long, default_value = "sluice-bench")]
+    pub topic: String,
+    /// Stop after this many records (default: read to the end as it was at the start).
+    #[arg(long)]
+    pub records: Option<u64>,
+    /// Bytes per fetch response.
+    #[arg(long, default_value_t = 52_428_800)]
+    pub fetch_max_bytes: i32,
+    /// Bytes per partition per fetch.
+    #[arg(long, default_value_t = 16_777_216)]
+    pub partition_max_bytes: i32,
+    #[arg(long)]
+    pub json: Option<std::path::PathBuf>,
+}
+
+/// Records and bytes of the whole batches in a record set, from their headers alone (no decoding), and the
+/// next offset to fetch.
+fn count_batches(records: &[u8]) -> (u64, u64, Option<i64>) {
+    let mut count = 0u64;
+    let mut bytes = 0u64;
+    let mut next = None;
+    for batch in sluice_engine::batch::split_batches(records) {
+        if let Some(header) = sluice_engine::batch::peek_header(batch) {
+            count += u64::try_from(header.records_count.get()).unwrap_or(0);
+            bytes += batch.len() as u64;
+            next = Some(header.last_offset() + 1);
+        }
+    }
+    (count, bytes, next)
+}
+
+/// `sluice bench consume`: reads a topic from the beginning with large fetches and reports the rate.
+pub fn consume(args: ConsumeBenchArgs) -> anyhow::Result<()> {
+    let mut client = Client::connect(&args.bootstrap, Duration::from_secs(5))?;
+    let name = TopicName(StrBytes::from_string(args.topic.clone()));
+    let metadata = MetadataRequest::default()
+        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default().with_name(Some(name.clone()))]));
+    let (_, metadata): (_, MetadataResponse) = client.send(ApiKey::Metadata, &metadata)?;
+    let partitions = metadata.topics.first().map_or(0, |t| t.partitions.len() as i32);
+    if partitions == 0 {
+        bail!("topic {} has no partitions (does it exist?)", args.topic);
+    }
+    let list = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![
+        list_offsets_request::ListOffsetsTopic::default().with_name(name.clone()).with_partitions(
+            (0..partitions)
+                .map(|p| {
+                    list_offsets_request::ListOffsetsPartition::default().with_partition_index(p).with_timestamp(-1)
+                })
+                .collect(),
+        ),
+    ]);
+    let (_, ends): (_, ListOffsetsResponse) = client.send(ApiKey::ListOffsets, &list)?;
+    let mut end: Vec<i64> = vec![0; partitions as usize];
+    for p in ends.topics.iter().flat_map(|t| &t.partitions) {
+        if let Some(slot) = end.get_mut(p.partition_index as usize) {
+            *slot = p.offset;
+        }
+    }
+    let goal = args.records.unwrap_or_else(|| end.iter().map(|e| *e as u64).sum());
+    let version = client.version_for::<FetchRequest>(ApiKey::Fetch)?;
+    let mut position = vec![0i64; partitions as usize];
+    let (mut records, mut bytes) = (0u64, 0u64);
+    let started = Instant::now();
+    let mut last_report = started;
+    while records < goal {
+        let wanted: Vec<i32> =
+            (0..partitions).filter(|p| args.records.is_some() || position[*p as usize] < end[*p as usize]).collect();
+        if wanted.is_empty() {
+            break;
+        }
+        let request = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(500)
+            .with_min_bytes(1)
+            .with_max_bytes(args.fetch_max_bytes)
+            .with_session_epoch(-1)
+            .with_topics(vec![fetch_request::FetchTopic::default().with_topic(name.clone()).with_partitions(
+                wanted
+                    .iter()
+                    .map(|p| {
+                        fetch_request::FetchPartition::default()
+                            .with_partition(*p)
+                            .with_fetch_offset(position[*p as usize])
+                            .with_partition_max_bytes(args.partition_max_bytes)
+                    })
+                    .collect(),
+            )]);
+        let response: FetchResponse = client.send_with_version(ApiKey::Fetch, version, &request)?;
+        for partition in response.responses.iter().flat_map(|t| &t.partitions) {
+            if partition.error_code != 0 {
+                bail!("fetch from partition {} failed with error {}", partition.partition_index, partition.error_code);
+            }
+            if let Some(set) = &partition.records {
+                let (n, b, next) = count_batches(set);
+                records += n;
+                bytes += b;
+                if let Some(next) = next {
+                    position[partition.partition_index as usize] = next;
+                }
+            }
+        }
+        if last_report.elapsed() >= Duration::from_secs(1) {
+            last_report = Instant::now();
+            let seconds = started.elapsed().as_secs_f64();
+            eprintln!(
+                "[{seconds:>4.0}s] {:.0} records/s, {:.1} MB/s",
+                records as f64 / seconds,
+                bytes as f64 / seconds / 1e6
+            );
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64().max(1e-9);
+    println!(
+        "consume: {records} records, {:.0} records/s, {:.1} MB/s of stored batches in {seconds:.2} s",
+        records as f64 / seconds,
+        bytes as f64 / seconds / 1e6
+    );
+    if let Some(path) = &args.json {
+        let json = format!(
+            "{{\"records\":{records},\"bytes\":{bytes},\"seconds\":{seconds:.3},\"records_per_second\":{:.1},\"mb_per_second\":{:.3}}}\n",
+            records as f64 / seconds,
+            bytes as f64 / seconds / 1e6
+        );
+        std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}

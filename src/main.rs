@@ -37,6 +37,8 @@ enum BenchCommand {
     /// Produce pre-encoded batches as fast as possible (or at --rate), pipelined, and report throughput and
     /// latency.
     Produce(bench::ProduceBenchArgs),
+    /// Read a topic from the beginning with large fetches and report the rate.
+    Consume(bench::ConsumeBenchArgs),
 }
 
 fn main() {
@@ -64,6 +66,7 @@ fn main() {
         Command::Consume(args) => cli::consume(args),
         Command::Group(command) => cli::group(command),
         Command::Bench(BenchCommand::Produce(args)) => bench::produce(args),
+        Command::Bench(BenchCommand::Consume(args)) => bench::consume(args),
     };
     if let Err(error) = result {
         eprintln!("sluice: {error:#}");

@@ -102,3 +102,7 @@ def test_bench_produce_writes_what_it_reports(broker, tmp_path):
     partitions = [kafka.TopicPartition("bench", p) for p in range(3)]
     assert sum(consumer.end_offsets(partitions).values()) == 30000
     consumer.close()
+    consumed_path = tmp_path / "consume.json"
+    result = sluice("bench", "consume", "--bootstrap", broker.bootstrap, "--topic", "bench", "--json", str(consumed_path))
+    assert "consume: 30000 records" in result.stdout
+    assert json.loads(consumed_path.read_text())["records"] == 30000
