@@ -202,8 +202,8 @@ async fn wait_on_owner(shard: &Rc<Shard>, partitions: Vec<(String, i32, i64)>, d
     let _ = future::select(future::select_all(waits), timer).await;
 }
 
-/// FetchResponse v4-v12, with record sets as file slices.
-fn assemble(header: &RequestHeader, request: &FetchRequest, reads: &[PartitionRead]) -> Response {
+/// FetchResponse v4-v12, with record sets as file slices. Public for the criterion bench.
+pub fn assemble(header: &RequestHeader, request: &FetchRequest, reads: &[PartitionRead]) -> Response {
     let version = header.api_version;
     let flexible = version >= 12;
     let read_committed = request.isolation_level == 1;

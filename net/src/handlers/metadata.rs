@@ -92,7 +92,8 @@ pub const TOPIC_OPERATIONS: i32 =
 /// CREATE 5, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12.
 pub const CLUSTER_OPERATIONS: i32 = (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
 
-fn describe_topic(topic: &TopicImage, authorized_operations: i32) -> MetadataResponseTopic {
+/// One topic as Metadata describes it. Public for the criterion bench.
+pub fn describe_topic(topic: &TopicImage, authorized_operations: i32) -> MetadataResponseTopic {
     let partitions = topic
         .partitions
         .iter()
