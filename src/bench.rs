@@ -442,3 +442,183 @@ pub fn consume(args: ConsumeBenchArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct E2eBenchArgs {
+    #[arg(long, default_value = "localhost:9092")]
+    pub bootstrap: String,
+    #[arg(long, default_value = "sluice-bench-e2e")]
+    pub topic: String,
+    #[arg(long, default_value_t = 1)]
+    pub partitions: i32,
+    #[arg(long, default_value_t = 1024)]
+    pub record_size: usize,
+    #[arg(long, default_value_t = 10)]
+    pub duration: u64,
+    /// Records per second to produce.
+    #[arg(long, default_value_t = 10_000)]
+    pub rate: u64,
+    /// Records per produce request.
+    #[arg(long, default_value_t = 1)]
+    pub batch_records: usize,
+    #[arg(long, default_value = "all")]
+    pub acks: String,
+    #[arg(long)]
+    pub json: Option<std::path::PathBuf>,
+}
+
+/// `sluice bench e2e`: latency from the moment a record is handed to the producer until a consumer that
+/// long-polls the same partitions has read it. Each record's value starts with its send time.
+pub fn e2e(args: E2eBenchArgs) -> anyhow::Result<()> {
+    let acks = acks(&args.acks)?;
+    let partitions = ensure_topic(&args.bootstrap, &args.topic, args.partitions)?;
+    let name = TopicName(StrBytes::from_string(args.topic.clone()));
+    let origin = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let histogram = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).context("histogram")?));
+    let received = Arc::new(AtomicU64::new(0));
+
+    // Consumer: start at the end of every partition, long-poll, time every record.
+    let mut consumer = Client::connect(&args.bootstrap, Duration::from_secs(5))?;
+    let list = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![
+        list_offsets_request::ListOffsetsTopic::default().with_name(name.clone()).with_partitions(
+            (0..partitions)
+                .map(|p| {
+                    list_offsets_request::ListOffsetsPartition::default().with_partition_index(p).with_timestamp(-1)
+                })
+                .collect(),
+        ),
+    ]);
+    let (_, ends): (_, ListOffsetsResponse) = consumer.send(ApiKey::ListOffsets, &list)?;
+    let mut position = vec![0i64; partitions as usize];
+    for p in ends.topics.iter().flat_map(|t| &t.partitions) {
+        if let Some(slot) = position.get_mut(p.partition_index as usize) {
+            *slot = p.offset;
+        }
+    }
+    let fetch_version = consumer.version_for::<FetchRequest>(ApiKey::Fetch)?;
+    let (stop_c, histogram_c, received_c, name_c) = (stop.clone(), histogram.clone(), received.clone(), name.clone());
+    let reader = std::thread::spawn(move || -> anyhow::Result<()> {
+        while !stop_c.load(Ordering::Relaxed) {
+            let request = FetchRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_max_wait_ms(100)
+                .with_min_bytes(1)
+                .with_max_bytes(16 << 20)
+                .with_session_epoch(-1)
+                .with_topics(vec![fetch_request::FetchTopic::default().with_topic(name_c.clone()).with_partitions(
+                    (0..partitions)
+                        .map(|p| {
+                            fetch_request::FetchPartition::default()
+                                .with_partition(p)
+                                .with_fetch_offset(position[p as usize])
+                                .with_partition_max_bytes(4 << 20)
+                        })
+                        .collect(),
+                )]);
+            let response: FetchResponse = consumer.send_with_version(ApiKey::Fetch, fetch_version, &request)?;
+            let now_us = origin.elapsed().as_micros() as u64;
+            for partition in response.responses.iter().flat_map(|t| &t.partitions) {
+                let Some(set) = &partition.records else { continue };
+                for batch in sluice_engine::batch::split_batches(set) {
+                    for record in sluice_engine::batch::records(batch).unwrap_or_default() {
+                        let Some(sent_us) = record
+                            .value
+                            .and_then(|v| v.get(..8))
+                            .map(|b| u64::from_be_bytes(b.try_into().unwrap_or([0; 8])))
+                        else {
+                            continue;
+                        };
+                        if let Ok(mut h) = histogram_c.lock() {
+                            let _ = h.record(now_us.saturating_sub(sent_us).max(1));
+                        }
+                        received_c.fetch_add(1, Ordering::Relaxed);
+                        position[partition.partition_index as usize] = record.offset + 1;
+                    }
+                }
+            }
+        }
+        Ok(())
+    });
+
+    // Producer: one request at a time at the target rate, each value stamped with its send time.
+    let mut producer = Client::connect(&args.bootstrap, Duration::from_secs(5))?;
+    let version = producer.version_for::<ProduceRequest>(ApiKey::Produce)?;
+    let padding = vec![b'x'; args.record_size.saturating_sub(8)];
+    let interval = Duration::from_secs_f64(args.batch_records as f64 / args.rate.max(1) as f64);
+    let started = Instant::now();
+    let mut sent = 0u64;
+    let mut next = started;
+    let mut errors = 0u64;
+    let mut partition = 0;
+    while started.elapsed() < Duration::from_secs(args.duration) {
+        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        next += interval;
+        let mut builder =
+            sluice_engine::batch::BatchBuilder::with_capacity(args.batch_records * (args.record_size + 32));
+        let now_ms = sluice_engine::types::now_ms();
+        for _ in 0..args.batch_records {
+            let mut value = (origin.elapsed().as_micros() as u64).to_be_bytes().to_vec();
+            value.extend_from_slice(&padding);
+            builder.push(&sluice_engine::batch::RecordSpec {
+                key: None,
+                value: Some(&value),
+                headers: &[],
+                timestamp_ms: now_ms,
+            });
+        }
+        partition = (partition + 1) % partitions;
+        let request = ProduceRequest::default().with_acks(acks).with_timeout_ms(30_000).with_topic_data(vec![
+            TopicProduceData::default().with_name(name.clone()).with_partition_data(vec![
+                PartitionProduceData::default().with_index(partition).with_records(Some(Bytes::from(builder.finish()))),
+            ]),
+        ]);
+        if acks == 0 {
+            producer.send_oneway(ApiKey::Produce, version, &request)?;
+        } else {
+            let response: ProduceResponse = producer.send_with_version(ApiKey::Produce, version, &request)?;
+            if response.responses.iter().flat_map(|t| &t.partition_responses).any(|p| p.error_code != 0) {
+                errors += 1;
+            }
+        }
+        sent += args.batch_records as u64;
+    }
+    // Give the consumer a moment to read the tail, then stop it.
+    let drain = Instant::now();
+    while received.load(Ordering::Relaxed) < sent && drain.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    stop.store(true, Ordering::Relaxed);
+    match reader.join() {
+        Ok(result) => result?,
+        Err(_) => bail!("the consumer thread panicked"),
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let histogram = histogram.lock().map_err(|_| anyhow::anyhow!("histogram lock poisoned"))?.clone();
+    let summary = Summary {
+        records: received.load(Ordering::Relaxed),
+        bytes: received.load(Ordering::Relaxed) * args.record_size as u64,
+        errors,
+        seconds,
+        latency: histogram,
+    };
+    println!("{}", summary.line(&format!("e2e ({sent} sent): ")));
+    if let Some(path) = &args.json {
+        let q = |q: f64| summary.latency.value_at_quantile(q) as f64 / 1000.0;
+        let json = format!(
+            "{{\"sent\":{sent},\"received\":{},\"latency_ms\":{{\"p50\":{:.3},\"p99\":{:.3},\"p999\":{:.3},\"max\":{:.3}}},\"errors\":{errors}}}\n",
+            summary.records,
+            q(0.5),
+            q(0.99),
+            q(0.999),
+            summary.latency.max() as f64 / 1000.0
+        );
+        std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if summary.records < sent {
+        bail!("{} of {sent} records were not consumed within 5 s of the end", sent - summary.records);
+    }
+    Ok(())
+}

@@ -39,6 +39,8 @@ enum BenchCommand {
     Produce(bench::ProduceBenchArgs),
     /// Read a topic from the beginning with large fetches and report the rate.
     Consume(bench::ConsumeBenchArgs),
+    /// Latency from produce to consume at a fixed rate.
+    E2e(bench::E2eBenchArgs),
 }
 
 fn main() {
@@ -67,6 +69,7 @@ fn main() {
         Command::Group(command) => cli::group(command),
         Command::Bench(BenchCommand::Produce(args)) => bench::produce(args),
         Command::Bench(BenchCommand::Consume(args)) => bench::consume(args),
+        Command::Bench(BenchCommand::E2e(args)) => bench::e2e(args),
     };
     if let Err(error) = result {
         eprintln!("sluice: {error:#}");

@@ -106,3 +106,9 @@ def test_bench_produce_writes_what_it_reports(broker, tmp_path):
     result = sluice("bench", "consume", "--bootstrap", broker.bootstrap, "--topic", "bench", "--json", str(consumed_path))
     assert "consume: 30000 records" in result.stdout
     assert json.loads(consumed_path.read_text())["records"] == 30000
+    e2e_path = tmp_path / "e2e.json"
+    sluice("bench", "e2e", "--bootstrap", broker.bootstrap, "--topic", "e2e", "--partitions", "2", "--duration", "2",
+           "--rate", "500", "--batch-records", "5", "--json", str(e2e_path))
+    e2e = json.loads(e2e_path.read_text())
+    assert e2e["sent"] == e2e["received"] > 0 and e2e["errors"] == 0
+    assert 0 < e2e["latency_ms"]["p50"] <= e2e["latency_ms"]["max"]
