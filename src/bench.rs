@@ -346,6 +346,27 @@ fn count_batches(records: &[u8]) -> (u64, u64, Option<i64>) {
     (count, bytes, next)
 }
 
+/// The latest offset (high watermark) of each partition `0..partitions`, in one ListOffsets request.
+fn latest_offsets(client: &mut Client, name: &TopicName, partitions: i32) -> anyhow::Result<Vec<i64>> {
+    let request = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![
+        list_offsets_request::ListOffsetsTopic::default().with_name(name.clone()).with_partitions(
+            (0..partitions)
+                .map(|p| {
+                    list_offsets_request::ListOffsetsPartition::default().with_partition_index(p).with_timestamp(-1)
+                })
+                .collect(),
+        ),
+    ]);
+    let (_, response): (_, ListOffsetsResponse) = client.send(ApiKey::ListOffsets, &request)?;
+    let mut offsets = vec![0i64; partitions as usize];
+    for p in response.topics.iter().flat_map(|t| &t.partitions) {
+        if let Some(slot) = offsets.get_mut(p.partition_index as usize) {
+            *slot = p.offset;
+        }
+    }
+    Ok(offsets)
+}
+
 /// `sluice bench consume`: reads a topic from the beginning with large fetches and reports the rate.
 pub fn consume(args: ConsumeBenchArgs) -> anyhow::Result<()> {
     let mut client = Client::connect(&args.bootstrap, Duration::from_secs(5))?;
@@ -357,22 +378,7 @@ pub fn consume(args: ConsumeBenchArgs) -> anyhow::Result<()> {
     if partitions == 0 {
         bail!("topic {} has no partitions (does it exist?)", args.topic);
     }
-    let list = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![
-        list_offsets_request::ListOffsetsTopic::default().with_name(name.clone()).with_partitions(
-            (0..partitions)
-                .map(|p| {
-                    list_offsets_request::ListOffsetsPartition::default().with_partition_index(p).with_timestamp(-1)
-                })
-                .collect(),
-        ),
-    ]);
-    let (_, ends): (_, ListOffsetsResponse) = client.send(ApiKey::ListOffsets, &list)?;
-    let mut end: Vec<i64> = vec![0; partitions as usize];
-    for p in ends.topics.iter().flat_map(|t| &t.partitions) {
-        if let Some(slot) = end.get_mut(p.partition_index as usize) {
-            *slot = p.offset;
-        }
-    }
+    let end = latest_offsets(&mut client, &name, partitions)?;
     let goal = args.records.unwrap_or_else(|| end.iter().map(|e| *e as u64).sum());
     let version = client.version_for::<FetchRequest>(ApiKey::Fetch)?;
     let mut position = vec![0i64; partitions as usize];
@@ -480,22 +486,7 @@ pub fn e2e(args: E2eBenchArgs) -> anyhow::Result<()> {
 
     // Consumer: start at the end of every partition, long-poll, time every record.
     let mut consumer = Client::connect(&args.bootstrap, Duration::from_secs(5))?;
-    let list = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![
-        list_offsets_request::ListOffsetsTopic::default().with_name(name.clone()).with_partitions(
-            (0..partitions)
-                .map(|p| {
-                    list_offsets_request::ListOffsetsPartition::default().with_partition_index(p).with_timestamp(-1)
-                })
-                .collect(),
-        ),
-    ]);
-    let (_, ends): (_, ListOffsetsResponse) = consumer.send(ApiKey::ListOffsets, &list)?;
-    let mut position = vec![0i64; partitions as usize];
-    for p in ends.topics.iter().flat_map(|t| &t.partitions) {
-        if let Some(slot) = position.get_mut(p.partition_index as usize) {
-            *slot = p.offset;
-        }
-    }
+    let mut position = latest_offsets(&mut consumer, &name, partitions)?;
     let fetch_version = consumer.version_for::<FetchRequest>(ApiKey::Fetch)?;
     let (stop_c, histogram_c, received_c, name_c) = (stop.clone(), histogram.clone(), received.clone(), name.clone());
     let reader = std::thread::spawn(move || -> anyhow::Result<()> {

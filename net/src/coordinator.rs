@@ -171,6 +171,19 @@ impl Group {
         }
     }
 
+    /// A JoinGroup answer that repeats the current generation (no rebalance), for a follower.
+    fn current_generation(&self, member_id: String) -> JoinOutcome {
+        JoinOutcome {
+            error: None,
+            generation_id: self.generation,
+            protocol_type: self.protocol_type.clone(),
+            protocol_name: self.protocol.clone(),
+            leader: self.leader.clone().unwrap_or_default(),
+            member_id,
+            members: Vec::new(),
+        }
+    }
+
     /// No classic-protocol members.
     pub(crate) fn members_is_empty(&self) -> bool {
         self.members.is_empty()
@@ -521,15 +534,7 @@ impl Coordinator {
                             group.static_members.insert(instance.clone(), new_id.clone());
                             if group.state == GroupState::Stable && same_protocols {
                                 // No rebalance: answer with the current generation (KIP-345).
-                                return JoinOutcome {
-                                    error: None,
-                                    generation_id: group.generation,
-                                    protocol_type: group.protocol_type.clone(),
-                                    protocol_name: group.protocol.clone(),
-                                    leader: group.leader.clone().unwrap_or_default(),
-                                    member_id: new_id,
-                                    members: Vec::new(),
-                                };
+                                return group.current_generation(new_id);
                             }
                             member_id = new_id;
                         }
@@ -565,15 +570,7 @@ impl Coordinator {
                         if let Some(member) = group.members.get_mut(&member_id) {
                             member.last_heartbeat = now;
                         }
-                        return JoinOutcome {
-                            error: None,
-                            generation_id: group.generation,
-                            protocol_type: group.protocol_type.clone(),
-                            protocol_name: group.protocol.clone(),
-                            leader: group.leader.clone().unwrap_or_default(),
-                            member_id,
-                            members: Vec::new(),
-                        };
+                        return group.current_generation(member_id);
                     }
                     _ => {}
                 }

@@ -25,7 +25,7 @@ use futures::stream::{self, StreamExt};
 use glommio::channels::channel_mesh::{Receivers, Senders};
 use sluice_engine::{LogManager, PartitionLog, TopicPartition};
 use sluice_replication::config::{EffectiveConfig, StaticConfig};
-use sluice_replication::controller::{new_topic_id, Controller, ControllerError};
+use sluice_replication::controller::{new_topic_id, Controller, ControllerError, WriteGuard};
 use sluice_replication::metadata::{
     owner_shard, ClusterImage, MetadataRecord, NodeId, PartitionImage, SharedImage, METADATA_TOPIC,
 };
@@ -197,6 +197,20 @@ impl Shard {
                 }
             }
         }
+    }
+
+    /// Commits `records` through the controller, releases its write lock, and publishes the new image to
+    /// every shard: the tail of every admin change. Returns the committed image.
+    pub async fn commit_and_publish(
+        self: &Rc<Self>,
+        controller: &Controller,
+        guard: WriteGuard,
+        records: Vec<MetadataRecord>,
+    ) -> Result<SharedImage, ControllerError> {
+        let image = controller.commit(&guard, records).await?;
+        drop(guard);
+        self.publish(image.clone()).await;
+        Ok(image)
     }
 
     /// Sends `image` to every shard and waits until each has applied it.

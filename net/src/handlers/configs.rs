@@ -259,11 +259,8 @@ async fn apply(shard: &Rc<Shard>, changes: Vec<Change>, validate_only: bool) -> 
                 }
             }
             if !validate_only && !records.is_empty() {
-                match controller.commit(&guard, records).await {
-                    Ok(image) => {
-                        drop(guard);
-                        shard.publish(image).await;
-                    }
+                match shard.commit_and_publish(&controller, guard, records).await {
+                    Ok(_) => {}
                     Err(error) => return failed(&changes, (controller_error(&error), error.to_string())),
                 }
             }

@@ -156,12 +156,10 @@ pub async fn create(shard: &Rc<Shard>, specs: Vec<TopicSpec>, validate_only: boo
             }
             let mut committed = image;
             if !validate_only && !records.is_empty() {
-                match controller.commit(&guard, records).await {
+                match shard.commit_and_publish(&controller, guard, records).await {
                     Ok(image) => committed = image,
                     Err(error) => return outcomes_all_failed(&specs, controller_error(&error), &error.to_string()),
                 }
-                drop(guard);
-                shard.publish(committed.clone()).await;
             }
             specs.iter().zip(checked).map(|(spec, result)| outcome(&shard, &committed, spec, result)).collect()
         })
@@ -338,11 +336,8 @@ pub async fn delete_topics(shard: &Rc<Shard>, version: i16, request: DeleteTopic
                 results.push((resolved_name, resolved_id, result));
             }
             if !records.is_empty() {
-                match controller.commit(&guard, records).await {
-                    Ok(image) => {
-                        drop(guard);
-                        shard.publish(image).await;
-                    }
+                match shard.commit_and_publish(&controller, guard, records).await {
+                    Ok(_) => {}
                     Err(error) => {
                         let failure = (controller_error(&error), error.to_string());
                         return results.into_iter().map(|(n, id, _)| (n, id, Some(failure.clone()))).collect();
@@ -406,11 +401,8 @@ pub async fn create_partitions(shard: &Rc<Shard>, request: CreatePartitionsReque
                 }
             }
             if !validate_only && !records.is_empty() {
-                match controller.commit(&guard, records).await {
-                    Ok(image) => {
-                        drop(guard);
-                        shard.publish(image).await;
-                    }
+                match shard.commit_and_publish(&controller, guard, records).await {
+                    Ok(_) => {}
                     Err(error) => {
                         let failure = (controller_error(&error), error.to_string());
                         return results.into_iter().map(|(n, _)| (n, Some(failure.clone()))).collect();
