@@ -22,6 +22,9 @@ use crate::types::Offset;
 
 /// Bytes read per lookup scan: a few index intervals.
 const LOOKUP_CHUNK_BYTES: usize = 16 * 1024;
+/// Appends up to this size are written with `pwrite` on the shard's thread; larger ones go through
+/// io_uring (see [`SegmentFile::write_all_at`]).
+pub(crate) const INLINE_WRITE_MAX_BYTES: usize = 64 * 1024;
 /// Bytes read per recovery chunk.
 pub(crate) const RECOVERY_CHUNK_BYTES: usize = 4 * 1024 * 1024;
 
@@ -77,6 +80,16 @@ impl SegmentFile {
 
     pub(crate) async fn write_all_at(&self, buf: Vec<u8>, position: u64) -> Result<()> {
         let expected = buf.len();
+        if expected <= INLINE_WRITE_MAX_BYTES {
+            // A small buffered write is a short copy into the page cache: done here, it saves handing the
+            // write to an io_uring worker thread and waking this shard again, two context switches that
+            // cost more than the copy. (ext4 cannot do buffered writes without blocking in io_uring itself.)
+            use std::os::unix::fs::FileExt as _;
+            return self
+                .shared
+                .write_all_at(&buf, position)
+                .map_err(|e| EngineError::io("write segment", &self.path, e));
+        }
         let written = self
             .ring
             .write_at(buf, position)
