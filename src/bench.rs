@@ -112,6 +112,17 @@ fn encode_batch(count: usize, record_size: usize, codec: Compression) -> anyhow:
     Ok(out.freeze())
 }
 
+/// Splits an encoded request into the bytes before and after `batch`, which it carries once. The batch sits
+/// near the end (only tagged fields follow it), so the search covers the frame's head only.
+fn split_frame(frame: &[u8], batch: &[u8]) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
+    let head = batch.len().min(64);
+    let last_start = frame.len().checked_sub(batch.len()).context("encoded request shorter than its batch")?;
+    let at = (0..=last_start)
+        .find(|&at| frame[at..at + head] == batch[..head] && frame[at..at + batch.len()] == *batch)
+        .context("the batch is not in its encoded request")?;
+    Ok((frame[..at].to_vec(), frame[at + batch.len()..].to_vec()))
+}
+
 #[derive(Default)]
 struct Totals {
     records: AtomicU64,
@@ -178,8 +189,10 @@ pub fn produce(args: ProduceBenchArgs) -> anyhow::Result<()> {
     for (index, histogram) in histograms.iter().enumerate() {
         let mut client = Client::connect(&args.bootstrap, Duration::from_secs(5))?;
         let version = client.version_for::<ProduceRequest>(ApiKey::Produce)?;
-        // One request per partition, rotated; this producer starts at its own partition.
-        let frames: Vec<Bytes> = (0..partitions)
+        // One request per partition, rotated; this producer starts at its own partition. Each request is kept
+        // as its own header bytes around the one shared batch, so memory stays one batch however many
+        // partitions there are, and sending copies nothing but the correlation id.
+        let mut frames: Vec<(Vec<u8>, Vec<u8>)> = (0..partitions)
             .map(|p| {
                 let request = ProduceRequest::default().with_acks(acks).with_timeout_ms(30_000).with_topic_data(vec![
                     TopicProduceData::default()
@@ -188,9 +201,11 @@ pub fn produce(args: ProduceBenchArgs) -> anyhow::Result<()> {
                             .with_index((p + index as i32) % partitions)
                             .with_records(Some(batch.clone()))]),
                 ]);
-                client.encode_request(ApiKey::Produce, version, &request)
+                let frame = client.encode_request(ApiKey::Produce, version, &request)?;
+                split_frame(&frame, &batch)
             })
-            .collect::<Result<_, _>>()?;
+            .collect::<anyhow::Result<_>>()?;
+        let batch = batch.clone();
         let (mut writer, mut reader) = client.into_pipeline()?;
         let (in_flight_tx, in_flight_rx) = mpsc::sync_channel::<Instant>(args.max_in_flight.max(1));
         let (stop_w, totals_w) = (stop.clone(), totals.clone());
@@ -202,20 +217,25 @@ pub fn produce(args: ProduceBenchArgs) -> anyhow::Result<()> {
             let mut frame = 0usize;
             let begin = Instant::now();
             while !stop_w.load(Ordering::Relaxed) && records_limit.is_none_or(|limit| sent < limit) {
+                // At a fixed rate, latency counts from when the request was due, not from when it went out,
+                // so a stalled broker cannot hide its stall by delaying the sends (coordinated omission).
+                let mut sent_at = Instant::now();
                 if let Some(rate) = per_producer_rate {
                     let due = begin + Duration::from_secs_f64(sent as f64 / rate);
-                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    if let Some(wait) = due.checked_duration_since(sent_at) {
                         std::thread::sleep(wait);
                     }
+                    sent_at = due;
                 }
-                let mut bytes = frames[frame % frames.len()].to_vec();
+                let count = frames.len();
+                let (prefix, suffix) = &mut frames[frame % count];
                 let correlation = (frame as i32).wrapping_add(1);
-                bytes[8..12].copy_from_slice(&correlation.to_be_bytes());
+                prefix[8..12].copy_from_slice(&correlation.to_be_bytes());
                 frame += 1;
                 if acks != 0 {
-                    in_flight_tx.send(Instant::now()).context("reader stopped")?;
+                    in_flight_tx.send(sent_at).context("reader stopped")?;
                 }
-                writer.write_frame(&bytes)?;
+                writer.write_frame_parts(&[prefix, &batch, suffix])?;
                 sent += per_batch as u64;
                 if acks == 0 {
                     totals_w.records.fetch_add(per_batch as u64, Ordering::Relaxed);
@@ -611,5 +631,40 @@ pub fn e2e(args: E2eBenchArgs) -> anyhow::Result<()> {
     if summary.records < sent {
         bail!("{} of {sent} records were not consumed within 5 s of the end", sent - summary.records);
     }
+    Ok(())
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct IdleBenchArgs {
+    #[arg(long, default_value = "localhost:9092")]
+    pub bootstrap: String,
+    /// Connections to open; each completes an ApiVersions exchange and then stays idle.
+    #[arg(long, default_value_t = 1000)]
+    pub connections: usize,
+    /// Seconds to hold them (default: until interrupted).
+    #[arg(long)]
+    pub duration: Option<u64>,
+}
+
+/// `sluice bench idle`: holds many idle client connections open, to measure what they cost the broker
+/// (memory, and the throughput of the connections that do work). Prints `holding N connections` once all
+/// are open.
+pub fn idle(args: IdleBenchArgs) -> anyhow::Result<()> {
+    let mut held = Vec::with_capacity(args.connections);
+    for n in 0..args.connections {
+        held.push(
+            Client::connect(&args.bootstrap, Duration::from_secs(10))
+                .with_context(|| format!("opening connection {} of {}", n + 1, args.connections))?,
+        );
+    }
+    println!("holding {} connections", held.len());
+    std::io::stdout().flush()?;
+    match args.duration {
+        Some(seconds) => std::thread::sleep(Duration::from_secs(seconds)),
+        None => loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        },
+    }
+    drop(held);
     Ok(())
 }

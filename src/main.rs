@@ -41,6 +41,8 @@ enum BenchCommand {
     Consume(bench::ConsumeBenchArgs),
     /// Latency from produce to consume at a fixed rate.
     E2e(bench::E2eBenchArgs),
+    /// Hold many idle connections open (for measuring their cost to the broker).
+    Idle(bench::IdleBenchArgs),
 }
 
 fn main() {
@@ -70,6 +72,7 @@ fn main() {
         Command::Bench(BenchCommand::Produce(args)) => bench::produce(args),
         Command::Bench(BenchCommand::Consume(args)) => bench::consume(args),
         Command::Bench(BenchCommand::E2e(args)) => bench::e2e(args),
+        Command::Bench(BenchCommand::Idle(args)) => bench::idle(args),
     };
     if let Err(error) = result {
         eprintln!("sluice: {error:#}");

@@ -204,6 +204,22 @@ impl PipelineWriter {
     pub fn write_frame(&mut self, frame: &[u8]) -> ClientResult<()> {
         self.stream.write_all(frame).map_err(|source| ClientError::Io { address: self.address.clone(), source })
     }
+
+    /// Writes one frame given in parts, with vectored writes: the parts are not copied together first.
+    pub fn write_frame_parts(&mut self, parts: &[&[u8]]) -> ClientResult<()> {
+        let io = |source| ClientError::Io { address: self.address.clone(), source };
+        let mut slices: Vec<std::io::IoSlice> = parts.iter().map(|p| std::io::IoSlice::new(p)).collect();
+        let mut slices = &mut slices[..];
+        while !slices.is_empty() {
+            match self.stream.write_vectored(slices) {
+                Ok(0) => return Err(io(std::io::ErrorKind::WriteZero.into())),
+                Ok(written) => std::io::IoSlice::advance_slices(&mut slices, written),
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(io(error)),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The reading half of a pipelined connection.
