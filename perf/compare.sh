@@ -1,0 +1,278 @@
+#!/usr/bin/env bash
+# Sluice against this machine's limits and against a peer, Tansu, in one run (DESIGN.md §5, issue 5).
+#
+#   perf/compare.sh            # everything: about 15-20 minutes once Tansu is built
+#   COMPARE_PARTS="sluice2 G" perf/compare.sh   # only some: limits sluice2 sluice1 tansu-mem tansu-sqlite G W5
+#
+# What it does:
+#   1. Installs what it needs when missing: fio and iperf3 (perf/limits.sh), the librdkafka header from
+#      Debian, the test venv (scripts/install-test-tools.sh, whose confluent-kafka wheel bundles librdkafka
+#      2.16), and Tansu 0.6 with its memory and sqlite storage (`cargo install tansu --features
+#      dynostore,libsql`, about 30 minutes, once, into $SLUICE_PERF_CACHE, default ~/.cache/sluice).
+#   2. Builds Sluice (release) and perf/rdkperf.c, an independent librdkafka producer/consumer.
+#   3. Measures the limits (perf/limits.sh on the same disk).
+#   4. Runs the workloads against Sluice with --shards 2 and --shards 1, Tansu with memory:// and Tansu with
+#      sqlite://, each with `sluice bench` and with rdkperf:
+#        W1  100 B records, acks=1, 1 and 8 partitions
+#        T1  100 B records, acks=all, flush policy `always`, 2 partitions (DESIGN's first target)
+#        W2  1 KiB records, acks=all, flush policy `always` (Tansu: as its storage does it)
+#        W3  consume 1 GiB of 1 KiB records from the page cache (Tansu sqlite: 64 MiB, it reads at ~3 MB/s)
+#        W4  produce latency at a fixed load: 50% of W2's peak (the issue), and 50 k records/s of 1 KiB with
+#            linger.ms=0 (DESIGN's target); acks=all
+#        W6  1,000 idle connections held open, then W1 (8 partitions) again: RSS and throughput change
+#        G   the generator's own ceiling: acks=0 into a tmpfs data dir, sluice bench against rdkperf
+#      and, for Sluice only, W5: 10,000 partitions, 10 GiB of data, restart after a clean stop and after
+#      kill -9, RSS. (Tansu's memory storage loses everything on restart and its sqlite storage would take
+#      hours to take 10 GiB, so W5 has no Tansu column.)
+#   5. Prints one table: each figure, Sluice over the limit and Sluice over Tansu. Every figure is also in
+#      perf/out/compare/*.json, and the table in perf/out/compare/table.md.
+#
+# Broker, generator and the limits share the machine's cores; ratios from the same run are what to quote.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+cache=${SLUICE_PERF_CACHE:-$HOME/.cache/sluice}
+out=perf/out/compare
+work=${COMPARE_WORK:-$root/target/compare}
+port=19500
+mkdir -p "$cache" "$out" "$work"
+[ -n "${COMPARE_PARTS:-}" ] || rm -f "$out"/*.json "$out"/*.log
+
+log() { printf '\n== %s\n' "$*" >&2; }
+
+# ---------------------------------------------------------------- tools
+need_apt=()
+[ -f /usr/include/librdkafka/rdkafka.h ] || need_apt+=(librdkafka-dev)
+command -v gcc >/dev/null || need_apt+=(gcc)
+if ((${#need_apt[@]})); then
+  log "installing ${need_apt[*]} from Debian"
+  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+scripts/install-test-tools.sh
+tansu=$cache/tansu/bin/tansu
+if [ ! -x "$tansu" ]; then
+  log "building Tansu 0.6 (memory and sqlite storage) into $cache/tansu: about 30 minutes, once"
+  cargo install tansu --version 0.6.0 --locked --features dynostore,libsql --root "$cache/tansu" \
+    --target-dir "$cache/tansu-target"
+fi
+log "building sluice and rdkperf"
+cargo build --release --locked --bin sluice >/dev/null 2>&1 || cargo build --release --locked --bin sluice
+sluice=$root/target/release/sluice
+# rdkperf links the librdkafka that confluent-kafka's wheel bundles (2.16): Debian's 2.0.2 cannot talk to
+# Tansu 0.6 (its ApiVersions exchange fails with "Read underflow"), and a newer client is fairer to both.
+rdk_lib=$(ls "$root"/tests/clients/.venv/lib/python3*/site-packages/confluent_kafka.libs/librdkafka-*.so.* | head -1)
+mkdir -p target/perf
+gcc -O2 -Wall -o target/perf/rdkperf perf/rdkperf.c "$rdk_lib" -Wl,-rpath,"$(dirname "$rdk_lib")"
+rdkperf=$root/target/perf/rdkperf
+
+# ---------------------------------------------------------------- limits
+want() { [[ " ${COMPARE_PARTS:-limits sluice2 sluice1 tansu-mem tansu-sqlite G W5} " == *" $1 "* ]]; }
+if want limits; then
+  log "machine limits (perf/limits.sh on $work)"
+  LIMITS_FILE_SIZE=${LIMITS_FILE_SIZE:-2G} perf/limits.sh "$work/limits" | tee "$out/limits.log" >&2
+  cp perf/out/limits.json "$out/limits.json"
+  rm -rf "$work/limits"
+fi
+
+# ---------------------------------------------------------------- brokers
+broker_pid=""
+broker_log=""
+stop_broker() {
+  if [ -n "$broker_pid" ]; then
+    kill -TERM "$broker_pid" 2>/dev/null || true
+    wait "$broker_pid" 2>/dev/null || true
+    broker_pid=""
+  fi
+}
+trap 'stop_broker; [ -n "${idle_pid:-}" ] && kill "$idle_pid" 2>/dev/null; rm -rf "$work"' EXIT
+
+wait_for_port() { # seconds
+  local deadline=$((SECONDS + $1))
+  until "$sluice" topic list --bootstrap 127.0.0.1:$port >/dev/null 2>&1; do
+    if ((SECONDS > deadline)); then
+      echo "broker did not answer on 127.0.0.1:$port; its log:" >&2
+      tail -20 "$broker_log" >&2
+      exit 1
+    fi
+    sleep 0.05
+  done
+}
+
+start_sluice() { # name shards data_dir: returns once the broker logged "ready to serve" and answers
+  broker_log=$out/$1-broker.log
+  local before
+  before=$(grep -c "ready to serve" "$broker_log" 2>/dev/null || true)
+  "$sluice" serve --listen 127.0.0.1:$port --advertise 127.0.0.1:$port --data-dir "$3" --shards "$2" \
+    >>"$broker_log" 2>&1 &
+  broker_pid=$!
+  local deadline=$((SECONDS + 120))
+  until (($(grep -c "ready to serve" "$broker_log" 2>/dev/null || true) > ${before:-0})); do
+    if ((SECONDS > deadline)) || ! kill -0 "$broker_pid" 2>/dev/null; then
+      echo "sluice did not become ready; its log:" >&2
+      tail -20 "$broker_log" >&2
+      exit 1
+    fi
+    sleep 0.02
+  done
+  wait_for_port 60
+}
+
+start_tansu() { # name storage-url (run in $work: Tansu reads sqlite://FILE relative to its directory)
+  broker_log=$out/$1-broker.log
+  (cd "$work" && exec "$tansu" broker --listener-url tcp://127.0.0.1:$port \
+    --advertised-listener-url tcp://127.0.0.1:$port --storage-engine "$2") >>"$root/$broker_log" 2>&1 &
+  broker_pid=$!
+  wait_for_port 60
+}
+
+rss_kb() { ps -o rss= -p "$broker_pid" | tr -d ' '; }
+
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+
+record() { # name key value: one figure outside the generators' JSON
+  printf '{"%s":%s}\n' "$2" "$3" >"$out/$1.json"
+}
+
+# ---------------------------------------------------------------- workloads
+bench_produce() { # name topic partitions record-size acks extra...
+  local name=$1 topic=$2 partitions=$3 size=$4 acks=$5
+  shift 5
+  "$sluice" bench produce --bootstrap 127.0.0.1:$port --topic "$topic" --partitions "$partitions" \
+    --record-size "$size" --acks "$acks" --json "$out/$name.json" "$@" >"$out/$name.log" 2>&1 ||
+    { echo "$name failed:" >&2; tail -5 "$out/$name.log" >&2; }
+}
+
+rdk_produce() { # name topic partitions record-size records props...
+  local name=$1 topic=$2 partitions=$3 size=$4 records=$5
+  shift 5
+  "$sluice" topic create "$topic" --partitions "$partitions" --bootstrap 127.0.0.1:$port >/dev/null 2>&1 || true
+  "$rdkperf" produce 127.0.0.1:$port "$topic" "$size" "$records" "$@" >"$out/$name.json" 2>"$out/$name.log" ||
+    { echo "$name failed:" >&2; tail -5 "$out/$name.log" >&2; }
+}
+
+peak() { # json -> records/s, as an integer
+  python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["records_per_second"]))' "$1" 2>/dev/null || echo 0
+}
+
+run_common() { # label  w3-records  (the broker is running)
+  local b=$1 w3=$2 d=${BENCH_SECONDS:-6}
+  record "$b-rss-idle" rss_kb "$(rss_kb)"
+  log "$b W1: 100 B, acks=1"
+  bench_produce "$b-W1-p1-bench" w1p1 1 100 1 --duration "$d" --batch-bytes 65536
+  bench_produce "$b-W1-p8-bench" w1p8 8 100 1 --duration "$d" --batch-bytes 65536
+  rdk_produce "$b-W1-p1-rdk" w1p1r 1 100 "${W1_RDK_RECORDS:-6000000}" acks=1 linger.ms=5
+  rdk_produce "$b-W1-p8-rdk" w1p8r 8 100 "${W1_RDK_RECORDS:-6000000}" acks=1 linger.ms=5
+  log "$b T1: 100 B, acks=all, 2 partitions (DESIGN's first target)"
+  bench_produce "$b-T1-bench" t1 2 100 all --duration "$d" --batch-bytes 65536
+  rdk_produce "$b-T1-rdk" t1r 2 100 "${W1_RDK_RECORDS:-6000000}" acks=all linger.ms=5
+  log "$b W2: 1 KiB, acks=all"
+  bench_produce "$b-W2-bench" w2 2 1024 all --duration "$d" --batch-bytes 262144 --max-in-flight 4
+  rdk_produce "$b-W2-rdk" w2r 2 1024 "${W2_RDK_RECORDS:-2000000}" acks=all linger.ms=5
+  log "$b W4: latency at a fixed load"
+  local half=$(($(peak "$out/$b-W2-bench.json") / 2))
+  if ((half > 0)); then
+    bench_produce "$b-W4-half-bench" w4h 2 1024 all --duration "$d" --rate "$half" --batch-bytes 16384 \
+      --producers 2 --max-in-flight 64
+    rdk_produce "$b-W4-half-rdk" w4hr 2 1024 $((half * d)) acks=all linger.ms=0 rate=$half
+  fi
+  bench_produce "$b-W4-50k-bench" w4 2 1024 all --duration "$d" --rate 50000 --batch-bytes 1024 \
+    --producers 4 --max-in-flight 64
+  rdk_produce "$b-W4-50k-rdk" w4r 2 1024 $((50000 * d)) acks=all linger.ms=0 rate=50000
+  log "$b W3: consume $w3 records of 1 KiB"
+  bench_produce "$b-W3-load" w3 2 1024 1 --records "$w3" --batch-bytes 524288
+  "$sluice" bench consume --bootstrap 127.0.0.1:$port --topic w3 >"$out/$b-W3-warm.log" 2>&1 || true
+  "$sluice" bench consume --bootstrap 127.0.0.1:$port --topic w3 --json "$out/$b-W3-bench.json" \
+    >"$out/$b-W3-bench.log" 2>&1 || { echo "$b-W3-bench failed:" >&2; tail -3 "$out/$b-W3-bench.log" >&2; }
+  "$rdkperf" consume 127.0.0.1:$port w3 "$w3" >"$out/$b-W3-rdk.json" 2>"$out/$b-W3-rdk.log" ||
+    { echo "$b-W3-rdk failed:" >&2; tail -3 "$out/$b-W3-rdk.log" >&2; }
+  log "$b W6: 1,000 idle connections, then W1 again"
+  "$sluice" bench idle --bootstrap 127.0.0.1:$port --connections 1000 >"$out/$b-W6-idle.log" 2>&1 &
+  idle_pid=$!
+  for _ in $(seq 600); do grep -q holding "$out/$b-W6-idle.log" 2>/dev/null && break; sleep 0.1; done
+  sleep 1
+  record "$b-W6-rss" rss_kb "$(rss_kb)"
+  bench_produce "$b-W6-p8-bench" w1p8 8 100 1 --duration "$d" --batch-bytes 65536
+  kill "$idle_pid" 2>/dev/null || true
+  wait "$idle_pid" 2>/dev/null || true
+  idle_pid=""
+  record "$b-rss-end" rss_kb "$(rss_kb)"
+}
+
+for shards in 2 1; do
+  b=sluice$shards
+  want "$b" || continue
+  log "Sluice, --shards $shards"
+  rm -rf "$work/$b"
+  start_sluice "$b" "$shards" "$work/$b"
+  run_common "$b" 1048576
+  stop_broker
+  rm -rf "$work/$b"
+done
+
+if want tansu-mem; then
+  log "Tansu, memory://"
+  start_tansu tansu-mem memory://tansu/
+  run_common tansu-mem 1048576
+  stop_broker
+fi
+
+if want tansu-sqlite; then
+  log "Tansu, sqlite://"
+  rm -f "$work"/tansu.db*
+  start_tansu tansu-sqlite sqlite://tansu.db
+  BENCH_SECONDS=5 W1_RDK_RECORDS=300000 W2_RDK_RECORDS=100000 run_common tansu-sqlite 65536
+  stop_broker
+  rm -f "$work"/tansu.db*
+fi
+
+# G: what the generators can drive against a broker that stores nothing durable (tmpfs, acks=0).
+if want G; then
+  log "G: generator ceiling, acks=0 into tmpfs"
+  shm=$(mktemp -d /dev/shm/sluice-compare.XXXXXX)
+  start_sluice sluice-tmpfs 2 "$shm"
+  bench_produce G-bench g 8 100 0 --duration 6 --batch-bytes 65536
+  rdk_produce G-rdk gr 8 100 8000000 acks=0 linger.ms=5
+  stop_broker
+  rm -rf "$shm"
+fi
+
+# W5: 10,000 partitions and 10 GiB; restart times and RSS.
+if want W5; then
+  log "W5: 10,000 partitions, 10 GiB"
+  data=$work/w5
+  rm -rf "$data"
+  start_sluice sluice-w5 2 "$data"
+  t0=$(date +%s.%N)
+  "$sluice" topic create w5 --partitions 10000 --bootstrap 127.0.0.1:$port >/dev/null
+  t1=$(date +%s.%N)
+  record W5-create seconds "$(elapsed "$t0" "$t1")"
+  record W5-rss-empty rss_kb "$(rss_kb)"
+  bench_produce W5-fill w5 10000 1024 1 --records $((10 * 1024 * 1024)) --batch-bytes 524288 --max-in-flight 16
+  record W5-rss-full rss_kb "$(rss_kb)"
+  du -sb "$data" | awk '{printf "{\"bytes\":%s}\n", $1}' >"$out/W5-size.json"
+  restart() { # name
+    local start
+    start=$(date +%s.%N)
+    start_sluice sluice-w5 2 "$data"
+    record "$1" seconds "$(elapsed "$start" "$(date +%s.%N)")"
+  }
+  stop_broker
+  restart W5-restart-clean
+  record W5-rss-restarted rss_kb "$(rss_kb)"
+  # kill -9 in the middle of a produce load, so the last segments end mid-write.
+  "$sluice" bench produce --bootstrap 127.0.0.1:$port --topic w5 --record-size 1024 --duration 30 \
+    --acks 1 --batch-bytes 524288 >"$out/W5-load.log" 2>&1 &
+  load=$!
+  sleep 3
+  kill -KILL "$broker_pid"
+  wait "$broker_pid" 2>/dev/null || true
+  broker_pid=""
+  wait "$load" 2>/dev/null || true
+  restart W5-restart-kill9
+  stop_broker
+  rm -rf "$data"
+fi
+
+# ---------------------------------------------------------------- table
+rev=$(git rev-parse --short HEAD)$(git diff --quiet || echo +)
+python3 perf/compare_table.py "$out" "$rev" | tee "$out/table.md"

@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Prints perf/compare.sh's results as one Markdown table: each workload's figure per broker, Sluice (2 shards)
+over the machine's limit, and Sluice over Tansu. Usage: compare_table.py OUT_DIR REVISION"""
+import json
+import os
+import platform
+import sys
+
+out, rev = sys.argv[1], sys.argv[2]
+BROKERS = [("sluice2", "Sluice 2 shards"), ("sluice1", "Sluice 1 shard"),
+           ("tansu-mem", "Tansu memory"), ("tansu-sqlite", "Tansu sqlite")]
+
+
+def load(name):
+    try:
+        with open(os.path.join(out, name + ".json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+limits = load("limits") or {}
+
+
+def rate(j):
+    if not j or not j.get("records"):
+        return "failed" if j is None else "no data"
+    return f"{j['records_per_second'] / 1e6:.2f} M/s, {j['mb_per_second']:.0f} MB/s"
+
+
+def latency(j):
+    if not j or "latency_ms" not in j or not j.get("records"):
+        return "failed" if j is None else "no data"
+    l = j["latency_ms"]
+    return f"p50 {l['p50']:.2f} p99 {l['p99']:.2f} p99.9 {l['p999']:.2f} max {l['max']:.1f} ms ({j['records_per_second'] / 1e3:.0f} k/s)"
+
+
+def ratio(a, b, field="mb_per_second"):
+    try:
+        return f"{a[field] / b[field]:.2f}x" if b[field] else "-"
+    except (TypeError, KeyError):
+        return "-"
+
+
+def vs_limit(j, limit_key, scale):
+    """j's MB/s over a limit (MiB/s for fio, GB/s for iperf3)."""
+    if not j or not j.get("records") or limit_key not in limits:
+        return "-"
+    limit_mb = limits[limit_key] * scale
+    return f"{j['mb_per_second'] / limit_mb:.0%} of {limit_key} ({limit_mb:.0f} MB/s)"
+
+
+rows = []
+head = "| workload | generator | " + " | ".join(label for _, label in BROKERS) + \
+    " | Sluice 2 / limit | Sluice 2 / Tansu memory | Sluice 2 / Tansu sqlite |"
+rows.append(head)
+rows.append("|" + "---|" * (head.count("|") - 1))
+
+
+def throughput_row(workload, suffix, generator, limit_key=None, scale=1.048576):
+    js = {b: load(f"{b}-{suffix}") for b, _ in BROKERS}
+    lim = vs_limit(js["sluice2"], limit_key, scale) if limit_key else "-"
+    rows.append(f"| {workload} | {generator} | " + " | ".join(rate(js[b]) for b, _ in BROKERS) +
+                f" | {lim} | {ratio(js['sluice2'], js['tansu-mem'])} | {ratio(js['sluice2'], js['tansu-sqlite'])} |")
+
+
+def latency_row(workload, suffix, generator):
+    js = {b: load(f"{b}-{suffix}") for b, _ in BROKERS}
+    s, t, q = js["sluice2"], js["tansu-mem"], js["tansu-sqlite"]
+
+    def p99_ratio(other):
+        try:
+            return f"p99 {other['latency_ms']['p99'] / s['latency_ms']['p99']:.1f}x lower"
+        except (TypeError, KeyError, ZeroDivisionError):
+            return "-"
+    lim = "-"
+    if s and "latency_ms" in s and "fdatasync_4k_p99_ms" in limits:
+        lim = f"p99 = {s['latency_ms']['p99'] / limits['fdatasync_4k_p99_ms']:.1f}x fdatasync p99 ({limits['fdatasync_4k_p99_ms']} ms)"
+    rows.append(f"| {workload} | {generator} | " + " | ".join(latency(js[b]) for b, _ in BROKERS) +
+                f" | {lim} | {p99_ratio(t)} | {p99_ratio(q)} |")
+
+
+throughput_row("W1 100 B, acks=1, 1 partition", "W1-p1-bench", "sluice bench", "write_buffered_mib_s")
+throughput_row("W1 100 B, acks=1, 1 partition", "W1-p1-rdk", "librdkafka", "write_buffered_mib_s")
+throughput_row("W1 100 B, acks=1, 8 partitions", "W1-p8-bench", "sluice bench", "write_buffered_mib_s")
+throughput_row("W1 100 B, acks=1, 8 partitions", "W1-p8-rdk", "librdkafka", "write_buffered_mib_s")
+throughput_row("T1 100 B, acks=all, fsync, 2 partitions", "T1-bench", "sluice bench", "append_fdatasync_1m_mib_s")
+throughput_row("T1 100 B, acks=all, fsync, 2 partitions", "T1-rdk", "librdkafka, linger.ms=5", "append_fdatasync_1m_mib_s")
+throughput_row("W2 1 KiB, acks=all, fsync", "W2-bench", "sluice bench", "append_fdatasync_1m_mib_s")
+throughput_row("W2 1 KiB, acks=all, fsync", "W2-rdk", "librdkafka", "append_fdatasync_1m_mib_s")
+throughput_row("W3 consume 1 KiB from page cache", "W3-bench", "sluice bench", "loopback_tcp_gb_s", 1000)
+throughput_row("W3 consume 1 KiB from page cache", "W3-rdk", "librdkafka", "loopback_tcp_gb_s", 1000)
+latency_row("W4 at 50% of W2's peak", "W4-half-bench", "sluice bench")
+latency_row("W4 at 50% of W2's peak", "W4-half-rdk", "librdkafka, linger.ms=0")
+latency_row("W4 50 k/s of 1 KiB, 1 record per request", "W4-50k-bench", "sluice bench")
+latency_row("W4 50 k/s of 1 KiB", "W4-50k-rdk", "librdkafka, linger.ms=0")
+
+# W6: idle connections.
+cells = []
+for b, _ in BROKERS:
+    base, idle, rss0, rss1 = load(f"{b}-W1-p8-bench"), load(f"{b}-W6-p8-bench"), load(f"{b}-rss-idle"), load(f"{b}-W6-rss")
+    if base and idle and rss1 and base.get("records_per_second"):
+        change = idle["records_per_second"] / base["records_per_second"] - 1
+        cells.append(f"RSS {rss1['rss_kb'] / 1024:.0f} MB with 1,000 idle (idle start {rss0['rss_kb'] / 1024:.0f} MB); W1 {change:+.0%}")
+    else:
+        cells.append("failed")
+rows.append("| W6 1,000 idle connections + W1 (8 partitions) | sluice bench | " + " | ".join(cells) + " | - | - | - |")
+
+# RSS at the end of each broker's run.
+cells = []
+for b, _ in BROKERS:
+    end = load(f"{b}-rss-end")
+    cells.append(f"{end['rss_kb'] / 1024:.0f} MB" if end else "-")
+rows.append("| RSS after W1-W6 | - | " + " | ".join(cells) + " | - | - | - |")
+
+print(f"Revision {rev}; {platform.node()}, {os.cpu_count()} CPUs, {platform.release()}. Broker and generators "
+      "share the cores.\n")
+print("Limits (same run): " + ", ".join(f"{k} {v}" for k, v in limits.items()) + "\n")
+print("\n".join(rows))
+
+g_bench, g_rdk = load("G-bench"), load("G-rdk")
+print("\nGenerator ceiling (acks=0, 8 partitions, Sluice on tmpfs): "
+      f"sluice bench {rate(g_bench)}; librdkafka {rate(g_rdk)}; "
+      f"sluice bench / librdkafka = {ratio(g_bench, g_rdk, 'records_per_second')} (target >= 2x)")
+
+w5 = {k: load(f"W5-{k}") for k in ["create", "rss-empty", "fill", "rss-full", "size", "restart-clean",
+                                   "rss-restarted", "restart-kill9"]}
+if w5["create"]:
+    def get(k, f, fmt):
+        return fmt(w5[k][f]) if w5[k] and f in w5[k] else "failed"
+    print("\nW5, Sluice 2 shards, 10,000 partitions: "
+          f"create {get('create', 'seconds', lambda v: f'{v:.1f} s')}; "
+          f"RSS empty {get('rss-empty', 'rss_kb', lambda v: f'{v / 1024:.0f} MB')}; "
+          f"fill {rate(w5['fill'])}; data {get('size', 'bytes', lambda v: f'{v / 2**30:.1f} GiB')}; "
+          f"RSS full {get('rss-full', 'rss_kb', lambda v: f'{v / 1024:.0f} MB')}; "
+          f"restart after clean stop {get('restart-clean', 'seconds', lambda v: f'{v:.2f} s')} (target <= 5 s); "
+          f"RSS after restart {get('rss-restarted', 'rss_kb', lambda v: f'{v / 1024:.0f} MB')}; "
+          f"restart after kill -9 under load {get('restart-kill9', 'seconds', lambda v: f'{v:.2f} s')} (target <= 10 s)")
