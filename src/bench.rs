@@ -152,6 +152,32 @@ impl Summary {
             self.errors
         )
     }
+
+    /// The latency quantiles in milliseconds, as a JSON object.
+    fn latency_json(&self) -> String {
+        let q = |q: f64| self.latency.value_at_quantile(q) as f64 / 1000.0;
+        format!(
+            "{{\"p50\":{:.3},\"p99\":{:.3},\"p999\":{:.3},\"max\":{:.3}}}",
+            q(0.5),
+            q(0.99),
+            q(0.999),
+            self.latency.max() as f64 / 1000.0
+        )
+    }
+
+    /// The summary as one JSON line, for `--json`.
+    fn json(&self) -> String {
+        format!(
+            "{{\"records\":{},\"bytes\":{},\"seconds\":{:.3},\"records_per_second\":{:.1},\"mb_per_second\":{:.3},\"latency_ms\":{},\"errors\":{}}}\n",
+            self.records,
+            self.bytes,
+            self.seconds,
+            self.records as f64 / self.seconds,
+            self.bytes as f64 / self.seconds / 1e6,
+            self.latency_json(),
+            self.errors
+        )
+    }
 }
 
 fn ensure_topic(bootstrap: &str, topic: &str, partitions: i32) -> anyhow::Result<i32> {
@@ -307,20 +333,7 @@ pub fn produce(args: ProduceBenchArgs) -> anyhow::Result<()> {
     let summary = snapshot(&histograms, started);
     println!("{}", summary.line("produce: "));
     if let Some(path) = &args.json {
-        let q = |q: f64| summary.latency.value_at_quantile(q) as f64 / 1000.0;
-        let json = format!(
-            "{{\"records\":{},\"bytes\":{},\"seconds\":{:.3},\"records_per_second\":{:.1},\"mb_per_second\":{:.3},\"latency_ms\":{{\"p50\":{:.3},\"p99\":{:.3},\"p999\":{:.3},\"max\":{:.3}}},\"errors\":{}}}\n",
-            summary.records,
-            summary.bytes,
-            summary.seconds,
-            summary.records as f64 / summary.seconds,
-            summary.bytes as f64 / summary.seconds / 1e6,
-            q(0.5),
-            q(0.99),
-            q(0.999),
-            summary.latency.max() as f64 / 1000.0,
-            summary.errors
-        );
+        let json = summary.json();
         std::fs::File::create(path)
             .and_then(|mut f| f.write_all(json.as_bytes()))
             .with_context(|| format!("writing {}", path.display()))?;
@@ -617,14 +630,10 @@ pub fn e2e(args: E2eBenchArgs) -> anyhow::Result<()> {
     };
     println!("{}", summary.line(&format!("e2e ({sent} sent): ")));
     if let Some(path) = &args.json {
-        let q = |q: f64| summary.latency.value_at_quantile(q) as f64 / 1000.0;
         let json = format!(
-            "{{\"sent\":{sent},\"received\":{},\"latency_ms\":{{\"p50\":{:.3},\"p99\":{:.3},\"p999\":{:.3},\"max\":{:.3}}},\"errors\":{errors}}}\n",
+            "{{\"sent\":{sent},\"received\":{},\"latency_ms\":{},\"errors\":{errors}}}\n",
             summary.records,
-            q(0.5),
-            q(0.99),
-            q(0.999),
-            summary.latency.max() as f64 / 1000.0
+            summary.latency_json()
         );
         std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
     }
