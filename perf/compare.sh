@@ -10,7 +10,9 @@
 #      2.16), and Tansu 0.6 with its memory and sqlite storage (`cargo install tansu --features
 #      dynostore,libsql`, about 30 minutes, once, into $SLUICE_PERF_CACHE, default ~/.cache/sluice).
 #   2. Builds Sluice (release) and perf/rdkperf.c, an independent librdkafka producer/consumer.
-#   3. Measures the limits (perf/limits.sh on the same disk).
+#   3. Fills the page cache with a sparse file's zero pages, so that everything runs as on a host that has
+#      been up for a while (see "steady state" below; COMPARE_COLD=1 skips it), then measures the limits
+#      (perf/limits.sh on the same disk).
 #   4. Runs the workloads against Sluice with --shards 2 and --shards 1, Tansu with memory:// and Tansu with
 #      sqlite://, each with `sluice bench` and with rdkperf:
 #        W1  100 B records, acks=1, 1 and 8 partitions
@@ -65,10 +67,34 @@ mkdir -p target/perf
 gcc -O2 -Wall -o target/perf/rdkperf perf/rdkperf.c "$rdk_lib" -Wl,-rpath,"$(dirname "$rdk_lib")"
 rdkperf=$root/target/perf/rdkperf
 
+# ---------------------------------------------------------------- steady state
+# A broker that has run for a while has its RAM full of page cache, and each new page comes from reclaiming
+# an old one. This VM hands memory back to its host instead: DAMON pages out anything idle for 60 s (up to
+# 128 MiB/s) and virtio_balloon reports free pages to the host, and the first touch of such a page is a host
+# fault. Buffered writes that need those pages run at about half speed (perf/RESULTS.md, "What limits W2").
+# So before the limits and before each workload, warm_page_cache reads a sparse file sized to take all but
+# 512 MiB of free memory: clean zero pages, no disk I/O. Each workload then gets its pages by reclaim, as on
+# a long-running host. Rereading keeps those pages from going idle. COMPARE_COLD=1 skips all of this.
+fill=$work/page-cache-fill
+printf '{"page_cache":"%s"}\n' "$([ -n "${COMPARE_COLD:-}" ] && echo cold || echo full)" >"$out/state.json"
+warm_page_cache() {
+  [ -z "${COMPARE_COLD:-}" ] || return 0
+  local free_kb grow
+  free_kb=$(awk '/^MemFree:/ {print $2}' /proc/meminfo)
+  grow=$(((free_kb - 512 * 1024) * 1024))
+  if ((grow > 0)); then truncate -s "+$grow" "$fill"; fi
+  [ ! -f "$fill" ] || cat "$fill" >/dev/null
+}
+if [ -z "${COMPARE_COLD:-}" ]; then
+  log "filling the page cache from a sparse file (steady state; COMPARE_COLD=1 skips)"
+  warm_page_cache
+fi
+
 # ---------------------------------------------------------------- limits
 want() { [[ " ${COMPARE_PARTS:-limits sluice2 sluice1 tansu-mem tansu-sqlite G W5} " == *" $1 "* ]]; }
 if want limits; then
   log "machine limits (perf/limits.sh on $work)"
+  warm_page_cache
   LIMITS_FILE_SIZE=${LIMITS_FILE_SIZE:-2G} perf/limits.sh "$work/limits" | tee "$out/limits.log" >&2
   cp perf/out/limits.json "$out/limits.json"
   rm -rf "$work/limits"
@@ -137,6 +163,7 @@ record() { # name key value: one figure outside the generators' JSON
 bench_produce() { # name topic partitions record-size acks extra...
   local name=$1 topic=$2 partitions=$3 size=$4 acks=$5
   shift 5
+  warm_page_cache
   "$sluice" bench produce --bootstrap 127.0.0.1:$port --topic "$topic" --partitions "$partitions" \
     --record-size "$size" --acks "$acks" --json "$out/$name.json" "$@" >"$out/$name.log" 2>&1 ||
     { echo "$name failed:" >&2; tail -5 "$out/$name.log" >&2; }
@@ -145,6 +172,7 @@ bench_produce() { # name topic partitions record-size acks extra...
 rdk_produce() { # name topic partitions record-size records props...
   local name=$1 topic=$2 partitions=$3 size=$4 records=$5
   shift 5
+  warm_page_cache
   "$sluice" topic create "$topic" --partitions "$partitions" --bootstrap 127.0.0.1:$port >/dev/null 2>&1 || true
   "$rdkperf" produce 127.0.0.1:$port "$topic" "$size" "$records" "$@" >"$out/$name.json" 2>"$out/$name.log" ||
     { echo "$name failed:" >&2; tail -5 "$out/$name.log" >&2; }

@@ -113,8 +113,10 @@ for b, _ in BROKERS:
     cells.append(f"{end['rss_kb'] / 1024:.0f} MB" if end else "-")
 rows.append("| RSS after W1-W6 | - | " + " | ".join(cells) + " | - | - | - |")
 
+state = (load("state") or {}).get("page_cache", "unknown")
 print(f"Revision {rev}; {platform.node()}, {os.cpu_count()} CPUs, {platform.release()}. Broker and generators "
-      "share the cores.\n")
+      f"share the cores. Page cache at the start: {state} (full: the steady state of a long-running host; "
+      "cold: most RAM free, see perf/compare.sh).\n")
 print("Limits (same run): " + ", ".join(f"{k} {v}" for k, v in limits.items()) + "\n")
 print("\n".join(rows))
 
