@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Sluice against this machine's limits and against a peer, Tansu, in one run (DESIGN.md §5, issue 5).
 #
-#   perf/compare.sh            # everything: about 15-20 minutes once Tansu is built
-#   COMPARE_PARTS="sluice2 G" perf/compare.sh   # only some: limits sluice2 sluice1 tansu-mem tansu-sqlite G W5
+#   perf/compare.sh            # everything: about 30 minutes once Tansu is built
+#   COMPARE_PARTS="sluice2 G" perf/compare.sh   # only some: limits sluice2 sluice1 tansu-mem tansu-sqlite G W5 soak
 #
 # What it does:
 #   1. Installs what it needs when missing: fio and iperf3 (perf/limits.sh), the librdkafka header from
@@ -24,8 +24,9 @@
 #        W6  1,000 idle connections held open, then W1 (8 partitions) again: RSS and throughput change
 #        G   the generator's own ceiling: acks=0 into a tmpfs data dir, sluice bench against rdkperf
 #      and, for Sluice only, W5: 10,000 partitions, 10 GiB of data, restart after a clean stop and after
-#      kill -9, RSS. (Tansu's memory storage loses everything on restart and its sqlite storage would take
-#      hours to take 10 GiB, so W5 has no Tansu column.)
+#      kill -9, RSS; and the soak: RSS over 10 minutes of load (perf/soak.sh). (Tansu's memory storage loses
+#      everything on restart and its sqlite storage would take hours to take 10 GiB, so W5 has no Tansu
+#      column.)
 #   5. Prints one table: each figure, Sluice over the limit and Sluice over Tansu. Every figure is also in
 #      perf/out/compare/*.json, and the table in perf/out/compare/table.md.
 #
@@ -91,7 +92,7 @@ if [ -z "${COMPARE_COLD:-}" ]; then
 fi
 
 # ---------------------------------------------------------------- limits
-want() { [[ " ${COMPARE_PARTS:-limits sluice2 sluice1 tansu-mem tansu-sqlite G W5} " == *" $1 "* ]]; }
+want() { [[ " ${COMPARE_PARTS:-limits sluice2 sluice1 tansu-mem tansu-sqlite G W5 soak} " == *" $1 "* ]]; }
 if want limits; then
   log "machine limits (perf/limits.sh on $work)"
   warm_page_cache
@@ -299,6 +300,14 @@ if want W5; then
   restart W5-restart-kill9
   stop_broker
   rm -rf "$data"
+fi
+
+# Soak: RSS over 10 minutes of steady load with retention, consumers and connection churn (perf/soak.sh).
+if want soak; then
+  log "soak: RSS over ${SOAK_SECONDS:-600} s (perf/soak.sh)"
+  warm_page_cache
+  perf/soak.sh "${SOAK_SECONDS:-600}" >&2
+  cp perf/out/soak.json "$out/soak.json"
 fi
 
 # ---------------------------------------------------------------- table

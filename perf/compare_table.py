@@ -138,3 +138,11 @@ if w5["create"]:
           f"restart after clean stop {get('restart-clean', 'seconds', lambda v: f'{v:.2f} s')} (target <= 5 s); "
           f"RSS after restart {get('rss-restarted', 'rss_kb', lambda v: f'{v / 1024:.0f} MB')}; "
           f"restart after kill -9 under load {get('restart-kill9', 'seconds', lambda v: f'{v:.2f} s')} (target <= 10 s)")
+
+soak = load("soak")
+if soak:
+    print(f"\nSoak, Sluice 2 shards, {soak['seconds']} s at 20,000 records/s of 1 KiB (acks=all) with retention, a "
+          f"full consume and 200 connections opened and closed every minute: idle RSS before {soak['idle_before_mb']} MB; "
+          f"second minute {soak['second_minute_mb']} MB, last minute {soak['last_minute_mb']} MB (growth "
+          f"{soak['growth_mb']} MB, trend {soak['slope_mb_per_minute']:+.2f} MB/min); max {soak['max_mb']} MB; idle 30 s "
+          f"after {soak['idle_after_mb']} MB (target: idle <= 50 MB and flat)")
