@@ -183,6 +183,16 @@ peak() { # json -> records/s, as an integer
   python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["records_per_second"]))' "$1" 2>/dev/null || echo 0
 }
 
+# Tansu's memory storage keeps every record in RAM, and in the steady state it takes records fast enough to
+# fill this machine's 24 GiB within one broker's workloads (the kernel killed it at 24 GB RSS). It loses
+# everything on restart anyway, so it gets a fresh process before each workload; the others keep running.
+next_workload() { # label
+  if [ "$1" = tansu-mem ]; then
+    stop_broker
+    start_tansu tansu-mem memory://tansu/
+  fi
+}
+
 run_common() { # label  w3-records  (the broker is running)
   local b=$1 w3=$2 d=${BENCH_SECONDS:-6}
   record "$b-rss-idle" rss_kb "$(rss_kb)"
@@ -191,12 +201,15 @@ run_common() { # label  w3-records  (the broker is running)
   bench_produce "$b-W1-p8-bench" w1p8 8 100 1 --duration "$d" --batch-bytes 65536
   rdk_produce "$b-W1-p1-rdk" w1p1r 1 100 "${W1_RDK_RECORDS:-6000000}" acks=1 linger.ms=5
   rdk_produce "$b-W1-p8-rdk" w1p8r 8 100 "${W1_RDK_RECORDS:-6000000}" acks=1 linger.ms=5
+  next_workload "$b"
   log "$b T1: 100 B, acks=all, 2 partitions (DESIGN's first target)"
   bench_produce "$b-T1-bench" t1 2 100 all --duration "$d" --batch-bytes 65536
   rdk_produce "$b-T1-rdk" t1r 2 100 "${W1_RDK_RECORDS:-6000000}" acks=all linger.ms=5
+  next_workload "$b"
   log "$b W2: 1 KiB, acks=all"
   bench_produce "$b-W2-bench" w2 2 1024 all --duration "$d" --batch-bytes 262144 --max-in-flight 4
   rdk_produce "$b-W2-rdk" w2r 2 1024 "${W2_RDK_RECORDS:-2000000}" acks=all linger.ms=5
+  next_workload "$b"
   log "$b W4: latency at a fixed load"
   local half=$(($(peak "$out/$b-W2-bench.json") / 2))
   if ((half > 0)); then
@@ -207,6 +220,7 @@ run_common() { # label  w3-records  (the broker is running)
   bench_produce "$b-W4-50k-bench" w4 2 1024 all --duration "$d" --rate 50000 --batch-bytes 1024 \
     --producers 4 --max-in-flight 64
   rdk_produce "$b-W4-50k-rdk" w4r 2 1024 $((50000 * d)) acks=all linger.ms=0 rate=50000
+  next_workload "$b"
   log "$b W3: consume $w3 records of 1 KiB"
   bench_produce "$b-W3-load" w3 2 1024 1 --records "$w3" --batch-bytes 524288
   "$sluice" bench consume --bootstrap 127.0.0.1:$port --topic w3 >"$out/$b-W3-warm.log" 2>&1 || true
@@ -214,6 +228,7 @@ run_common() { # label  w3-records  (the broker is running)
     >"$out/$b-W3-bench.log" 2>&1 || { echo "$b-W3-bench failed:" >&2; tail -3 "$out/$b-W3-bench.log" >&2; }
   "$rdkperf" consume 127.0.0.1:$port w3 "$w3" >"$out/$b-W3-rdk.json" 2>"$out/$b-W3-rdk.log" ||
     { echo "$b-W3-rdk failed:" >&2; tail -3 "$out/$b-W3-rdk.log" >&2; }
+  next_workload "$b"
   log "$b W6: 1,000 idle connections, then W1 again"
   "$sluice" bench idle --bootstrap 127.0.0.1:$port --connections 1000 >"$out/$b-W6-idle.log" 2>&1 &
   idle_pid=$!

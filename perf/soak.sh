@@ -9,7 +9,8 @@
 #     about 64 MiB each, so segments roll and are deleted all along;
 #   - every 60 s, a consumer that reads the whole topic, and 200 connections opened and then closed.
 # It samples the broker's RSS every 5 s, and measures the idle RSS before the load and 30 s after it stops
-# (the broker returns freed heap every 10 s). Writes perf/out/soak.json and prints a summary:
+# (the broker returns freed heap every 10 s). Writes perf/out/soak.json (and the producer's progress lines to
+# perf/out/soak-produce.log) and prints a summary:
 #   - growth: the mean RSS over the last minute against the mean over the second minute, the first one
 #     after the allocator and the partitions' buffers have warmed up;
 #   - slope: the least-squares trend over everything after the first minute, in MB per minute.
@@ -58,9 +59,10 @@ done
 wait "$producer" || { echo "the producer failed:" >&2; tail -3 "$work/produce.log" >&2; exit 1; }
 sleep 30
 idle_after=$(rss_kb)
-produced=$(tr '\r' '\n' <"$work/produce.log" | grep '^produce:' | tail -1)
+tr '\r' '\n' <"$work/produce.log" | grep -v '^$' >perf/out/soak-produce.log
+produced=$(grep '^produce:' perf/out/soak-produce.log | tail -1)
 
-python3 - "$idle_before" "$idle_after" "$seconds" "$produced" "${samples[@]}" <<'PY' | tee perf/out/soak.json
+python3 - "$idle_before" "$idle_after" "$seconds" "$produced" "${samples[@]}" <<'PY'
 import json, sys
 idle_before, idle_after, seconds, produced = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 samples = [tuple(map(int, s.split(":"))) for s in sys.argv[5:]]
