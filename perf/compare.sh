@@ -10,9 +10,9 @@
 #      2.16), and Tansu 0.6 with its memory and sqlite storage (`cargo install tansu --features
 #      dynostore,libsql`, about 30 minutes, once, into $SLUICE_PERF_CACHE, default ~/.cache/sluice).
 #   2. Builds Sluice (release) and perf/rdkperf.c, an independent librdkafka producer/consumer.
-#   3. Fills the page cache with a sparse file's zero pages, so that everything runs as on a host that has
-#      been up for a while (see "steady state" below; COMPARE_COLD=1 skips it), then measures the limits
-#      (perf/limits.sh on the same disk).
+#   3. Measures the limits (perf/limits.sh on the same disk). Before them and before each workload it fills
+#      the page cache with a sparse file's zero pages, so that everything runs as on a host that has been up
+#      for a while (see "steady state" below; COMPARE_COLD=1 skips it).
 #   4. Runs the workloads against Sluice with --shards 2 and --shards 1, Tansu with memory:// and Tansu with
 #      sqlite://, each with `sluice bench` and with rdkperf:
 #        W1  100 B records, acks=1, 1 and 8 partitions
@@ -83,13 +83,12 @@ warm_page_cache() {
   local free_kb grow
   free_kb=$(awk '/^MemFree:/ {print $2}' /proc/meminfo)
   grow=$(((free_kb - 512 * 1024) * 1024))
-  if ((grow > 0)); then truncate -s "+$grow" "$fill"; fi
+  if ((grow > 0)); then
+    log "page cache: reading $((grow >> 20)) MiB more of a sparse file (steady state; COMPARE_COLD=1 skips)"
+    truncate -s "+$grow" "$fill"
+  fi
   [ ! -f "$fill" ] || cat "$fill" >/dev/null
 }
-if [ -z "${COMPARE_COLD:-}" ]; then
-  log "filling the page cache from a sparse file (steady state; COMPARE_COLD=1 skips)"
-  warm_page_cache
-fi
 
 # ---------------------------------------------------------------- limits
 want() { [[ " ${COMPARE_PARTS:-limits sluice2 sluice1 tansu-mem tansu-sqlite G W5 soak} " == *" $1 "* ]]; }
