@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorBuilder, Placement};
-use sluice_engine::manager::{take_clean_shutdown_marker, write_clean_shutdown_marker};
+use sluice_engine::manager::{take_clean_shutdown_marker, write_clean_shutdown_marker, PREWRITE_WINDOWS_PER_SHARD};
 use sluice_engine::{LogManager, ManagerOptions};
 use sluice_net::server::{accept_loop, bind_listener, ConnectionLimits};
 use sluice_net::shard::{BrokerSettings, Envelope, Shard};
@@ -244,13 +244,16 @@ async fn shard_main(
         (None, None)
     };
     let id = senders.as_ref().map_or(0, |s| s.peer_id());
-    let retention_check_ms = {
+    let (retention_check_ms, prewrite_window_bytes) = {
         let dynamic = Default::default();
-        EffectiveConfig { static_config: &settings.static_config, dynamic: &dynamic }
-            .broker_i64("log.retention.check.interval.ms")
+        let config = EffectiveConfig { static_config: &settings.static_config, dynamic: &dynamic };
+        (config.broker_i64("log.retention.check.interval.ms"), config.broker_i64("log.segment.prewrite.bytes"))
     };
+    let prewrite_window_bytes = prewrite_window_bytes.max(0) as u64;
     let options = ManagerOptions {
         retention_check_interval: Duration::from_millis(retention_check_ms.max(1) as u64),
+        prewrite_window_bytes,
+        prewrite_budget_bytes: PREWRITE_WINDOWS_PER_SHARD * prewrite_window_bytes,
         ..ManagerOptions::default()
     };
     let manager = LogManager::new(&settings.data_dir, options, clean);

@@ -21,6 +21,7 @@ pub mod fuzz;
 pub mod index;
 pub mod log;
 pub mod manager;
+pub mod prewrite;
 pub mod producer;
 pub mod segment;
 pub mod types;

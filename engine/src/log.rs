@@ -26,6 +26,7 @@ use crate::config::{FlushPolicy, LogConfig, TimestampType};
 use crate::epoch::EpochCache;
 use crate::error::{BatchError, EngineError, Result};
 use crate::manager::ShardContext;
+use crate::prewrite::LogPrewrite;
 use crate::producer::{ProducerStateTable, SequenceCheck};
 use crate::segment::{self, RecoveredBatch, ScanControl, Segment, SegmentFile, SegmentState};
 use crate::types::{now_ms, LeaderEpoch, Offset, TopicPartition};
@@ -76,7 +77,11 @@ pub struct FileSlice {
 pub struct RecoveryReport {
     pub segments: usize,
     pub scanned_bytes: u64,
+    /// Bytes of torn batches cut from segment tails.
     pub truncated_bytes: u64,
+    /// Zero bytes cut from segment tails: pre-written space (crate::prewrite), or appends that never reached
+    /// the disk.
+    pub zero_tail_bytes: u64,
     pub rebuilt_indexes: usize,
 }
 
@@ -99,6 +104,8 @@ pub struct PartitionLog {
     unflushed_messages: Cell<u64>,
     last_flush_ms: Cell<i64>,
     pub(crate) in_flush_queue: Cell<bool>,
+    /// Zeros written past the active segment's end (crate::prewrite).
+    prewrite: LogPrewrite,
     recovery: RefCell<RecoveryReport>,
     ctx: Rc<ShardContext>,
 }
@@ -373,6 +380,7 @@ impl PartitionLog {
         }
 
         // The bytes are in the file: publish them.
+        self.prewrite.appended(&self.ctx.prewrite, total_bytes, now);
         let interval = self.config.borrow().index_interval_bytes;
         let mut new_epoch = false;
         {
@@ -402,6 +410,7 @@ impl PartitionLog {
         self.log_end.advance(last_offset.next().0);
         let records: u64 = headers.iter().map(|(_, h)| h.records_count.get() as u64).sum();
         self.after_write(records, now);
+        self.extend_prewrite(&file, write_position + total_bytes);
         if new_epoch {
             self.write_epoch_checkpoint().await?;
         }
@@ -430,6 +439,59 @@ impl PartitionLog {
             }
             FlushPolicy::ReplicationOnly => self.advance_durable(self.log_end.get()),
         }
+    }
+
+    /// Keeps pre-written zeros ahead of a hot log's end (crate::prewrite). Runs under the append lock right
+    /// after the data, with no await since the write, so the zeros never land where data goes and the group
+    /// commit this append just queued flushes both. A failed write of zeros loses nothing: it is logged, and
+    /// this log stops pre-writing until it proves hot again.
+    fn extend_prewrite(&self, file: &SegmentFile, size: u64) {
+        let (policy, segment_bytes) = {
+            let config = self.config.borrow();
+            (config.flush_policy, config.segment_bytes)
+        };
+        if policy != FlushPolicy::Always {
+            return;
+        }
+        let Some(extension) = self.prewrite.wanted(&self.ctx.prewrite, size, segment_bytes) else { return };
+        match file.write_zeros_at(extension.position, extension.len) {
+            Ok(()) => self.prewrite.extended(&self.ctx.prewrite, extension),
+            Err(error) => {
+                tracing::warn!(partition = %self.tp, %error, "pre-writing zeros failed; appending without them");
+                self.prewrite.cool_down();
+            }
+        }
+    }
+
+    /// Cuts the pre-written zeros past the active segment's end from its file (append lock held). A failed
+    /// cut poisons the log: a sealed or cleanly closed segment must end on a batch boundary.
+    async fn cut_prewritten(&self, active: &Segment, file: &SegmentFile) -> Result<()> {
+        if self.prewrite.zeros_ahead() == 0 {
+            return Ok(());
+        }
+        if let Err(error) = file.truncate(active.size_bytes()).await {
+            self.poison("cut pre-written zeros", &error);
+            return Err(error);
+        }
+        self.prewrite.zeros_gone(&self.ctx.prewrite);
+        Ok(())
+    }
+
+    /// Whether this log holds pre-written zeros but had no append for a while (the housekeeping task asks).
+    pub(crate) fn prewrite_idle(&self, now: i64) -> bool {
+        self.prewrite.idle(now)
+    }
+
+    /// Gives an idle log's pre-written zeros back to the shard's budget (crate::prewrite). The cut need not
+    /// be durable: recovery cuts zeros past the log end too.
+    pub(crate) async fn trim_idle_prewrite(&self, now: i64) -> Result<()> {
+        let _permit = self.lock_for_write().await?;
+        if self.poisoned.get().is_some() || !self.prewrite.idle(now) {
+            return Ok(());
+        }
+        let active = self.active();
+        let file = self.segment_file(&active).await?;
+        self.cut_prewritten(&active, &file).await
     }
 
     /// Whether an interval-policy log has unflushed data older than its `flush.ms`.
@@ -462,6 +524,9 @@ impl PartitionLog {
             return Ok(());
         }
         let active = self.active();
+        if self.config.borrow().flush_policy == FlushPolicy::Always {
+            self.prewrite.round_started(active.size_bytes());
+        }
         let file = match self.segment_file(&active).await {
             Ok(file) => file,
             Err(error) => {
@@ -506,12 +571,14 @@ impl PartitionLog {
             return Ok(());
         }
         let file = self.segment_file(&active).await?;
+        self.cut_prewritten(&active, &file).await?;
         self.sync_or_poison(&file).await?;
         self.write_index_files(&active, Durability::Now).await?;
         self.advance_durable(self.log_end.get());
         let segment = Rc::new(Segment::new(&self.dir, new_base, Segment::empty_state(new_base)));
         let new_file = Rc::new(SegmentFile::open(&segment.log_path(), true).await?);
         checkpoint::sync_dir(&self.dir).await?;
+        self.prewrite.restart_at(0);
         *segment.file.borrow_mut() = Some(new_file);
         self.ctx.fd_cache.register(&segment);
         self.segments.borrow_mut().insert(new_base, segment);
@@ -666,6 +733,8 @@ impl PartitionLog {
                 log_end: self.log_end_offset(),
             });
         }
+        // The cut below removes any pre-written zeros with the data (or their whole segment).
+        self.prewrite.zeros_gone(&self.ctx.prewrite);
         // Drop whole segments past the point; keep at least the first.
         let doomed: Vec<Rc<Segment>> = {
             let mut segments = self.segments.borrow_mut();
@@ -686,6 +755,7 @@ impl PartitionLog {
             self.poison("truncate", &error);
             return Err(error);
         }
+        self.prewrite.restart_at(cut_position);
         self.sync_or_poison(&file).await?;
         let mut max_timestamp = -1;
         segment::scan_headers(&file, 0, cut_position, |_, header| {
@@ -863,6 +933,7 @@ impl PartitionLog {
         self.check_writable()?;
         let active = self.active();
         let file = self.segment_file(&active).await?;
+        self.cut_prewritten(&active, &file).await?;
         self.sync_or_poison(&file).await?;
         self.advance_durable(self.log_end.get());
         let deferred = Durability::AtCleanShutdown;
@@ -878,6 +949,8 @@ impl PartitionLog {
     pub async fn close(&self) -> Result<()> {
         let result = self.checkpoint_for_clean_start().await;
         self.append_lock.close();
+        // Zeros a failed checkpoint left in the file are recovery's to cut now, not this shard's budget.
+        self.prewrite.zeros_gone(&self.ctx.prewrite);
         for segment in self.segments.borrow().values() {
             segment.close_handles(true);
         }
@@ -1003,6 +1076,7 @@ impl PartitionLog {
             unflushed_messages: Cell::new(0),
             last_flush_ms: Cell::new(now_ms()),
             in_flush_queue: Cell::new(false),
+            prewrite: LogPrewrite::default(),
             recovery: RefCell::new(RecoveryReport::default()),
             ctx,
         });
@@ -1059,7 +1133,7 @@ impl PartitionLog {
                 let tail_from = index.offsets.last().map_or(0, |e| u64::from(e.position));
                 let mut next = segment.base;
                 let mut max_timestamp = index.times.last().map_or(-1, |e| e.timestamp_ms);
-                let size = segment.size_bytes();
+                let mut size = segment.size_bytes();
                 let mut scanned_to = tail_from;
                 segment::scan_headers(&file, tail_from, size, |position, header| {
                     next = Offset(header.last_offset() + 1);
@@ -1069,12 +1143,27 @@ impl PartitionLog {
                 })
                 .await?;
                 if scanned_to != size {
-                    return Err(EngineError::Corrupt {
-                        partition: log.name(),
-                        path: segment.log_path(),
-                        position: scanned_to,
-                        reason: "segment does not end on a batch boundary after a clean shutdown".into(),
-                    });
+                    // Only zeros past the last batch (pre-written space that was not cut) lose nothing.
+                    if segment::zero_run_start(&file, scanned_to, size).await? != scanned_to {
+                        return Err(EngineError::Corrupt {
+                            partition: log.name(),
+                            path: segment.log_path(),
+                            position: scanned_to,
+                            reason: "segment does not end on a batch boundary after a clean shutdown".into(),
+                        });
+                    }
+                    tracing::info!(
+                        partition = %log.tp,
+                        segment = %segment.log_path().display(),
+                        position = scanned_to,
+                        zero_bytes = size - scanned_to,
+                        "cutting zeros past the last batch"
+                    );
+                    file.truncate(scanned_to).await?;
+                    file.fdatasync().await?;
+                    report.zero_tail_bytes += size - scanned_to;
+                    size = scanned_to;
+                    segment.state.borrow_mut().size_bytes = size;
                 }
                 if next_base.is_some_and(|n| next != n) && size > 0 {
                     return Err(EngineError::Corrupt {
@@ -1123,6 +1212,7 @@ impl PartitionLog {
         log.high_watermark.reset(high_watermark.0.clamp(0, end.0));
         *log.producers.borrow_mut() = producers;
         *log.epochs.borrow_mut() = epochs;
+        log.prewrite.restart_at(log.active().size_bytes());
         {
             let active = log.active();
             let mut state = active.state.borrow_mut();
@@ -1215,19 +1305,34 @@ impl PartitionLog {
         if segment::any_valid_batch_after(file, position, size).await? {
             return Err(EngineError::Corrupt { partition: self.name(), path: segment.log_path(), position, reason });
         }
-        let cut = size - position;
-        tracing::warn!(
-            partition = %self.tp,
-            segment = %segment.log_path().display(),
-            position,
-            cut_bytes = cut,
-            %reason,
-            "truncating torn tail"
-        );
+        // Zeros at the very end are pre-written space (crate::prewrite) or an append whose data never reached
+        // the disk; anything before them is a torn batch.
+        let zeros_from = segment::zero_run_start(file, position, size).await?;
+        let (torn_bytes, zero_bytes) = (zeros_from - position, size - zeros_from);
+        if torn_bytes > 0 {
+            tracing::warn!(
+                partition = %self.tp,
+                segment = %segment.log_path().display(),
+                position,
+                cut_bytes = torn_bytes,
+                zero_bytes,
+                %reason,
+                "truncating torn tail"
+            );
+        } else {
+            tracing::info!(
+                partition = %self.tp,
+                segment = %segment.log_path().display(),
+                position,
+                zero_bytes,
+                "cutting zeros past the last batch"
+            );
+        }
         file.truncate(position).await?;
         file.fdatasync().await?;
         segment.state.borrow_mut().size_bytes = position;
-        report.truncated_bytes += cut;
+        report.truncated_bytes += torn_bytes;
+        report.zero_tail_bytes += zero_bytes;
         Ok(Some(position))
     }
 }

@@ -22,11 +22,16 @@ use futures::StreamExt;
 use crate::config::LogConfig;
 use crate::error::{EngineError, Result};
 use crate::log::PartitionLog;
+use crate::prewrite::PrewriteBudget;
 use crate::segment::Segment;
 use crate::types::{now_ms, TopicPartition};
 use crate::watch::OffsetWatch;
 
 pub const CLEAN_SHUTDOWN_MARKER: &str = ".clean-shutdown";
+/// `log.segment.prewrite.bytes` by default: 1 MiB past each hot log's end.
+pub const DEFAULT_PREWRITE_WINDOW_BYTES: u64 = 1 << 20;
+/// A shard's pre-write budget, in windows: this many logs at once keep zeros past their ends.
+pub const PREWRITE_WINDOWS_PER_SHARD: u64 = 64;
 /// Logs closed concurrently at shutdown.
 const CLOSE_CONCURRENCY: usize = 64;
 
@@ -38,6 +43,11 @@ pub struct ManagerOptions {
     pub retention_check_interval: Duration,
     /// How often interval-policy logs are checked for a due flush.
     pub housekeeping_tick: Duration,
+    /// Zeros kept written past the end of a log whose group-commit rounds are small
+    /// (`log.segment.prewrite.bytes`; 0 turns pre-writing off). See [`crate::prewrite`].
+    pub prewrite_window_bytes: u64,
+    /// At most this many pre-written bytes for all of this shard's logs together.
+    pub prewrite_budget_bytes: u64,
 }
 
 impl Default for ManagerOptions {
@@ -46,6 +56,8 @@ impl Default for ManagerOptions {
             fd_cache_capacity: 4096,
             retention_check_interval: Duration::from_secs(300),
             housekeeping_tick: Duration::from_millis(100),
+            prewrite_window_bytes: DEFAULT_PREWRITE_WINDOW_BYTES,
+            prewrite_budget_bytes: PREWRITE_WINDOWS_PER_SHARD * DEFAULT_PREWRITE_WINDOW_BYTES,
         }
     }
 }
@@ -94,6 +106,7 @@ pub(crate) struct ShardContext {
     flush_queue: RefCell<Vec<Rc<PartitionLog>>>,
     flush_requests: OffsetWatch,
     flush_rounds: Cell<u64>,
+    pub(crate) prewrite: PrewriteBudget,
 }
 
 impl ShardContext {
@@ -124,6 +137,7 @@ impl LogManager {
             flush_queue: RefCell::new(Vec::new()),
             flush_requests: OffsetWatch::new(0),
             flush_rounds: Cell::new(0),
+            prewrite: PrewriteBudget::new(options.prewrite_window_bytes, options.prewrite_budget_bytes),
         });
         Rc::new(LogManager {
             data_dir: data_dir.into(),
@@ -193,6 +207,11 @@ impl LogManager {
         self.ctx.flush_rounds.get()
     }
 
+    /// Zero bytes pre-written past this shard's log ends (see [`crate::prewrite`]).
+    pub fn prewritten_bytes(&self) -> u64 {
+        self.ctx.prewrite.outstanding_bytes()
+    }
+
     /// Closes the log and deletes its directory (topic deletion). The directory is renamed first so that a
     /// crash mid-way does not resurrect the partition.
     pub async fn delete_log(&self, tp: &TopicPartition) -> Result<()> {
@@ -243,6 +262,20 @@ impl LogManager {
             })
             .await;
         queued.len()
+    }
+
+    /// Cuts the pre-written zeros of logs that had no append for [`crate::prewrite::IDLE_TRIM_MS`] before
+    /// `now_ms`, so that hot logs can have the shard's budget. The housekeeping task calls this every tick.
+    /// Returns how many logs gave zeros back.
+    pub async fn trim_idle_prewrites(&self, now_ms: i64) -> usize {
+        let idle: Vec<Rc<PartitionLog>> =
+            self.logs.borrow().values().filter(|log| log.prewrite_idle(now_ms)).cloned().collect();
+        for log in &idle {
+            if let Err(error) = log.trim_idle_prewrite(now_ms).await {
+                tracing::error!(partition = %log.topic_partition(), %error, "cutting pre-written zeros failed");
+            }
+        }
+        idle.len()
     }
 
     /// Applies retention to every log now. Returns segments deleted.
@@ -337,6 +370,7 @@ async fn housekeeping(manager: Weak<LogManager>) {
         for log in &due {
             manager.ctx.request_flush(log);
         }
+        manager.trim_idle_prewrites(now).await;
         if last_retention.elapsed() >= manager.options.retention_check_interval {
             last_retention = std::time::Instant::now();
             manager.apply_retention().await;

@@ -106,6 +106,15 @@ impl SegmentFile {
         Ok(())
     }
 
+    /// Writes `len` zero bytes at `position` with `pwrite` on the shard's thread (pre-written space, see
+    /// [`crate::prewrite`]; at most one chunk, copied from a static buffer).
+    pub(crate) fn write_zeros_at(&self, position: u64, len: u64) -> Result<()> {
+        use std::os::unix::fs::FileExt as _;
+        let zeros = crate::prewrite::ZEROS.get(..len as usize).unwrap_or(&crate::prewrite::ZEROS);
+        assert_eq!(zeros.len() as u64, len, "pre-write larger than one chunk");
+        self.shared.write_all_at(zeros, position).map_err(|e| EngineError::io("pre-write zeros", &self.path, e))
+    }
+
     pub(crate) async fn read_at(&self, position: u64, len: usize) -> Result<ReadResult> {
         self.ring.read_at(position, len).await.map_err(|e| EngineError::glommio("read segment", &self.path, e))
     }
@@ -408,6 +417,22 @@ pub(crate) async fn scan_validating(
         position += cursor as u64;
     }
     Ok(None)
+}
+
+/// Where the run of zero bytes that ends the range `[from, to)` starts: `to` when the last byte is not zero,
+/// `from` when the whole range is zeros. Tells pre-written space (crate::prewrite) from a torn batch.
+pub(crate) async fn zero_run_start(file: &SegmentFile, from: u64, to: u64) -> Result<u64> {
+    let mut end = to;
+    while end > from {
+        let start = end.saturating_sub(RECOVERY_CHUNK_BYTES as u64).max(from);
+        let chunk = file.read_at(start, (end - start) as usize).await?;
+        // A short read (the file ends before `to`) leaves the rest counted as zeros, like a hole.
+        if let Some(last) = chunk.iter().rposition(|byte| *byte != 0) {
+            return Ok(start + last as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(from)
 }
 
 /// Whether any whole, valid batch starts in `(from, size)`: tells mid-log corruption from a torn tail. Cheap

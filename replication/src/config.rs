@@ -223,6 +223,14 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         kind: ConfigKind::Choice(FLUSH_POLICIES),
         dynamic: true,
     },
+    // Sluice: zeros kept written past the end of a log whose fsync rounds are small, so that an fsync after a
+    // small append does not also write the file's size (engine/src/prewrite.rs); 0 turns it off.
+    BrokerConfigDef {
+        name: "log.segment.prewrite.bytes",
+        default: "1048576",
+        kind: ConfigKind::Long { min: 0 },
+        dynamic: false,
+    },
     BrokerConfigDef {
         name: "log.flush.interval.messages",
         default: "9223372036854775807",
@@ -509,6 +517,10 @@ mod tests {
         assert_eq!(log, LogConfig::default());
         assert_eq!(config.broker_i64("num.partitions"), 1);
         assert!(config.broker_bool("auto.create.topics.enable"));
+        assert_eq!(
+            config.broker_i64("log.segment.prewrite.bytes") as u64,
+            sluice_engine::manager::DEFAULT_PREWRITE_WINDOW_BYTES
+        );
         for def in TOPIC_CONFIGS {
             assert!(broker_config_def(def.broker_key).is_some(), "{} has no broker default", def.name);
         }
