@@ -2,9 +2,12 @@
 # Measures this machine's limits, for quoting Sluice's figures as ratios (DESIGN.md §5):
 #   fio sequential write (buffered, with a final fsync), write with fdatasync every 1 MiB (into a laid-out
 #   file, fio's default, and appending to a fresh file as a log does), O_DIRECT write,
-#   sequential buffered read, fdatasync latency p50/p99 of 4 KiB writes, and iperf3 loopback bandwidth.
+#   sequential buffered read, fdatasync latency p50/p99 of 4 KiB writes, iperf3 loopback bandwidth, and the
+#   disk's group-commit latency floor at W4's load (perf/gcfloor.c: 50 k records/s of 1 KiB, fdatasync rounds;
+#   appending, with Sluice's pre-written window, and into a file written in full beforehand; each the median
+#   of three runs).
 # Usage: perf/limits.sh [DIR]   (DIR: where to test the disk; default ./sluice-data, the broker's data dir)
-# Prints a table and writes perf/out/limits.json. Installs fio and iperf3 from Debian if missing.
+# Prints a table and writes perf/out/limits.json. Installs fio, iperf3 and gcc from Debian if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${1:-./sluice-data}
@@ -13,12 +16,13 @@ mkdir -p "$dir" perf/out
 need=()
 command -v fio >/dev/null || need+=(fio)
 command -v iperf3 >/dev/null || need+=(iperf3)
+command -v gcc >/dev/null || need+=(gcc)
 if ((${#need[@]})); then
   echo "installing ${need[*]}" >&2
   apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 file="$dir/limits.fio"
-trap 'rm -f "$file"' EXIT
+trap 'rm -f "$file" "$dir/limits.gcfloor"' EXIT
 run_fio() { # name, extra args...
   local name=$1; shift
   fio --name="$name" --filename="$file" --size="$size" --ioengine=psync --output-format=json "$@" >"perf/out/fio-$name.json"
@@ -31,6 +35,14 @@ run_fio write-direct --rw=write --bs=1M --direct=1
 sync # fio drops the file's own cached pages before reading (invalidate=1); the rest of the cache stays
 run_fio read-buffered --rw=read --bs=1M
 run_fio fdatasync-4k --rw=write --bs=4k --size=64M --fdatasync=1
+mkdir -p target/perf
+gcc -O2 -Wall -pthread -o target/perf/gcfloor perf/gcfloor.c
+: >perf/out/gcfloor.jsonl
+for _ in 1 2 3; do
+  for mode in append window prewritten; do
+    target/perf/gcfloor "$dir/limits.gcfloor" 50000 5 1024 "$mode" >>perf/out/gcfloor.jsonl
+  done
+done
 iperf3 -s -1 -D -B 127.0.0.1 -p 5299 >/dev/null
 sleep 0.5
 iperf3 -c 127.0.0.1 -p 5299 -t 5 -P 1 -J >perf/out/iperf3.json
@@ -42,6 +54,10 @@ def bw(name, kind="write"):
     return job(name)[kind]["bw_bytes"] / 2**20
 sync = job("fdatasync-4k")["sync"]["lat_ns"]["percentile"]
 ip = json.load(open("perf/out/iperf3.json"))["end"]["sum_received"]["bits_per_second"] / 8 / 1e9
+floor_runs = [json.loads(line) for line in open("perf/out/gcfloor.jsonl")]
+def floor(mode, key):
+    values = sorted(run[key] for run in floor_runs if run["mode"] == mode)
+    return values[len(values) // 2]
 limits = {
     "write_buffered_mib_s": round(bw("write-buffered"), 1),
     "write_fdatasync_1m_mib_s": round(bw("write-fdatasync-1m"), 1),
@@ -52,6 +68,9 @@ limits = {
     "fdatasync_4k_p99_ms": round(sync["99.000000"] / 1e6, 3),
     "loopback_tcp_gb_s": round(ip, 2),
 }
+for mode in ("append", "window", "prewritten"):
+    for key in ("p50_ms", "p99_ms", "p999_ms"):
+        limits[f"gc_floor_{mode}_{key}"] = floor(mode, key)
 json.dump(limits, open("perf/out/limits.json", "w"), indent=1)
 for k, v in limits.items():
     print(f"{k:28} {v}")
