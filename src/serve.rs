@@ -276,7 +276,8 @@ async fn shard_main(
         shard.ensure_internal_topics(&controller).await.context("creating __consumer_offsets")?;
         shard.publish(controller.image()).await;
     } else {
-        wait_for(|| shard.image().version > 0 || stop.load(Ordering::SeqCst)).await;
+        // Until this shard has opened its partitions of the first image, not just received it.
+        wait_for(|| shard.applied_version() > 0 || stop.load(Ordering::SeqCst)).await;
     }
     shard.set_aside_orphans().await;
     shard.spawn_group_housekeeping();

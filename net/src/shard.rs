@@ -69,6 +69,8 @@ pub struct Shard {
     pub coordinator: Rc<Coordinator>,
     /// `__consumer_offsets` partitions already loaded into the coordinator.
     loaded_offsets_partitions: RefCell<HashSet<i32>>,
+    /// Version of the last image whose partitions this shard finished opening (0: none yet).
+    applied_version: Cell<i64>,
 }
 
 /// Partitions opened concurrently when an image arrives.
@@ -103,6 +105,7 @@ impl Shard {
             next_call_id: Cell::new(0),
             controller: RefCell::new(None),
             connections: Cell::new(0),
+            applied_version: Cell::new(0),
         })
     }
 
@@ -112,6 +115,12 @@ impl Shard {
 
     pub fn image(&self) -> SharedImage {
         self.image.borrow().clone()
+    }
+
+    /// Version of the last image this shard has fully applied: its partitions opened, configs set. The image
+    /// itself ([`Shard::image`]) is installed before that work starts.
+    pub fn applied_version(&self) -> i64 {
+        self.applied_version.get()
     }
 
     pub fn set_controller(&self, controller: Rc<Controller>) {
@@ -274,6 +283,7 @@ impl Shard {
             })
             .await;
         self.load_group_partitions(&image).await;
+        self.applied_version.set(self.applied_version.get().max(image.version));
     }
 
     /// Loads the `__consumer_offsets` partitions this shard owns and has not loaded yet into its coordinator.
