@@ -257,6 +257,8 @@ async fn shard_main(
         ..ManagerOptions::default()
     };
     let manager = LogManager::new(&settings.data_dir, options, clean);
+    // The partitions this start opens sync what their recovery wrote with one syncfs, below, not one by one.
+    manager.defer_recovery_sync();
     manager.spawn_background();
     let shard = Shard::new(id, settings.clone(), manager.clone(), senders);
     if let Some(receivers) = &receivers {
@@ -280,6 +282,9 @@ async fn shard_main(
         wait_for(|| shard.applied_version() > 0 || stop.load(Ordering::SeqCst)).await;
     }
     shard.set_aside_orphans().await;
+    if manager.sync_recovered().await.context("making the recovered logs durable")? {
+        tracing::info!(shard = id, "recovered logs made durable with one syncfs");
+    }
     shard.spawn_group_housekeeping();
     if id == 0 {
         spawn_memory_trim();

@@ -51,9 +51,11 @@ pub fn decode(kind: &str, bytes: &[u8]) -> Option<Vec<Vec<i64>>> {
 pub enum Durability {
     /// fsync the file and the directory now.
     Now,
-    /// Leave it to one `syncfs` before the clean-shutdown marker is written; until that marker exists, the
-    /// next start treats these files as untrusted and recovers from the log.
-    AtCleanShutdown,
+    /// Leave it to one later `syncfs`: the one before the clean-shutdown marker is written, or the one that
+    /// ends a process start's recovery (`LogManager::sync_recovered`). Nothing may rely on the file before
+    /// then; a crash first leaves the previous version or an unreadable one, and the next start, being
+    /// unclean, recovers from the log again.
+    Deferred,
 }
 
 /// Writes `bytes` to `dir/name` atomically and durably.
@@ -85,7 +87,7 @@ pub async fn write_with(dir: &Path, name: &str, bytes: Vec<u8>, durability: Dura
         .map_err(|e| EngineError::glommio("rename checkpoint", &final_path, e))?;
     match durability {
         Durability::Now => sync_dir(dir).await,
-        Durability::AtCleanShutdown => Ok(()),
+        Durability::Deferred => Ok(()),
     }
 }
 

@@ -1,6 +1,8 @@
 //! Sparse offset and time indexes of one segment, in Kafka's on-disk layout. They live in memory while the
-//! segment is open and are written out when a segment rolls and at clean shutdown; after a crash the recovery
-//! scan rebuilds them, so a missing or inconsistent index file is never trusted.
+//! segment is open and are written out when a segment rolls and at clean shutdown, after the data they cover
+//! was fsynced. After a crash the recovery scan rebuilds them from the recovery point on, trusting the entries
+//! before it only when the files hold together and the batch at the last trusted entry is the one it names; a
+//! missing or inconsistent index file is never trusted.
 //!
 //! `.index`: entries of (relative offset u32, file position u32), big-endian, one per `index.interval.bytes`.
 //! `.timeindex`: entries of (timestamp i64, relative offset u32), added when the segment's max timestamp

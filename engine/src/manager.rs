@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
+use crate::checkpoint::Durability;
 use crate::config::LogConfig;
 use crate::error::{EngineError, Result};
 use crate::log::PartitionLog;
@@ -107,9 +108,34 @@ pub(crate) struct ShardContext {
     flush_requests: OffsetWatch,
     flush_rounds: Cell<u64>,
     pub(crate) prewrite: PrewriteBudget,
+    /// Set from [`LogManager::defer_recovery_sync`] until [`LogManager::sync_recovered`].
+    defer_recovery_sync: Cell<bool>,
+    /// An open deferred a sync that [`LogManager::sync_recovered`] owes.
+    recovery_sync_owed: Cell<bool>,
 }
 
 impl ShardContext {
+    /// Whether an opening log syncs what its recovery is about to write now (true), or leaves it to the one
+    /// `syncfs` that ends the process start ([`LogManager::defer_recovery_sync`]), which this call then owes.
+    /// Ask right before each write, so that a start that writes nothing owes nothing.
+    pub(crate) fn sync_recovery_now(&self) -> bool {
+        if self.defer_recovery_sync.get() {
+            self.recovery_sync_owed.set(true);
+            false
+        } else {
+            true
+        }
+    }
+
+    /// [`ShardContext::sync_recovery_now`] for a checkpoint write.
+    pub(crate) fn recovery_durability(&self) -> Durability {
+        if self.sync_recovery_now() {
+            Durability::Now
+        } else {
+            Durability::Deferred
+        }
+    }
+
     pub(crate) fn request_flush(&self, log: &Rc<PartitionLog>) {
         if !log.in_flush_queue.replace(true) {
             self.flush_queue.borrow_mut().push(log.clone());
@@ -138,6 +164,8 @@ impl LogManager {
             flush_requests: OffsetWatch::new(0),
             flush_rounds: Cell::new(0),
             prewrite: PrewriteBudget::new(options.prewrite_window_bytes, options.prewrite_budget_bytes),
+            defer_recovery_sync: Cell::new(false),
+            recovery_sync_owed: Cell::new(false),
         });
         Rc::new(LogManager {
             data_dir: data_dir.into(),
@@ -205,6 +233,30 @@ impl LogManager {
     /// Group-commit rounds run so far: with many appends per round, far fewer than appends.
     pub fn flush_rounds(&self) -> u64 {
         self.ctx.flush_rounds.get()
+    }
+
+    /// From now until [`LogManager::sync_recovered`], opening a log defers the syncs of what its recovery
+    /// writes (truncated tails, checkpoints, new files and directories) to one `syncfs`. For a process start
+    /// that opens thousands of partitions before it serves anything: one at a time, that was five fsyncs a
+    /// partition, and 10,000 partitions took longer to sync than to validate.
+    pub fn defer_recovery_sync(&self) {
+        self.ctx.defer_recovery_sync.set(true);
+    }
+
+    /// Ends [`LogManager::defer_recovery_sync`] once every open it covered has returned: one `syncfs` of the data
+    /// directory's filesystem if any open deferred a sync. Call it before serving: nothing may build on a
+    /// recovered log until it returns. Returns whether it synced.
+    pub async fn sync_recovered(&self) -> Result<bool> {
+        self.ctx.defer_recovery_sync.set(false);
+        if !self.ctx.recovery_sync_owed.replace(false) {
+            return Ok(false);
+        }
+        let dir = self.data_dir.clone();
+        glommio::executor()
+            .spawn_blocking(move || sync_filesystem(&dir))
+            .await
+            .map_err(|e| EngineError::io("syncfs after recovery", &self.data_dir, e))?;
+        Ok(true)
     }
 
     /// Zero bytes pre-written past this shard's log ends (see [`crate::prewrite`]).
@@ -417,13 +469,20 @@ pub fn take_clean_shutdown_marker(data_dir: &Path) -> std::io::Result<bool> {
 /// After every shard closed its logs cleanly: one `syncfs` makes the checkpoints they wrote durable, then the
 /// marker says they can be trusted. Blocking; call after the shards stopped.
 pub fn write_clean_shutdown_marker(data_dir: &Path) -> std::io::Result<()> {
+    sync_filesystem(data_dir)?;
+    let marker = data_dir.join(CLEAN_SHUTDOWN_MARKER);
+    let file = std::fs::File::create(&marker)?;
+    file.sync_all()?;
+    std::fs::File::open(data_dir)?.sync_all()
+}
+
+/// `syncfs` of the filesystem holding `data_dir`: everything written there, data and metadata, made durable
+/// with one call (and one device cache flush). Blocking.
+fn sync_filesystem(data_dir: &Path) -> std::io::Result<()> {
     let dir = std::fs::File::open(data_dir)?;
     // SAFETY: syncfs only reads the descriptor, which `dir` keeps open for the call.
     if unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&dir)) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
-    let marker = data_dir.join(CLEAN_SHUTDOWN_MARKER);
-    let file = std::fs::File::create(&marker)?;
-    file.sync_all()?;
-    std::fs::File::open(data_dir)?.sync_all()
+    Ok(())
 }
