@@ -5,7 +5,12 @@
 //!   that arrive during a round ride the next one, so one fsync covers many appends.
 //! - **fd cache.** Segment files open lazily and a clock (second-chance) sweep closes the least recently used
 //!   past `fd_cache_capacity`, so 10,000 partitions stay far below the process fd limit.
-//! - **Housekeeping.** A periodic task triggers interval flushes and applies retention.
+//! - **Housekeeping.** A periodic task triggers interval flushes, applies retention, and cuts the pre-written
+//!   zeros of logs gone idle.
+//! - **Pre-write budget.** The zeros hot logs keep past their ends (crate::prewrite) are bounded per shard.
+//! - **Recovery sync at start.** Between [`LogManager::defer_recovery_sync`] and
+//!   [`LogManager::sync_recovered`], what opening logs write during recovery is synced by one `syncfs`
+//!   instead of file by file.
 //!
 //! Runs on exactly one shard; nothing here is shared across shards. The data directory holds a
 //! `.clean-shutdown` marker that the process removes at start (`take_clean_shutdown_marker`) and writes after
