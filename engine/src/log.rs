@@ -1288,10 +1288,7 @@ impl PartitionLog {
         if trusted_below <= segment.base {
             return Ok(None);
         }
-        let offsets = checkpoint::read_small(&segment.index_path()).await?;
-        let times = checkpoint::read_small(&segment.time_index_path()).await?;
-        let (Some(offsets), Some(times)) = (offsets, times) else { return Ok(None) };
-        let Some(mut index) = crate::index::SegmentIndex::decode(&offsets, &times, size) else { return Ok(None) };
+        let Some(mut index) = segment.read_index_files(size).await? else { return Ok(None) };
         let relative = u32::try_from(trusted_below.0 - segment.base.0).unwrap_or(u32::MAX);
         let Some(entry) = index.floor_by_offset(relative) else { return Ok(None) };
         let header = file.read_at(u64::from(entry.position), batch::HEADER_BYTES).await?;

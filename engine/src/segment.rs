@@ -231,12 +231,8 @@ impl Segment {
     /// or inconsistent.
     pub(crate) async fn load_index(&self, file: &SegmentFile) -> Result<SegmentIndex> {
         let size = self.size_bytes();
-        let offsets = crate::checkpoint::read_small(&self.index_path()).await?;
-        let times = crate::checkpoint::read_small(&self.time_index_path()).await?;
-        if let (Some(offsets), Some(times)) = (offsets, times) {
-            if let Some(index) = SegmentIndex::decode(&offsets, &times, size) {
-                return Ok(index);
-            }
+        if let Some(index) = self.read_index_files(size).await? {
+            return Ok(index);
         }
         tracing::info!(segment = %self.log_path().display(), "rebuilding segment index");
         let mut index = SegmentIndex::default();
@@ -254,6 +250,16 @@ impl Segment {
         })
         .await?;
         Ok(index)
+    }
+
+    /// The segment's on-disk index files, if both exist and hold together for a log of `size` bytes.
+    pub(crate) async fn read_index_files(&self, size: u64) -> Result<Option<SegmentIndex>> {
+        let offsets = crate::checkpoint::read_small(&self.index_path()).await?;
+        let times = crate::checkpoint::read_small(&self.time_index_path()).await?;
+        Ok(match (offsets, times) {
+            (Some(offsets), Some(times)) => SegmentIndex::decode(&offsets, &times, size),
+            _ => None,
+        })
     }
 
     /// The file position of the batch that holds `offset`, and that batch's header, scanning forward from the
