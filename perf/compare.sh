@@ -22,7 +22,8 @@
 #        W4  produce latency at a fixed load: 50% of W2's peak (the issue), and 50 k records/s of 1 KiB with
 #            linger.ms=0 (DESIGN's target); acks=all
 #        W6  1,000 idle connections held open, then W1 (8 partitions) again: RSS and throughput change
-#        G   the generator's own ceiling: acks=0 into a tmpfs data dir, sluice bench against rdkperf
+#        G   the generator's own ceiling: acks=0 into a tmpfs data dir, sluice bench against rdkperf; and
+#            W4 (50 k/s, rdkperf) into that tmpfs data dir: the latency Sluice and librdkafka add without the disk
 #      and, for Sluice only, W5: 10,000 partitions, 10 GiB of data, restart after a clean stop and after
 #      kill -9, RSS; and the soak: RSS over 10 minutes of load (perf/soak.sh). (Tansu's memory storage loses
 #      everything on restart and its sqlite storage would take hours to take 10 GiB, so W5 has no Tansu
@@ -268,13 +269,15 @@ if want tansu-sqlite; then
   rm -f "$work"/tansu.db*
 fi
 
-# G: what the generators can drive against a broker that stores nothing durable (tmpfs, acks=0).
+# G: what the generators can drive against a broker that stores nothing durable (tmpfs, acks=0). And W4 into
+# that broker: what Sluice and librdkafka add to a request's latency when the fsync costs nothing.
 if want G; then
-  log "G: generator ceiling, acks=0 into tmpfs"
+  log "G: generator ceiling, acks=0 into tmpfs; W4 into tmpfs"
   shm=$(mktemp -d /dev/shm/sluice-compare.XXXXXX)
   start_sluice sluice-tmpfs 2 "$shm"
   bench_produce G-bench g 8 100 0 --duration 6 --batch-bytes 65536
   rdk_produce G-rdk gr 8 100 8000000 acks=0 linger.ms=5
+  rdk_produce G-W4-tmpfs-rdk w4r 2 1024 $((50000 * 6)) acks=all linger.ms=0 rate=50000
   stop_broker
   rm -rf "$shm"
 fi

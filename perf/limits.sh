@@ -4,8 +4,9 @@
 #   file, fio's default, and appending to a fresh file as a log does), O_DIRECT write,
 #   sequential buffered read, fdatasync latency p50/p99 of 4 KiB writes, iperf3 loopback bandwidth, and the
 #   disk's group-commit latency floor at W4's load (perf/gcfloor.c: 50 k records/s of 1 KiB, fdatasync rounds;
-#   appending, with Sluice's pre-written window, and into a file written in full beforehand; each the median
-#   of three runs).
+#   appending, with Sluice's pre-written window, and into a file written in full beforehand), and the same load
+#   sent over loopback TCP to the smallest possible broker: acknowledged with no disk (the request/response
+#   path alone) and after the window's fdatasync rounds (the whole path); each the median of three runs.
 # Usage: perf/limits.sh [DIR]   (DIR: where to test the disk; default ./sluice-data, the broker's data dir)
 # Prints a table and writes perf/out/limits.json. Installs fio, iperf3 and gcc from Debian if missing.
 set -euo pipefail
@@ -39,8 +40,9 @@ mkdir -p target/perf
 gcc -O2 -Wall -pthread -o target/perf/gcfloor perf/gcfloor.c
 : >perf/out/gcfloor.jsonl
 for _ in 1 2 3; do
-  for mode in append window prewritten; do
-    target/perf/gcfloor "$dir/limits.gcfloor" 50000 5 1024 "$mode" >>perf/out/gcfloor.jsonl
+  for mode in append window prewritten "none tcp" "window tcp"; do
+    # shellcheck disable=SC2086 # "window tcp" is two arguments
+    target/perf/gcfloor "$dir/limits.gcfloor" 50000 5 1024 $mode >>perf/out/gcfloor.jsonl
   done
 done
 iperf3 -s -1 -D -B 127.0.0.1 -p 5299 >/dev/null
@@ -55,8 +57,8 @@ def bw(name, kind="write"):
 sync = job("fdatasync-4k")["sync"]["lat_ns"]["percentile"]
 ip = json.load(open("perf/out/iperf3.json"))["end"]["sum_received"]["bits_per_second"] / 8 / 1e9
 floor_runs = [json.loads(line) for line in open("perf/out/gcfloor.jsonl")]
-def floor(mode, key):
-    values = sorted(run[key] for run in floor_runs if run["mode"] == mode)
+def floor(mode, transport, key):
+    values = sorted(run[key] for run in floor_runs if run["mode"] == mode and run.get("transport", "none") == transport)
     return values[len(values) // 2]
 limits = {
     "write_buffered_mib_s": round(bw("write-buffered"), 1),
@@ -70,7 +72,11 @@ limits = {
 }
 for mode in ("append", "window", "prewritten"):
     for key in ("p50_ms", "p99_ms", "p999_ms"):
-        limits[f"gc_floor_{mode}_{key}"] = floor(mode, key)
+        limits[f"gc_floor_{mode}_{key}"] = floor(mode, "none", key)
+# Over loopback TCP: the request/response path alone, and the whole path (path plus the window's rounds).
+for name, mode in (("rr_floor_net", "none"), ("rr_floor_disk", "window")):
+    for key in ("p50_ms", "p99_ms", "p999_ms"):
+        limits[f"{name}_{key}"] = floor(mode, "tcp", key)
 json.dump(limits, open("perf/out/limits.json", "w"), indent=1)
 for k, v in limits.items():
     print(f"{k:28} {v}")
