@@ -81,12 +81,6 @@ def latency_row(workload, suffix, generator):
         lim = (f"p99 = {s['latency_ms']['p99'] / floor:.2f}x the whole path's floor ({floor} ms: loopback "
                f"request/response and the disk's group commit; {limits['gc_floor_window_p99_ms']} ms the disk "
                f"alone, {limits['rr_floor_net_p99_ms']} ms request/response alone)")
-    elif s and "latency_ms" in s and "gc_floor_window_p99_ms" in limits:
-        # The disk's own group-commit latency at W4's load (perf/gcfloor.c), in the mode Sluice uses.
-        floor = limits["gc_floor_window_p99_ms"]
-        lim = (f"p99 = {s['latency_ms']['p99'] / floor:.2f}x the disk's group-commit p99 ({floor} ms with "
-               f"Sluice's pre-written window; {limits['gc_floor_append_p99_ms']} ms appending, "
-               f"{limits['gc_floor_prewritten_p99_ms']} ms into a file written beforehand)")
     elif s and "latency_ms" in s and "fdatasync_4k_p99_ms" in limits:
         lim = f"p99 = {s['latency_ms']['p99'] / limits['fdatasync_4k_p99_ms']:.1f}x fdatasync p99 ({limits['fdatasync_4k_p99_ms']} ms)"
     rows.append(f"| {workload} | {generator} | " + " | ".join(latency(js[b]) for b, _ in BROKERS) +

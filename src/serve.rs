@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorBuilder, Placement};
-use sluice_engine::manager::{take_clean_shutdown_marker, write_clean_shutdown_marker, PREWRITE_WINDOWS_PER_SHARD};
+use sluice_engine::manager::{take_clean_shutdown_marker, write_clean_shutdown_marker};
 use sluice_engine::{LogManager, ManagerOptions};
 use sluice_net::server::{accept_loop, bind_listener, ConnectionLimits};
 use sluice_net::shard::{BrokerSettings, Envelope, Shard};
@@ -249,13 +249,11 @@ async fn shard_main(
         let config = EffectiveConfig { static_config: &settings.static_config, dynamic: &dynamic };
         (config.broker_i64("log.retention.check.interval.ms"), config.broker_i64("log.segment.prewrite.bytes"))
     };
-    let prewrite_window_bytes = prewrite_window_bytes.max(0) as u64;
     let options = ManagerOptions {
         retention_check_interval: Duration::from_millis(retention_check_ms.max(1) as u64),
-        prewrite_window_bytes,
-        prewrite_budget_bytes: PREWRITE_WINDOWS_PER_SHARD * prewrite_window_bytes,
         ..ManagerOptions::default()
-    };
+    }
+    .with_prewrite_window(prewrite_window_bytes.max(0) as u64);
     let manager = LogManager::new(&settings.data_dir, options, clean);
     // The partitions this start opens sync what their recovery wrote with one syncfs, below, not one by one.
     manager.defer_recovery_sync();

@@ -1169,20 +1169,8 @@ impl PartitionLog {
                             reason: "segment does not end on a batch boundary after a clean shutdown".into(),
                         });
                     }
-                    tracing::info!(
-                        partition = %log.tp,
-                        segment = %segment.log_path().display(),
-                        position = scanned_to,
-                        zero_bytes = size - scanned_to,
-                        "cutting zeros past the last batch"
-                    );
-                    file.truncate(scanned_to).await?;
-                    if log.ctx.sync_recovery_now() {
-                        file.fdatasync().await?;
-                    }
-                    report.zero_tail_bytes += size - scanned_to;
+                    log.cut_segment_tail(segment, &file, scanned_to, (0, size - scanned_to), "", &mut report).await?;
                     size = scanned_to;
-                    segment.state.borrow_mut().size_bytes = size;
                 }
                 if next_base.is_some_and(|n| next != n) && size > 0 {
                     return Err(EngineError::Corrupt {
@@ -1374,11 +1362,29 @@ impl PartitionLog {
         // Zeros at the very end are pre-written space (crate::prewrite) or an append whose data never reached
         // the disk; anything before them is a torn batch.
         let zeros_from = segment::zero_run_start(file, position, size).await?;
-        let (torn_bytes, zero_bytes) = (zeros_from - position, size - zeros_from);
+        self.cut_segment_tail(segment, file, position, (zeros_from - position, size - zeros_from), &reason, report)
+            .await?;
+        Ok(Some(position))
+    }
+
+    /// Cuts `segment`'s file back to `position` while the log opens: `torn_bytes` of a torn batch (for
+    /// `reason`), then `zero_bytes` of zeros past the last batch (pre-written space, crate::prewrite, or an
+    /// append whose data never reached the disk). Logs and counts both, and syncs the cut now or with the
+    /// start's one `syncfs` ([`ShardContext::sync_recovery_now`]).
+    async fn cut_segment_tail(
+        &self,
+        segment: &Segment,
+        file: &SegmentFile,
+        position: u64,
+        (torn_bytes, zero_bytes): (u64, u64),
+        reason: &str,
+        report: &mut RecoveryReport,
+    ) -> Result<()> {
+        let path = segment.log_path();
         if torn_bytes > 0 {
             tracing::warn!(
                 partition = %self.tp,
-                segment = %segment.log_path().display(),
+                segment = %path.display(),
                 position,
                 cut_bytes = torn_bytes,
                 zero_bytes,
@@ -1388,7 +1394,7 @@ impl PartitionLog {
         } else {
             tracing::info!(
                 partition = %self.tp,
-                segment = %segment.log_path().display(),
+                segment = %path.display(),
                 position,
                 zero_bytes,
                 "cutting zeros past the last batch"
@@ -1401,7 +1407,7 @@ impl PartitionLog {
         segment.state.borrow_mut().size_bytes = position;
         report.truncated_bytes += torn_bytes;
         report.zero_tail_bytes += zero_bytes;
-        Ok(Some(position))
+        Ok(())
     }
 }
 

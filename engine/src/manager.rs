@@ -62,8 +62,21 @@ impl Default for ManagerOptions {
             fd_cache_capacity: 4096,
             retention_check_interval: Duration::from_secs(300),
             housekeeping_tick: Duration::from_millis(100),
-            prewrite_window_bytes: DEFAULT_PREWRITE_WINDOW_BYTES,
-            prewrite_budget_bytes: PREWRITE_WINDOWS_PER_SHARD * DEFAULT_PREWRITE_WINDOW_BYTES,
+            prewrite_window_bytes: 0,
+            prewrite_budget_bytes: 0,
+        }
+        .with_prewrite_window(DEFAULT_PREWRITE_WINDOW_BYTES)
+    }
+}
+
+impl ManagerOptions {
+    /// Pre-writes `window_bytes` past hot logs' ends (0: off), with the shard's budget of
+    /// [`PREWRITE_WINDOWS_PER_SHARD`] such windows.
+    pub fn with_prewrite_window(self, window_bytes: u64) -> ManagerOptions {
+        ManagerOptions {
+            prewrite_window_bytes: window_bytes,
+            prewrite_budget_bytes: PREWRITE_WINDOWS_PER_SHARD * window_bytes,
+            ..self
         }
     }
 }

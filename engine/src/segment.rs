@@ -110,9 +110,10 @@ impl SegmentFile {
     /// [`crate::prewrite`]; at most one chunk, copied from a static buffer).
     pub(crate) fn write_zeros_at(&self, position: u64, len: u64) -> Result<()> {
         use std::os::unix::fs::FileExt as _;
-        let zeros = crate::prewrite::ZEROS.get(..len as usize).unwrap_or(&crate::prewrite::ZEROS);
-        assert_eq!(zeros.len() as u64, len, "pre-write larger than one chunk");
-        self.shared.write_all_at(zeros, position).map_err(|e| EngineError::io("pre-write zeros", &self.path, e))
+        assert!(len <= crate::prewrite::CHUNK_BYTES, "pre-write of {len} bytes, larger than one chunk");
+        self.shared
+            .write_all_at(&crate::prewrite::ZEROS[..len as usize], position)
+            .map_err(|e| EngineError::io("pre-write zeros", &self.path, e))
     }
 
     pub(crate) async fn read_at(&self, position: u64, len: usize) -> Result<ReadResult> {
