@@ -14,6 +14,7 @@
 pub mod batch;
 pub mod checkpoint;
 pub mod config;
+mod context;
 pub mod epoch;
 pub mod error;
 pub mod fifo_lock;

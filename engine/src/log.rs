@@ -23,9 +23,9 @@ use crate::fifo_lock::{FifoGuard, FifoLock};
 use crate::batch::{self, RecordBatchHeader};
 use crate::checkpoint::{self, Durability};
 use crate::config::{FlushPolicy, LogConfig, TimestampType};
+use crate::context::ShardContext;
 use crate::epoch::EpochCache;
 use crate::error::{BatchError, EngineError, Result};
-use crate::manager::ShardContext;
 use crate::prewrite::LogPrewrite;
 use crate::producer::{ProducerStateTable, SequenceCheck};
 use crate::segment::{self, RecoveredBatch, ScanControl, Segment, SegmentFile, SegmentState};
@@ -103,7 +103,8 @@ pub struct PartitionLog {
     poisoned: Cell<Option<&'static str>>,
     unflushed_messages: Cell<u64>,
     last_flush_ms: Cell<i64>,
-    pub(crate) in_flush_queue: Cell<bool>,
+    /// Queued for the shard's next group-commit round (`ShardContext::queue_flush`).
+    in_flush_queue: Cell<bool>,
     /// Zeros written past the active segment's end (crate::prewrite).
     prewrite: LogPrewrite,
     recovery: RefCell<RecoveryReport>,
@@ -424,21 +425,33 @@ impl PartitionLog {
     }
 
     /// Hands the write to the flush policy: queue a group commit, or count towards an interval flush.
-    fn after_write(self: &Rc<Self>, records: u64, now: i64) {
+    fn after_write(&self, records: u64, now: i64) {
         let policy = self.config.borrow().flush_policy;
         match policy {
-            FlushPolicy::Always => self.ctx.request_flush(self),
+            FlushPolicy::Always => self.request_flush(),
             FlushPolicy::Interval { flush_messages, flush_interval } => {
                 self.advance_durable(self.log_end.get());
                 let unflushed = self.unflushed_messages.get() + records;
                 self.unflushed_messages.set(unflushed);
                 let due = now - self.last_flush_ms.get() >= flush_interval.as_millis() as i64;
                 if unflushed >= flush_messages || due {
-                    self.ctx.request_flush(self);
+                    self.request_flush();
                 }
             }
             FlushPolicy::ReplicationOnly => self.advance_durable(self.log_end.get()),
         }
+    }
+
+    /// Queues this log for the shard's next group-commit round, once until the round takes it.
+    pub(crate) fn request_flush(&self) {
+        if !self.in_flush_queue.replace(true) {
+            self.ctx.queue_flush(self.tp.clone());
+        }
+    }
+
+    /// A group-commit round took this log from the queue: the next flush request queues it again.
+    pub(crate) fn flush_request_taken(&self) {
+        self.in_flush_queue.set(false);
     }
 
     /// Keeps pre-written zeros ahead of a hot log's end (crate::prewrite). Runs under the append lock right

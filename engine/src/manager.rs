@@ -1,8 +1,9 @@
-//! `LogManager`: the partition logs of one shard, and the shard-wide machinery they share.
+//! `LogManager`: the partition logs of one shard, and the shard-wide machinery they share (the state itself is
+//! in `crate::context`, which the logs hold too).
 //!
-//! - **Group commit.** Appends under flush policy `always` queue their log; one flusher task drains the queue
-//!   and fsyncs every queued log concurrently through io_uring, then wakes the `wait_durable` callers. Appends
-//!   that arrive during a round ride the next one, so one fsync covers many appends.
+//! - **Group commit.** Appends under flush policy `always` queue their partition; one flusher task drains the
+//!   queue and fsyncs every queued log concurrently through io_uring, then wakes the `wait_durable` callers.
+//!   Appends that arrive during a round ride the next one, so one fsync covers many appends.
 //! - **fd cache.** Segment files open lazily and a clock (second-chance) sweep closes the least recently used
 //!   past `fd_cache_capacity`, so 10,000 partitions stay far below the process fd limit.
 //! - **Housekeeping.** A periodic task triggers interval flushes, applies retention, and cuts the pre-written
@@ -17,21 +18,19 @@
 //! every shard closed its logs (`write_clean_shutdown_marker`).
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 use futures::StreamExt;
 
-use crate::checkpoint::Durability;
 use crate::config::LogConfig;
+use crate::context::ShardContext;
 use crate::error::{EngineError, Result};
 use crate::log::PartitionLog;
 use crate::prewrite::PrewriteBudget;
-use crate::segment::Segment;
 use crate::types::{now_ms, TopicPartition};
-use crate::watch::OffsetWatch;
 
 pub const CLEAN_SHUTDOWN_MARKER: &str = ".clean-shutdown";
 /// `log.segment.prewrite.bytes` by default: 1 MiB past each hot log's end.
@@ -81,87 +80,6 @@ impl ManagerOptions {
     }
 }
 
-/// Clock-swept cache of open segment files.
-pub(crate) struct FdCache {
-    capacity: usize,
-    ring: RefCell<VecDeque<Weak<Segment>>>,
-}
-
-impl FdCache {
-    fn new(capacity: usize) -> Self {
-        FdCache { capacity: capacity.max(1), ring: RefCell::new(VecDeque::new()) }
-    }
-
-    /// Records a newly opened segment file and closes others if the cache is over capacity.
-    pub(crate) fn register(&self, segment: &Rc<Segment>) {
-        let mut ring = self.ring.borrow_mut();
-        ring.push_back(Rc::downgrade(segment));
-        let mut budget = ring.len() * 2;
-        while ring.len() > self.capacity && budget > 0 {
-            budget -= 1;
-            let Some(candidate) = ring.pop_front() else { break };
-            let Some(segment) = candidate.upgrade() else { continue };
-            if !segment.is_open() {
-                continue;
-            }
-            if segment.referenced.replace(false) {
-                ring.push_back(candidate);
-                continue;
-            }
-            // An active segment keeps its in-memory index (it has no index file yet).
-            let keep_index = segment.state.borrow().bytes_since_index_entry != u32::MAX || segment.size_bytes() == 0;
-            segment.close_handles(keep_index);
-        }
-    }
-
-    pub(crate) fn open_count(&self) -> usize {
-        self.ring.borrow().iter().filter(|w| w.upgrade().is_some_and(|s| s.is_open())).count()
-    }
-}
-
-/// State shared by the logs of one shard.
-pub(crate) struct ShardContext {
-    pub(crate) fd_cache: FdCache,
-    flush_queue: RefCell<Vec<Rc<PartitionLog>>>,
-    flush_requests: OffsetWatch,
-    flush_rounds: Cell<u64>,
-    pub(crate) prewrite: PrewriteBudget,
-    /// Set from [`LogManager::defer_recovery_sync`] until [`LogManager::sync_recovered`].
-    defer_recovery_sync: Cell<bool>,
-    /// An open deferred a sync that [`LogManager::sync_recovered`] owes.
-    recovery_sync_owed: Cell<bool>,
-}
-
-impl ShardContext {
-    /// Whether an opening log syncs what its recovery is about to write now (true), or leaves it to the one
-    /// `syncfs` that ends the process start ([`LogManager::defer_recovery_sync`]), which this call then owes.
-    /// Ask right before each write, so that a start that writes nothing owes nothing.
-    pub(crate) fn sync_recovery_now(&self) -> bool {
-        if self.defer_recovery_sync.get() {
-            self.recovery_sync_owed.set(true);
-            false
-        } else {
-            true
-        }
-    }
-
-    /// [`ShardContext::sync_recovery_now`] for a checkpoint write.
-    pub(crate) fn recovery_durability(&self) -> Durability {
-        if self.sync_recovery_now() {
-            Durability::Now
-        } else {
-            Durability::Deferred
-        }
-    }
-
-    pub(crate) fn request_flush(&self, log: &Rc<PartitionLog>) {
-        if !log.in_flush_queue.replace(true) {
-            self.flush_queue.borrow_mut().push(log.clone());
-            self.flush_requests.advance(self.flush_requests.get() + 1);
-        }
-    }
-}
-
 pub struct LogManager {
     data_dir: PathBuf,
     options: ManagerOptions,
@@ -176,15 +94,8 @@ impl LogManager {
     /// A manager for this shard's partitions in `data_dir`. `clean_shutdown` is what
     /// [`take_clean_shutdown_marker`] returned at process start.
     pub fn new(data_dir: impl Into<PathBuf>, options: ManagerOptions, clean_shutdown: bool) -> Rc<LogManager> {
-        let ctx = Rc::new(ShardContext {
-            fd_cache: FdCache::new(options.fd_cache_capacity),
-            flush_queue: RefCell::new(Vec::new()),
-            flush_requests: OffsetWatch::new(0),
-            flush_rounds: Cell::new(0),
-            prewrite: PrewriteBudget::new(options.prewrite_window_bytes, options.prewrite_budget_bytes),
-            defer_recovery_sync: Cell::new(false),
-            recovery_sync_owed: Cell::new(false),
-        });
+        let prewrite = PrewriteBudget::new(options.prewrite_window_bytes, options.prewrite_budget_bytes);
+        let ctx = Rc::new(ShardContext::new(options.fd_cache_capacity, prewrite));
         Rc::new(LogManager {
             data_dir: data_dir.into(),
             options,
@@ -316,9 +227,13 @@ impl LogManager {
     /// One group-commit round: fsync every queued log, up to [`MAX_CONCURRENT_FSYNCS`] at a time. Returns the
     /// number of logs flushed.
     pub async fn flush_queued(&self) -> usize {
-        let queued: Vec<Rc<PartitionLog>> = std::mem::take(&mut *self.ctx.flush_queue.borrow_mut());
+        // A partition deleted since it queued has nothing left to flush: closing it fsynced what it had.
+        let queued: Vec<Rc<PartitionLog>> = {
+            let logs = self.logs.borrow();
+            self.ctx.take_flush_queue().iter().filter_map(|tp| logs.get(tp).cloned()).collect()
+        };
         for log in &queued {
-            log.in_flush_queue.set(false);
+            log.flush_request_taken();
         }
         if queued.is_empty() {
             return 0;
@@ -366,7 +281,7 @@ impl LogManager {
     /// on every shard.
     pub async fn shutdown(&self) -> Result<()> {
         self.stopping.set(true);
-        self.ctx.flush_requests.advance(self.ctx.flush_requests.get() + 1);
+        self.ctx.wake_flusher();
         let logs: Vec<Rc<PartitionLog>> = self.logs.borrow_mut().drain().map(|(_, log)| log).collect();
         let mut first_error = None;
         // Close many logs at once so their I/O overlaps in the ring.
@@ -386,15 +301,6 @@ impl LogManager {
                 partition: format!("{} partitions", self.offline.borrow().len()),
                 reason: "offline partitions need recovery at the next start".into(),
             }),
-        }
-    }
-}
-
-impl Drop for LogManager {
-    /// Queued logs hold the context that holds the queue: break that cycle so the logs are freed.
-    fn drop(&mut self) {
-        for log in self.ctx.flush_queue.borrow_mut().drain(..) {
-            log.in_flush_queue.set(false);
         }
     }
 }
@@ -438,7 +344,7 @@ async fn housekeeping(manager: Weak<LogManager>) {
         let due: Vec<Rc<PartitionLog>> =
             manager.logs.borrow().values().filter(|log| log.interval_flush_due(now)).cloned().collect();
         for log in &due {
-            manager.ctx.request_flush(log);
+            log.request_flush();
         }
         manager.trim_idle_prewrites(now).await;
         if last_retention.elapsed() >= manager.options.retention_check_interval {
