@@ -163,24 +163,36 @@ pub fn validate(buf: &[u8], max_bytes: usize) -> Result<RecordBatchHeader, Batch
     Ok(header)
 }
 
-/// Rewrites `baseOffset` and `partitionLeaderEpoch` in place. Both lie outside the CRC.
+/// Rewrites `baseOffset` and `partitionLeaderEpoch` in place. Both lie outside the CRC. `batch` is a batch
+/// that passed [`validate`], so it holds a whole header.
 pub fn stamp_offset_and_epoch(batch: &mut [u8], base_offset: i64, leader_epoch: i32) {
-    let header = RecordBatchHeader::mut_from_prefix(batch).map(|(h, _)| h);
-    let header = header.unwrap_or_else(|_| panic!("stamp on a buffer shorter than a batch header"));
-    header.base_offset.set(base_offset);
-    header.partition_leader_epoch.set(leader_epoch);
+    assert!(
+        batch.len() >= HEADER_BYTES,
+        "stamping {} bytes, fewer than a batch header: only validated batches are stamped",
+        batch.len()
+    );
+    // The header type is unaligned, so with the length asserted the conversion cannot fail.
+    if let Ok((header, _)) = RecordBatchHeader::mut_from_prefix(batch) {
+        header.base_offset.set(base_offset);
+        header.partition_leader_epoch.set(leader_epoch);
+    }
 }
 
 /// Marks the batch as LogAppendTime with `max_timestamp = now_ms` and recomputes the CRC, as Kafka does for
 /// topics with `message.timestamp.type=LogAppendTime`.
 pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
-    let size_bytes = {
-        let header = RecordBatchHeader::mut_from_prefix(batch).map(|(h, _)| h);
-        let header = header.unwrap_or_else(|_| panic!("set_log_append_time on a short buffer"));
+    assert!(
+        batch.len() >= HEADER_BYTES,
+        "rewriting {} bytes, fewer than a batch header: only validated batches are",
+        batch.len()
+    );
+    // The header type is unaligned, so with the length asserted the conversion cannot fail.
+    let mut size_bytes = 0;
+    if let Ok((header, _)) = RecordBatchHeader::mut_from_prefix(batch) {
         header.attributes.set(header.attributes.get() | ATTR_LOG_APPEND_TIME);
         header.max_timestamp.set(now_ms);
-        header.size_bytes()
-    };
+        size_bytes = header.size_bytes();
+    }
     assert!(size_bytes <= batch.len(), "batch length was validated before the rewrite");
     let crc = crc32c::crc32c(&batch[CRC_START..size_bytes]);
     let header = RecordBatchHeader::mut_from_prefix(batch).map(|(h, _)| h);

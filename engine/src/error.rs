@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::types::{Offset, ProducerEpoch, ProducerId};
+use crate::types::{LeaderEpoch, Offset, ProducerEpoch, ProducerId};
 
 /// Why a record batch was refused. Each reason maps to one Kafka error code in `net`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,6 +46,10 @@ pub enum EngineError {
         #[source]
         source: SequenceError,
     },
+    /// A leader append in an epoch older than the log's latest: the caller acted on a stale view of the
+    /// partition (leader epochs never decrease along a log).
+    #[error("partition {partition}: append in leader epoch {epoch:?}, older than the log's latest epoch {latest:?}")]
+    StaleLeaderEpoch { partition: String, epoch: LeaderEpoch, latest: LeaderEpoch },
     #[error("partition {partition}: offset {offset:?} is out of range [{log_start:?}, {log_end:?}]")]
     OffsetOutOfRange { partition: String, offset: Offset, log_start: Offset, log_end: Offset },
     #[error("partition {partition} is offline: {reason}")]

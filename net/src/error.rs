@@ -31,6 +31,8 @@ pub fn engine_error(error: &EngineError) -> ResponseError {
             SequenceError::OutOfOrder { .. } => ResponseError::OutOfOrderSequenceNumber,
         },
         EngineError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        // The request acted on a metadata image older than the log: the client refreshes and retries.
+        EngineError::StaleLeaderEpoch { .. } => ResponseError::NotLeaderOrFollower,
         EngineError::Offline { .. }
         | EngineError::Poisoned { .. }
         | EngineError::Corrupt { .. }

@@ -56,6 +56,30 @@ impl PartitionLog {
             AppendMode::Client { leader_epoch } | AppendMode::Coordinator { leader_epoch } => Some(leader_epoch),
             AppendMode::Replica => None,
         };
+        // Leader epochs never decrease along the log (recovery takes a log where they do for a broken one). A
+        // leader append in an epoch older than the log's comes from a stale view of the partition; a follower's
+        // batches must not go back either.
+        let latest_epoch = self.epochs.borrow().latest().map_or(LeaderEpoch::NONE, |entry| entry.epoch);
+        match leader_epoch {
+            Some(epoch) if epoch < latest_epoch => {
+                return Err(EngineError::StaleLeaderEpoch { partition: self.name(), epoch, latest: latest_epoch });
+            }
+            Some(_) => {}
+            None => {
+                let mut floor = latest_epoch.0;
+                for (position, header) in &headers {
+                    let epoch = header.partition_leader_epoch.get();
+                    if epoch < floor {
+                        return Err(EngineError::Batch {
+                            partition: self.name(),
+                            position: *position,
+                            source: BatchError::Invalid { reason: "replicated leader epochs go back" },
+                        });
+                    }
+                    floor = epoch;
+                }
+            }
+        }
         if leader_epoch.is_some() {
             let (_, header) = &headers[0];
             match self.producers.borrow().check(header) {
@@ -85,7 +109,16 @@ impl PartitionLog {
                     if log_append_time {
                         batch::set_log_append_time(bytes, now);
                     }
-                    *header = batch::peek_header(bytes).unwrap_or_else(|| panic!("batch shrank while stamping"));
+                    // `bytes` is the batch validated above, so it holds a whole header to read back.
+                    if let Some(stamped) = batch::peek_header(bytes) {
+                        *header = stamped;
+                    }
+                    assert_eq!(
+                        header.base_offset(),
+                        expected,
+                        "{}: the batch at byte {position} was not stamped",
+                        self.tp
+                    );
                 }
                 None => {
                     if header.base_offset() != expected {
@@ -133,6 +166,15 @@ impl PartitionLog {
                     state.bytes_since_index_entry.saturating_add(header.size_bytes() as u32);
                 self.producers.borrow_mut().update(header);
                 let epoch = LeaderEpoch(header.partition_leader_epoch.get());
+                let latest = self.epochs.borrow().latest().map_or(LeaderEpoch::NONE, |entry| entry.epoch);
+                assert!(
+                    epoch >= latest,
+                    "{}: leader epoch {} at offset {} is below the log's latest epoch {}; epochs never decrease",
+                    self.tp,
+                    epoch.0,
+                    header.base_offset(),
+                    latest.0
+                );
                 new_epoch |= self.epochs.borrow_mut().assign(epoch, Offset(header.base_offset()));
             }
             state.size_bytes = write_position + total_bytes;
@@ -140,6 +182,7 @@ impl PartitionLog {
             state.first_append_ms.get_or_insert(now);
         }
         self.log_end.advance(last_offset.next().0);
+        self.assert_offsets_ordered();
         let records: u64 = headers.iter().map(|(_, h)| h.records_count.get() as u64).sum();
         self.after_write(records, now);
         self.extend_prewrite(&file, write_position + total_bytes);

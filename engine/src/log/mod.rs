@@ -16,6 +16,12 @@
 //! - One append, truncation or roll in flight per partition (`append_lock`); reads run concurrently and only
 //!   see offsets below `log_end`, which advances after the write completed.
 //! - Offsets are contiguous: every batch's base offset is the previous batch's last offset + 1.
+//! - Leader epochs never decrease along the log. An append that would lower them is input (a leader's stale
+//!   view, a follower's bad data) and refused; the publish step asserts it.
+//! - High watermark <= log end and durable offset <= log end, always; high watermark <= durable offset too
+//!   while the high watermark follows the durable offset (one replica). With followers a replica may learn a
+//!   high watermark before its own fsync, so only the first two hold there. Asserted after every change.
+//! - Truncation never cuts below the high watermark (asserted before anything is cut).
 //! - After a failed write or fsync the log is poisoned: appends fail until restart, never retried silently.
 //! - Segments wholly below `log_start` are deleted; the checkpoint is written before the files go.
 
@@ -180,6 +186,7 @@ impl PartitionLog {
     /// Set by the replication layer (or, on a single broker, from the durable offset). Clamped to the log end.
     pub fn set_high_watermark(&self, offset: Offset) {
         self.high_watermark.advance(offset.0.min(self.log_end.get()));
+        self.assert_offsets_ordered();
     }
 
     /// With no followers (a single broker, or replication factor 1) the high watermark is the durable offset:
@@ -192,11 +199,33 @@ impl PartitionLog {
         }
     }
 
+    /// Moves the durable offset up to `offset`, never past the log end: a flush round that read the log end
+    /// before a truncation made it durable only up to where the truncation cut (and fsynced).
     fn advance_durable(&self, offset: i64) {
-        self.durable.advance(offset);
+        self.durable.advance(offset.min(self.log_end.get()));
         if self.high_watermark_follows_durable.get() {
-            self.high_watermark.advance(self.durable.get().min(self.log_end.get()));
+            self.high_watermark.advance(self.durable.get());
         }
+        self.assert_offsets_ordered();
+    }
+
+    /// The order of the log's offsets, checked after every change to one of them (and on in release):
+    /// high watermark <= log end and durable offset <= log end always, and high watermark <= durable offset
+    /// while the high watermark follows the durable offset (a single replica). With followers, a replica may
+    /// learn a high watermark from its leader before its own fsync, so that third one does not hold there.
+    fn assert_offsets_ordered(&self) {
+        let (high_watermark, durable, log_end) = (self.high_watermark.get(), self.durable.get(), self.log_end.get());
+        assert!(
+            high_watermark <= log_end,
+            "{}: high watermark {high_watermark} is past the log end {log_end}",
+            self.tp
+        );
+        assert!(durable <= log_end, "{}: durable offset {durable} is past the log end {log_end}", self.tp);
+        assert!(
+            !self.high_watermark_follows_durable.get() || high_watermark <= durable,
+            "{}: high watermark {high_watermark} is past the durable offset {durable}, which it follows (one replica)",
+            self.tp
+        );
     }
 
     /// The last stable offset: below any open transaction's first offset, and never above the high watermark.
@@ -236,10 +265,12 @@ impl PartitionLog {
         self.tp.to_string()
     }
 
+    /// The segment appends go to: the last one.
     fn active(&self) -> Rc<Segment> {
         let segments = self.segments.borrow();
-        let (_, active) =
-            segments.last_key_value().unwrap_or_else(|| panic!("{}: a log always has a segment", self.tp));
+        let Some((_, active)) = segments.last_key_value() else {
+            panic!("{}: a log always has a segment: open creates one, and no truncation, retention or recovery removes the last", self.tp)
+        };
         active.clone()
     }
 

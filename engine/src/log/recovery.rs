@@ -280,6 +280,7 @@ impl PartitionLog {
         log.log_end.reset(end.0);
         log.durable.reset(end.0);
         log.high_watermark.reset(high_watermark.0.clamp(0, end.0));
+        log.assert_offsets_ordered();
         *log.producers.borrow_mut() = producers;
         *log.epochs.borrow_mut() = epochs;
         log.prewrite.restart_at(log.active().size_bytes());

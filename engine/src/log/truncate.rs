@@ -25,6 +25,14 @@ impl PartitionLog {
                 log_end: self.log_end_offset(),
             });
         }
+        // Records below the high watermark are committed: consumers may have read them, and a follower that
+        // diverges from its leader does so only above it. The cut point is at or below `offset`.
+        let high_watermark = self.high_watermark();
+        assert!(
+            offset >= high_watermark,
+            "{}: truncating to {offset} would cut committed records below the high watermark {high_watermark}",
+            self.tp
+        );
         // The cut below removes any pre-written zeros with the data (or their whole segment).
         self.prewrite.zeros_gone(&self.ctx.prewrite);
         // Drop whole segments past the point; keep at least the first.
@@ -43,6 +51,12 @@ impl PartitionLog {
             Some((position, header)) => (position, Offset(header.base_offset())),
             None => (active.size_bytes(), active.next_offset()),
         };
+        let high_watermark = self.high_watermark();
+        assert!(
+            new_end >= high_watermark,
+            "{}: truncating to {offset} cuts at the batch starting at {new_end}, below the high watermark {high_watermark}",
+            self.tp
+        );
         if let Err(error) = file.truncate(cut_position).await {
             self.poison("truncate", &error);
             return Err(error);
@@ -73,6 +87,7 @@ impl PartitionLog {
         self.log_end.reset(new_end.0);
         self.durable.reset(self.durable.get().min(new_end.0));
         self.high_watermark.reset(self.high_watermark.get().min(new_end.0));
+        self.assert_offsets_ordered();
         self.recovery_point.set(self.recovery_point.get().min(active.base));
         self.producers.borrow_mut().truncate_from(new_end);
         // Snapshots past the new end describe batches that no longer exist.
