@@ -20,7 +20,7 @@ use sluice_engine::manager::{take_clean_shutdown_marker, write_clean_shutdown_ma
 use sluice_engine::{LogManager, ManagerOptions};
 use sluice_net::server::{accept_loop, bind_listener, ConnectionLimits};
 use sluice_net::shard::{BrokerSettings, Envelope, Shard};
-use sluice_replication::config::{EffectiveConfig, StaticConfig};
+use sluice_replication::config::{broker, EffectiveConfig, StaticConfig};
 use sluice_replication::controller::Controller;
 use sluice_replication::metadata::BrokerInfo;
 
@@ -247,7 +247,7 @@ async fn shard_main(
     let (retention_check_ms, prewrite_window_bytes) = {
         let dynamic = Default::default();
         let config = EffectiveConfig { static_config: &settings.static_config, dynamic: &dynamic };
-        (config.broker_i64("log.retention.check.interval.ms"), config.broker_i64("log.segment.prewrite.bytes"))
+        (config.get(broker::LOG_RETENTION_CHECK_INTERVAL_MS), config.get(broker::LOG_SEGMENT_PREWRITE_BYTES))
     };
     let options = ManagerOptions {
         retention_check_interval: Duration::from_millis(retention_check_ms.max(1) as u64),

@@ -13,6 +13,7 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes};
 use futures::future::{self, Either};
 use sluice_engine::{AppendMode, LeaderEpoch, Offset};
+use sluice_replication::config::topic;
 
 use crate::error::{self, ResponseError};
 use crate::protocol::{finish_frame, start_frame, RequestHeader};
@@ -152,8 +153,8 @@ async fn produce_partition(
     if acks == -1 {
         let min_isr = image
             .topic(topic)
-            .map(|t| shard.with_config(&image, |config| config.topic_value(&t.configs, "min.insync.replicas").0))
-            .and_then(|value| value.parse::<usize>().ok())
+            .map(|t| shard.with_config(&image, |config| config.topic(&t.configs, topic::MIN_INSYNC_REPLICAS)))
+            .and_then(|value| usize::try_from(value).ok())
             .unwrap_or(1);
         if isr < min_isr {
             return PartitionProduced::error(ResponseError::NotEnoughReplicas, None);

@@ -23,6 +23,7 @@ use futures::io::{ReadHalf, WriteHalf};
 use futures::{AsyncReadExt, AsyncWrite};
 use glommio::channels::local_channel;
 use glommio::net::{TcpListener, TcpStream};
+use sluice_replication::config::broker;
 
 use crate::error::ConnectionError;
 use crate::handlers;
@@ -46,10 +47,10 @@ impl ConnectionLimits {
     pub fn from_shard(shard: &Shard) -> ConnectionLimits {
         let image = shard.image();
         shard.with_config(&image, |config| ConnectionLimits {
-            max_request_bytes: config.broker_i64("socket.request.max.bytes") as usize,
-            max_connections_per_shard: (config.broker_i64("max.connections") as usize).div_ceil(shard.shards()),
-            idle_timeout: Duration::from_millis(config.broker_i64("connections.max.idle.ms") as u64),
-            max_in_flight: config.broker_i64("queued.max.requests.per.connection") as usize,
+            max_request_bytes: config.get(broker::SOCKET_REQUEST_MAX_BYTES) as usize,
+            max_connections_per_shard: (config.get(broker::MAX_CONNECTIONS) as usize).div_ceil(shard.shards()),
+            idle_timeout: Duration::from_millis(config.get(broker::CONNECTIONS_MAX_IDLE_MS) as u64),
+            max_in_flight: config.get(broker::QUEUED_MAX_REQUESTS_PER_CONNECTION) as usize,
         })
     }
 }

@@ -24,7 +24,7 @@ use futures::channel::oneshot;
 use futures::stream::{self, StreamExt};
 use glommio::channels::channel_mesh::{Receivers, Senders};
 use sluice_engine::{LogManager, PartitionLog, TopicPartition};
-use sluice_replication::config::{EffectiveConfig, StaticConfig};
+use sluice_replication::config::{broker, EffectiveConfig, StaticConfig};
 use sluice_replication::controller::{new_topic_id, Controller, ControllerError, WriteGuard};
 use sluice_replication::metadata::{
     owner_shard, ClusterImage, MetadataRecord, NodeId, PartitionImage, SharedImage, METADATA_TOPIC,
@@ -86,12 +86,12 @@ impl Shard {
         let dynamic = Default::default();
         let config = EffectiveConfig { static_config: &settings.static_config, dynamic: &dynamic };
         let group_config = GroupConfig {
-            initial_rebalance_delay: Duration::from_millis(config.broker_i64("group.initial.rebalance.delay.ms") as u64),
-            min_session_timeout_ms: config.broker_i64("group.min.session.timeout.ms") as i32,
-            max_session_timeout_ms: config.broker_i64("group.max.session.timeout.ms") as i32,
-            max_size: config.broker_i64("group.max.size") as usize,
-            offset_metadata_max_bytes: config.broker_i64("offset.metadata.max.bytes") as usize,
-            offsets_retention_ms: config.broker_i64("offsets.retention.minutes").saturating_mul(60_000),
+            initial_rebalance_delay: Duration::from_millis(config.get(broker::GROUP_INITIAL_REBALANCE_DELAY_MS) as u64),
+            min_session_timeout_ms: config.get(broker::GROUP_MIN_SESSION_TIMEOUT_MS),
+            max_session_timeout_ms: config.get(broker::GROUP_MAX_SESSION_TIMEOUT_MS),
+            max_size: config.get(broker::GROUP_MAX_SIZE) as usize,
+            offset_metadata_max_bytes: config.get(broker::OFFSET_METADATA_MAX_BYTES) as usize,
+            offsets_retention_ms: i64::from(config.get(broker::OFFSETS_RETENTION_MINUTES)).saturating_mul(60_000),
         };
         Rc::new(Shard {
             coordinator: Coordinator::new(group_config),
@@ -315,7 +315,7 @@ impl Shard {
         if image.topic(OFFSETS_TOPIC).is_some() {
             return Ok(());
         }
-        let partitions = self.with_config(&image, |config| config.broker_i64("offsets.topic.num.partitions")) as usize;
+        let partitions = self.with_config(&image, |config| config.get(broker::OFFSETS_TOPIC_NUM_PARTITIONS)) as usize;
         let configs = [("retention.ms", "-1"), ("segment.bytes", "104857600"), ("flush.policy", "always")]
             .into_iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -338,7 +338,7 @@ impl Shard {
         let check_every = {
             let image = self.image();
             Duration::from_millis(
-                self.with_config(&image, |c| c.broker_i64("offsets.retention.check.interval.ms")) as u64
+                self.with_config(&image, |c| c.get(broker::OFFSETS_RETENTION_CHECK_INTERVAL_MS)) as u64
             )
         };
         glommio::spawn_local(async move {

@@ -20,6 +20,7 @@ use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::*;
+use sluice_replication::config::broker;
 
 use super::{text, topic_name};
 use crate::coordinator::{partition_for_group, CommittedOffset, JoinRequest, OFFSETS_TOPIC};
@@ -530,8 +531,8 @@ pub async fn offset_delete(shard: &Rc<Shard>, request: OffsetDeleteRequest) -> O
 fn consumer_protocol_config(shard: &Shard) -> crate::consumer_protocol::ConsumerProtocolConfig {
     let image = shard.image();
     shard.with_config(&image, |config| crate::consumer_protocol::ConsumerProtocolConfig {
-        session_timeout: std::time::Duration::from_millis(config.broker_i64("group.consumer.session.timeout.ms") as u64),
-        heartbeat_interval_ms: config.broker_i64("group.consumer.heartbeat.interval.ms") as i32,
+        session_timeout: std::time::Duration::from_millis(config.get(broker::GROUP_CONSUMER_SESSION_TIMEOUT_MS) as u64),
+        heartbeat_interval_ms: config.get(broker::GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS),
     })
 }
 

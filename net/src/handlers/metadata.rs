@@ -8,6 +8,7 @@ use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
+use sluice_replication::config::broker;
 use sluice_replication::metadata::TopicImage;
 
 use super::{text, topic_name, topics};
@@ -30,7 +31,7 @@ pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: Metadata
     if let Some(requested) = &requested {
         let missing: Vec<String> =
             requested.iter().filter_map(|(name, _)| name.clone()).filter(|name| image.topic(name).is_none()).collect();
-        let enabled = shard.with_config(&image, |config| config.broker_bool("auto.create.topics.enable"));
+        let enabled = shard.with_config(&image, |config| config.get(broker::AUTO_CREATE_TOPICS_ENABLE));
         if !missing.is_empty() && auto_create_allowed && enabled {
             topics::auto_create(shard, missing).await;
             image = shard.image();

@@ -13,7 +13,7 @@ use kafka_protocol::messages::{
     CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest,
     DeleteTopicsResponse,
 };
-use sluice_replication::config::{validate_topic_config, TOPIC_CONFIGS};
+use sluice_replication::config::{broker, validate_topic_config, TOPIC_CONFIGS};
 use sluice_replication::controller::new_topic_id;
 use sluice_replication::metadata::{validate_topic_name, ClusterImage, MetadataRecord, PartitionImage};
 
@@ -108,10 +108,10 @@ fn check_spec(shard: &Shard, image: &ClusterImage, spec: &TopicSpec) -> Result<M
         return fail(ResponseError::TopicAlreadyExists, format!("topic '{}' already exists", spec.name));
     }
     let (default_partitions, default_replication) = shard.with_config(image, |config| {
-        (config.broker_i64("num.partitions"), config.broker_i64("default.replication.factor"))
+        (config.get(broker::NUM_PARTITIONS), config.get(broker::DEFAULT_REPLICATION_FACTOR))
     });
     let num_partitions = match spec.num_partitions {
-        -1 if spec.assignments.is_empty() => default_partitions as i32,
+        -1 if spec.assignments.is_empty() => default_partitions,
         -1 => spec.assignments.len() as i32,
         n if n >= 1 => n,
         n => return fail(ResponseError::InvalidPartitions, format!("number of partitions {n} must be at least 1")),
@@ -305,7 +305,7 @@ pub async fn delete_topics(shard: &Rc<Shard>, version: i16, request: DeleteTopic
                 }
             };
             let image = controller.image();
-            let enabled = shard.with_config(&image, |config| config.broker_bool("delete.topic.enable"));
+            let enabled = shard.with_config(&image, |config| config.get(broker::DELETE_TOPIC_ENABLE));
             let mut records = Vec::new();
             let mut results = Vec::new();
             for (name, id) in wanted {

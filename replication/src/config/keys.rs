@@ -1,0 +1,238 @@
+//! Typed keys: a broker or topic key together with the Rust type its value is read as. Each constant is
+//! checked against the registry when the crate compiles, so code cannot read a key that does not exist or
+//! read it as the wrong type.
+
+use std::marker::PhantomData;
+
+use super::registry::{ConfigKind, BROKER_CONFIGS, TOPIC_CONFIGS};
+
+/// The Rust type a key of each kind is read as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueType {
+    Int,
+    Long,
+    Bool,
+    Text,
+}
+
+impl ConfigKind {
+    /// The type a key of this kind is read as.
+    pub const fn value_type(self) -> ValueType {
+        match self {
+            ConfigKind::Int { .. } => ValueType::Int,
+            ConfigKind::Long { .. } => ValueType::Long,
+            ConfigKind::Bool => ValueType::Bool,
+            ConfigKind::Choice(_) | ConfigKind::Text => ValueType::Text,
+        }
+    }
+}
+
+/// A type a config value is read as.
+pub trait ConfigValue: Sized {
+    const TYPE: ValueType;
+    /// The value, or `None` when the text does not parse (the caller then falls back to the default).
+    fn parse(text: &str) -> Option<Self>;
+}
+
+impl ConfigValue for i32 {
+    const TYPE: ValueType = ValueType::Int;
+    fn parse(text: &str) -> Option<Self> {
+        text.trim().parse::<i64>().ok().and_then(|value| i32::try_from(value).ok())
+    }
+}
+
+impl ConfigValue for i64 {
+    const TYPE: ValueType = ValueType::Long;
+    fn parse(text: &str) -> Option<Self> {
+        text.trim().parse().ok()
+    }
+}
+
+impl ConfigValue for bool {
+    const TYPE: ValueType = ValueType::Bool;
+    fn parse(text: &str) -> Option<Self> {
+        match text.trim() {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        }
+    }
+}
+
+impl ConfigValue for String {
+    const TYPE: ValueType = ValueType::Text;
+    fn parse(text: &str) -> Option<Self> {
+        Some(text.to_string())
+    }
+}
+
+const fn same_name(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// A broker key and the type its value is read as. Made only by [`BrokerKey::new`], which checks the name and
+/// the type against [`BROKER_CONFIGS`] at compile time.
+#[derive(Debug)]
+pub struct BrokerKey<T> {
+    name: &'static str,
+    value: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for BrokerKey<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for BrokerKey<T> {}
+
+impl<T: ConfigValue> BrokerKey<T> {
+    /// Panics (at compile time, for a `const`) unless `name` is a broker key whose kind reads as `T`.
+    pub const fn new(name: &'static str) -> Self {
+        let mut i = 0;
+        while i < BROKER_CONFIGS.len() {
+            if same_name(BROKER_CONFIGS[i].name, name) {
+                assert!(
+                    matches!(
+                        (BROKER_CONFIGS[i].kind.value_type(), T::TYPE),
+                        (ValueType::Int, ValueType::Int)
+                            | (ValueType::Long, ValueType::Long)
+                            | (ValueType::Bool, ValueType::Bool)
+                            | (ValueType::Text, ValueType::Text)
+                    ),
+                    "a typed broker key's type does not fit its kind in BROKER_CONFIGS"
+                );
+                return BrokerKey { name, value: PhantomData };
+            }
+            i += 1;
+        }
+        panic!("a typed broker key names a key that is not in BROKER_CONFIGS")
+    }
+
+    pub const fn name(self) -> &'static str {
+        self.name
+    }
+}
+
+/// A topic key and the type its value is read as. Made only by [`TopicKey::new`], which checks it against
+/// [`TOPIC_CONFIGS`] at compile time.
+#[derive(Debug)]
+pub struct TopicKey<T> {
+    name: &'static str,
+    /// The broker key that gives the default.
+    broker: BrokerKey<T>,
+}
+
+impl<T> Clone for TopicKey<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for TopicKey<T> {}
+
+impl<T: ConfigValue> TopicKey<T> {
+    /// Panics (at compile time, for a `const`) unless `name` is a topic key whose kind reads as `T`.
+    pub const fn new(name: &'static str) -> Self {
+        let mut i = 0;
+        while i < TOPIC_CONFIGS.len() {
+            if same_name(TOPIC_CONFIGS[i].name, name) {
+                assert!(
+                    matches!(
+                        (TOPIC_CONFIGS[i].kind.value_type(), T::TYPE),
+                        (ValueType::Int, ValueType::Int)
+                            | (ValueType::Long, ValueType::Long)
+                            | (ValueType::Bool, ValueType::Bool)
+                            | (ValueType::Text, ValueType::Text)
+                    ),
+                    "a typed topic key's type does not fit its kind in TOPIC_CONFIGS"
+                );
+                return TopicKey { name, broker: BrokerKey::new(TOPIC_CONFIGS[i].broker_key) };
+            }
+            i += 1;
+        }
+        panic!("a typed topic key names a key that is not in TOPIC_CONFIGS")
+    }
+
+    pub const fn name(self) -> &'static str {
+        self.name
+    }
+
+    /// The broker key whose value is this key's default.
+    pub const fn broker_key(self) -> BrokerKey<T> {
+        self.broker
+    }
+}
+
+/// The broker keys, typed: read them with [`EffectiveConfig::get`].
+pub mod broker {
+    use super::BrokerKey;
+
+    pub const NUM_PARTITIONS: BrokerKey<i32> = BrokerKey::new("num.partitions");
+    pub const DEFAULT_REPLICATION_FACTOR: BrokerKey<i32> = BrokerKey::new("default.replication.factor");
+    pub const AUTO_CREATE_TOPICS_ENABLE: BrokerKey<bool> = BrokerKey::new("auto.create.topics.enable");
+    pub const DELETE_TOPIC_ENABLE: BrokerKey<bool> = BrokerKey::new("delete.topic.enable");
+    pub const LOG_CLEANUP_POLICY: BrokerKey<String> = BrokerKey::new("log.cleanup.policy");
+    pub const COMPRESSION_TYPE: BrokerKey<String> = BrokerKey::new("compression.type");
+    pub const LOG_RETENTION_MS: BrokerKey<i64> = BrokerKey::new("log.retention.ms");
+    pub const LOG_RETENTION_BYTES: BrokerKey<i64> = BrokerKey::new("log.retention.bytes");
+    pub const LOG_SEGMENT_BYTES: BrokerKey<i32> = BrokerKey::new("log.segment.bytes");
+    pub const LOG_ROLL_MS: BrokerKey<i64> = BrokerKey::new("log.roll.ms");
+    pub const MESSAGE_MAX_BYTES: BrokerKey<i32> = BrokerKey::new("message.max.bytes");
+    pub const LOG_INDEX_INTERVAL_BYTES: BrokerKey<i32> = BrokerKey::new("log.index.interval.bytes");
+    pub const LOG_MESSAGE_TIMESTAMP_TYPE: BrokerKey<String> = BrokerKey::new("log.message.timestamp.type");
+    pub const LOG_FLUSH_POLICY: BrokerKey<String> = BrokerKey::new("log.flush.policy");
+    pub const LOG_SEGMENT_PREWRITE_BYTES: BrokerKey<i64> = BrokerKey::new("log.segment.prewrite.bytes");
+    pub const LOG_FLUSH_INTERVAL_MESSAGES: BrokerKey<i64> = BrokerKey::new("log.flush.interval.messages");
+    pub const LOG_FLUSH_INTERVAL_MS: BrokerKey<i64> = BrokerKey::new("log.flush.interval.ms");
+    pub const MIN_INSYNC_REPLICAS: BrokerKey<i32> = BrokerKey::new("min.insync.replicas");
+    pub const UNCLEAN_LEADER_ELECTION_ENABLE: BrokerKey<bool> = BrokerKey::new("unclean.leader.election.enable");
+    pub const LOG_RETENTION_CHECK_INTERVAL_MS: BrokerKey<i64> = BrokerKey::new("log.retention.check.interval.ms");
+    pub const SOCKET_REQUEST_MAX_BYTES: BrokerKey<i32> = BrokerKey::new("socket.request.max.bytes");
+    pub const MAX_CONNECTIONS: BrokerKey<i32> = BrokerKey::new("max.connections");
+    pub const CONNECTIONS_MAX_IDLE_MS: BrokerKey<i64> = BrokerKey::new("connections.max.idle.ms");
+    pub const QUEUED_MAX_REQUESTS_PER_CONNECTION: BrokerKey<i32> = BrokerKey::new("queued.max.requests.per.connection");
+    pub const OFFSETS_RETENTION_MINUTES: BrokerKey<i32> = BrokerKey::new("offsets.retention.minutes");
+    pub const OFFSETS_RETENTION_CHECK_INTERVAL_MS: BrokerKey<i64> =
+        BrokerKey::new("offsets.retention.check.interval.ms");
+    pub const OFFSETS_TOPIC_NUM_PARTITIONS: BrokerKey<i32> = BrokerKey::new("offsets.topic.num.partitions");
+    pub const OFFSET_METADATA_MAX_BYTES: BrokerKey<i32> = BrokerKey::new("offset.metadata.max.bytes");
+    pub const GROUP_INITIAL_REBALANCE_DELAY_MS: BrokerKey<i32> = BrokerKey::new("group.initial.rebalance.delay.ms");
+    pub const GROUP_MIN_SESSION_TIMEOUT_MS: BrokerKey<i32> = BrokerKey::new("group.min.session.timeout.ms");
+    pub const GROUP_MAX_SESSION_TIMEOUT_MS: BrokerKey<i32> = BrokerKey::new("group.max.session.timeout.ms");
+    pub const GROUP_CONSUMER_SESSION_TIMEOUT_MS: BrokerKey<i32> = BrokerKey::new("group.consumer.session.timeout.ms");
+    pub const GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS: BrokerKey<i32> =
+        BrokerKey::new("group.consumer.heartbeat.interval.ms");
+    pub const GROUP_MAX_SIZE: BrokerKey<i32> = BrokerKey::new("group.max.size");
+}
+
+/// The topic keys, typed: read them with [`EffectiveConfig::topic`].
+pub mod topic {
+    use super::TopicKey;
+
+    pub const CLEANUP_POLICY: TopicKey<String> = TopicKey::new("cleanup.policy");
+    pub const COMPRESSION_TYPE: TopicKey<String> = TopicKey::new("compression.type");
+    pub const RETENTION_MS: TopicKey<i64> = TopicKey::new("retention.ms");
+    pub const RETENTION_BYTES: TopicKey<i64> = TopicKey::new("retention.bytes");
+    pub const SEGMENT_BYTES: TopicKey<i32> = TopicKey::new("segment.bytes");
+    pub const SEGMENT_MS: TopicKey<i64> = TopicKey::new("segment.ms");
+    pub const MAX_MESSAGE_BYTES: TopicKey<i32> = TopicKey::new("max.message.bytes");
+    pub const INDEX_INTERVAL_BYTES: TopicKey<i32> = TopicKey::new("index.interval.bytes");
+    pub const MESSAGE_TIMESTAMP_TYPE: TopicKey<String> = TopicKey::new("message.timestamp.type");
+    pub const FLUSH_POLICY: TopicKey<String> = TopicKey::new("flush.policy");
+    pub const FLUSH_MESSAGES: TopicKey<i64> = TopicKey::new("flush.messages");
+    pub const FLUSH_MS: TopicKey<i64> = TopicKey::new("flush.ms");
+    pub const MIN_INSYNC_REPLICAS: TopicKey<i32> = TopicKey::new("min.insync.replicas");
+    pub const UNCLEAN_LEADER_ELECTION_ENABLE: TopicKey<bool> = TopicKey::new("unclean.leader.election.enable");
+}

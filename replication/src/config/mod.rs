@@ -1,0 +1,266 @@
+//! Broker and topic configuration under Kafka's names and defaults.
+//!
+//! One registry ([`TOPIC_CONFIGS`], [`BROKER_CONFIGS`]) says, per key, its default, its type, how it is
+//! validated and, for topic keys, which broker key supplies the default. Values are kept as strings, exactly
+//! as Kafka's DescribeConfigs shows them, and parsed when a [`LogConfig`] is derived.
+//!
+//! Code reads a value through a typed key ([`broker`], [`topic`]): `config.get(broker::NUM_PARTITIONS)` is an
+//! `i32`, and `config.topic(&overrides, topic::SEGMENT_BYTES)` the topic's value or its broker default. Each
+//! key constant is checked against the registry when the crate compiles: a name the registry lacks, or a type
+//! that does not fit its kind (`Int` is `i32`, `Long` is `i64`, `Bool` is `bool`, others are text), fails the
+//! build.
+//!
+//! Where a value comes from, highest first: a topic override (metadata log), a dynamic broker value
+//! (metadata log, set by AlterConfigs), a static broker value (`--config FILE` or `--set`), the default.
+//!
+//! Sluice departs from Kafka's defaults in two places, both from DESIGN.md: `flush.policy` (a Sluice key)
+//! defaults to `always`, and `max.connections` is bounded (10,000) instead of unlimited.
+
+mod keys;
+mod registry;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use sluice_engine::{FlushPolicy, LogConfig, TimestampType};
+
+pub use keys::{broker, topic, BrokerKey, ConfigValue, TopicKey, ValueType};
+pub use registry::{
+    broker_config_def, topic_config_def, BrokerConfigDef, ConfigKind, ConfigSource, TopicConfigDef, BROKER_CONFIGS,
+    TOPIC_CONFIGS,
+};
+
+/// Kafka's coarser spellings, folded into the canonical key when no finer one is given.
+const ALIASES: &[(&str, &str, i64)] = &[
+    ("log.retention.hours", "log.retention.ms", 3_600_000),
+    ("log.retention.minutes", "log.retention.ms", 60_000),
+    ("log.roll.hours", "log.roll.ms", 3_600_000),
+];
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("unknown config key '{0}'")]
+    UnknownKey(String),
+    #[error("invalid value for {key}: {reason}")]
+    InvalidValue { key: String, reason: String },
+    #[error("config '{0}' cannot be changed while the broker runs")]
+    NotDynamic(String),
+    #[error("line {line} of the config file is not KEY=VALUE: {text}")]
+    Syntax { line: usize, text: String },
+}
+
+/// Validates one topic-level key and value.
+pub fn validate_topic_config(key: &str, value: &str) -> Result<(), ConfigError> {
+    let def = topic_config_def(key).ok_or_else(|| ConfigError::UnknownKey(key.to_string()))?;
+    def.kind.validate(value).map_err(|reason| ConfigError::InvalidValue { key: key.to_string(), reason })
+}
+
+/// Validates one broker-level key and value (static when `dynamic` is false).
+pub fn validate_broker_config(key: &str, value: &str, dynamic: bool) -> Result<(), ConfigError> {
+    let def = broker_config_def(key).ok_or_else(|| ConfigError::UnknownKey(key.to_string()))?;
+    if dynamic && !def.dynamic {
+        return Err(ConfigError::NotDynamic(key.to_string()));
+    }
+    def.kind.validate(value).map_err(|reason| ConfigError::InvalidValue { key: key.to_string(), reason })
+}
+
+/// Static broker configuration: the config file and `--set` values over Kafka's defaults. Immutable once the
+/// broker runs; dynamic values live in the metadata image.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StaticConfig {
+    values: BTreeMap<String, String>,
+}
+
+impl StaticConfig {
+    /// Parses Kafka `server.properties` text: `key=value` lines, `#` and `!` comments. Keys Sluice does not
+    /// know are refused, so a typo never silently falls back to a default.
+    pub fn parse_properties(text: &str) -> Result<Vec<(String, String)>, ConfigError> {
+        let mut out = Vec::new();
+        for (index, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+                continue;
+            }
+            let (key, value) = line
+                .split_once('=')
+                .or_else(|| line.split_once(':'))
+                .ok_or_else(|| ConfigError::Syntax { line: index + 1, text: line.to_string() })?;
+            out.push((key.trim().to_string(), value.trim().to_string()));
+        }
+        Ok(out)
+    }
+
+    /// Sets one static value after validating it. Aliases (`log.retention.hours`) are folded into the
+    /// canonical key unless the canonical one was given.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        if let Some((_, canonical, scale)) = ALIASES.iter().find(|(alias, _, _)| *alias == key) {
+            let units: i64 = value.trim().parse().map_err(|_| ConfigError::InvalidValue {
+                key: key.to_string(),
+                reason: format!("'{value}' is not a number"),
+            })?;
+            let millis = units.saturating_mul(*scale).to_string();
+            self.values.entry((*canonical).to_string()).or_insert(millis);
+            return Ok(());
+        }
+        validate_broker_config(key, value, false)?;
+        self.values.insert(key.to_string(), value.trim().to_string());
+        Ok(())
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.values.get(key).map(String::as_str)
+    }
+}
+
+/// The broker configuration in effect: static values plus the dynamic ones from the metadata image.
+#[derive(Debug, Clone, Copy)]
+pub struct EffectiveConfig<'a> {
+    pub static_config: &'a StaticConfig,
+    pub dynamic: &'a BTreeMap<String, String>,
+}
+
+impl<'a> EffectiveConfig<'a> {
+    /// A broker key's value and where it came from. Unknown keys give the empty string and `Default`.
+    pub fn broker_value(&self, key: &str) -> (String, ConfigSource) {
+        if let Some(value) = self.dynamic.get(key) {
+            return (value.clone(), ConfigSource::DynamicDefaultBroker);
+        }
+        if let Some(value) = self.static_config.get(key) {
+            return (value.to_string(), ConfigSource::StaticBroker);
+        }
+        (broker_config_def(key).map_or("", |def| def.default).to_string(), ConfigSource::Default)
+    }
+
+    /// A broker key's value in effect. A value that does not parse (validation keeps them out) reads as the
+    /// default.
+    pub fn get<T: ConfigValue + Default>(&self, key: BrokerKey<T>) -> T {
+        let (value, _) = self.broker_value(key.name());
+        T::parse(&value)
+            .or_else(|| broker_config_def(key.name()).and_then(|def| T::parse(def.default)))
+            .unwrap_or_default()
+    }
+
+    /// A topic key's value given the topic's overrides: the override, or else the broker key behind it.
+    pub fn topic<T: ConfigValue + Default>(&self, overrides: &BTreeMap<String, String>, key: TopicKey<T>) -> T {
+        let (value, _) = self.topic_value(overrides, key.name());
+        T::parse(&value).unwrap_or_else(|| self.get(key.broker_key()))
+    }
+
+    /// A topic key's value given the topic's overrides, and its source.
+    pub fn topic_value(&self, overrides: &BTreeMap<String, String>, key: &str) -> (String, ConfigSource) {
+        if let Some(value) = overrides.get(key) {
+            return (value.clone(), ConfigSource::TopicOverride);
+        }
+        match topic_config_def(key) {
+            Some(def) => self.broker_value(def.broker_key),
+            None => (String::new(), ConfigSource::Default),
+        }
+    }
+
+    /// The engine's view of a topic's configuration.
+    pub fn log_config(&self, overrides: &BTreeMap<String, String>) -> LogConfig {
+        let flush_messages = u64::try_from(self.topic(overrides, topic::FLUSH_MESSAGES)).unwrap_or(u64::MAX);
+        let flush_interval =
+            Duration::from_millis(u64::try_from(self.topic(overrides, topic::FLUSH_MS)).unwrap_or(u64::MAX));
+        let flush_policy = match self.topic(overrides, topic::FLUSH_POLICY).as_str() {
+            "interval" => FlushPolicy::Interval { flush_messages, flush_interval },
+            "replication-only" => FlushPolicy::ReplicationOnly,
+            _ => FlushPolicy::Always,
+        };
+        LogConfig {
+            segment_bytes: u64::try_from(self.topic(overrides, topic::SEGMENT_BYTES)).unwrap_or(1 << 30),
+            segment_ms: self.topic(overrides, topic::SEGMENT_MS),
+            retention_ms: self.topic(overrides, topic::RETENTION_MS),
+            retention_bytes: self.topic(overrides, topic::RETENTION_BYTES),
+            max_message_bytes: usize::try_from(self.topic(overrides, topic::MAX_MESSAGE_BYTES)).unwrap_or(0),
+            index_interval_bytes: u32::try_from(self.topic(overrides, topic::INDEX_INTERVAL_BYTES)).unwrap_or(4096),
+            flush_policy,
+            timestamp_type: if self.topic(overrides, topic::MESSAGE_TIMESTAMP_TYPE) == "LogAppendTime" {
+                TimestampType::LogAppendTime
+            } else {
+                TimestampType::CreateTime
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn defaults_match_kafka_except_the_flush_policy() {
+        let static_config = StaticConfig::default();
+        let dynamic = BTreeMap::new();
+        let config = EffectiveConfig { static_config: &static_config, dynamic: &dynamic };
+        let log = config.log_config(&BTreeMap::new());
+        assert_eq!(log, LogConfig::default());
+        assert_eq!(config.get(broker::NUM_PARTITIONS), 1);
+        assert!(config.get(broker::AUTO_CREATE_TOPICS_ENABLE));
+        assert_eq!(
+            config.get(broker::LOG_SEGMENT_PREWRITE_BYTES) as u64,
+            sluice_engine::manager::DEFAULT_PREWRITE_WINDOW_BYTES
+        );
+        for def in TOPIC_CONFIGS {
+            assert!(broker_config_def(def.broker_key).is_some(), "{} has no broker default", def.name);
+        }
+    }
+
+    #[test]
+    fn sources_rank_topic_then_dynamic_then_static_then_default() {
+        let mut static_config = StaticConfig::default();
+        static_config.set("log.retention.hours", "1").unwrap();
+        let mut dynamic = BTreeMap::new();
+        let config = EffectiveConfig { static_config: &static_config, dynamic: &dynamic };
+        assert_eq!(
+            config.topic_value(&BTreeMap::new(), topic::RETENTION_MS.name()),
+            ("3600000".into(), ConfigSource::StaticBroker)
+        );
+        dynamic.insert("log.retention.ms".to_string(), "5".to_string());
+        let config = EffectiveConfig { static_config: &static_config, dynamic: &dynamic };
+        assert_eq!(
+            config.topic_value(&BTreeMap::new(), topic::RETENTION_MS.name()).1,
+            ConfigSource::DynamicDefaultBroker
+        );
+        let overrides = BTreeMap::from([("retention.ms".to_string(), "7".to_string())]);
+        assert_eq!(
+            config.topic_value(&overrides, topic::RETENTION_MS.name()),
+            ("7".into(), ConfigSource::TopicOverride)
+        );
+        assert_eq!(config.log_config(&overrides).retention_ms, 7);
+    }
+
+    #[test]
+    fn typed_keys_read_their_type_and_fall_back_to_the_broker_and_the_default() {
+        let mut static_config = StaticConfig::default();
+        static_config.set("num.partitions", "3").unwrap();
+        static_config.set("log.retention.ms", "5000").unwrap();
+        let mut dynamic = BTreeMap::new();
+        dynamic.insert("delete.topic.enable".to_string(), "false".to_string());
+        // Validation keeps values like this out; a reader still gets the default rather than garbage.
+        dynamic.insert("max.connections".to_string(), "many".to_string());
+        let config = EffectiveConfig { static_config: &static_config, dynamic: &dynamic };
+        assert_eq!(config.get(broker::NUM_PARTITIONS), 3);
+        assert!(!config.get(broker::DELETE_TOPIC_ENABLE));
+        assert_eq!(config.get(broker::MAX_CONNECTIONS), 10_000);
+        assert_eq!(config.get(broker::LOG_FLUSH_POLICY), "always");
+        let overrides = BTreeMap::from([("segment.bytes".to_string(), "4096".to_string())]);
+        assert_eq!(config.topic(&overrides, topic::SEGMENT_BYTES), 4096);
+        assert_eq!(config.topic(&overrides, topic::RETENTION_MS), 5000);
+        assert_eq!(config.topic(&overrides, topic::MIN_INSYNC_REPLICAS), 1);
+        assert_eq!(topic::RETENTION_MS.broker_key().name(), "log.retention.ms");
+    }
+
+    #[test]
+    fn bad_values_and_keys_are_refused() {
+        assert!(validate_topic_config("retention.ms", "abc").is_err());
+        assert!(validate_topic_config("segment.bytes", "10").is_err());
+        assert!(validate_topic_config("cleanup.policy", "compact").is_err());
+        assert!(validate_topic_config("no.such.key", "1").is_err());
+        assert!(validate_broker_config("socket.request.max.bytes", "1000000", true).is_err());
+        let parsed = StaticConfig::parse_properties("# c\nnum.partitions = 3\n\nlog.retention.ms=5\n").unwrap();
+        assert_eq!(parsed.len(), 2);
+        assert!(StaticConfig::parse_properties("garbage").is_err());
+    }
+}
