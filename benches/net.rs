@@ -14,9 +14,10 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Encodable, HeaderVersion, StrBytes};
 use sluice_engine::batch::simple_batch;
 use sluice_engine::{FileSlice, Offset};
-use sluice_net::fetch::{assemble, PartitionRead};
+use sluice_net::handlers::decode_frame;
+use sluice_net::handlers::fetch::{assemble, PartitionRead};
 use sluice_net::handlers::metadata::{describe_topic, NOT_REQUESTED};
-use sluice_net::protocol::{decode_frame, encode_response};
+use sluice_net::wire::encode_response;
 use sluice_replication::metadata::{PartitionImage, TopicImage};
 
 fn frame_body<R: Encodable + HeaderVersion>(api: ApiKey, version: i16, request: &R) -> Bytes {
@@ -74,7 +75,7 @@ fn fetch_assembly(c: &mut Criterion) {
         .collect();
     let mut group = c.benchmark_group("fetch_assembly");
     for version in [11i16, 12] {
-        let header = sluice_net::protocol::RequestHeader {
+        let header = sluice_net::wire::RequestHeader {
             api_key: 1,
             api_version: version,
             correlation_id: 1,
@@ -95,7 +96,7 @@ fn metadata_10k(c: &mut Criterion) {
             configs: BTreeMap::new(),
         })
         .collect();
-    let header = sluice_net::protocol::RequestHeader {
+    let header = sluice_net::wire::RequestHeader {
         api_key: 3,
         api_version: 12,
         correlation_id: 1,

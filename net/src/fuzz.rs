@@ -4,7 +4,8 @@
 
 use bytes::Bytes;
 
-use crate::protocol::{decode_frame, FrameBuffer};
+use crate::framing::FrameBuffer;
+use crate::handlers::decode_frame;
 
 /// Frame-size limit used by the target: small, so oversized declarations are exercised.
 const LIMIT_BYTES: usize = 1 << 20;

@@ -26,8 +26,8 @@ use glommio::net::{TcpListener, TcpStream};
 use sluice_replication::config::broker;
 
 use crate::error::ConnectionError;
-use crate::handlers;
-use crate::protocol::{decode_frame, Decoded, FrameBuffer};
+use crate::framing::FrameBuffer;
+use crate::handlers::{self, decode_frame, Decoded};
 use crate::response::{self, Response};
 use crate::shard::Shard;
 

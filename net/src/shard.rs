@@ -30,7 +30,7 @@ use sluice_replication::metadata::{
     owner_shard, ClusterImage, MetadataRecord, NodeId, PartitionImage, SharedImage, METADATA_TOPIC,
 };
 
-use crate::coordinator::{Coordinator, GroupConfig, OFFSETS_TOPIC};
+use crate::groups::{Coordinator, GroupConfig, OFFSETS_TOPIC};
 
 use crate::error::ResponseError;
 
@@ -152,6 +152,20 @@ impl Shard {
             Some(log) => Ok(log),
             None if self.manager.offline_reason(&tp).is_some() => Err(ResponseError::KafkaStorageError),
             None => Err(ResponseError::NotLeaderOrFollower),
+        }
+    }
+
+    /// Kafka's leader-epoch fencing: an older epoch than the leader's is fenced, a newer one is unknown here.
+    pub fn check_leader_epoch(&self, topic: &str, partition: i32, current: i32) -> Option<ResponseError> {
+        if current < 0 {
+            return None;
+        }
+        let image = self.image();
+        let epoch = image.partition(topic, partition)?.leader_epoch;
+        match current.cmp(&epoch) {
+            std::cmp::Ordering::Less => Some(ResponseError::FencedLeaderEpoch),
+            std::cmp::Ordering::Greater => Some(ResponseError::UnknownLeaderEpoch),
+            std::cmp::Ordering::Equal => None,
         }
     }
 

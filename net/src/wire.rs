@@ -1,10 +1,13 @@
-//! Kafka primitive types, read from received bytes with every length checked against what actually arrived.
+//! Kafka primitive types, read from received bytes with every length checked against what actually arrived,
+//! and the two ends of every frame: the request header, and the response frame's size and header.
 //!
 //! Used by the hand-written parts of the codec: request headers, Produce requests (whose record sets must stay
 //! zero-copy `Bytes` slices of the frame) and Fetch responses (whose record sets are file slices). Everything
-//! else goes through kafka-protocol.
+//! else goes through kafka-protocol, framed by [`encode_response`].
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::Encodable;
 
 /// Why bytes did not decode. The connection that sent them is closed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -154,6 +157,65 @@ impl Reader {
         }
         Ok(())
     }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestHeader {
+    pub api_key: i16,
+    pub api_version: i16,
+    pub correlation_id: i32,
+    pub client_id: Option<String>,
+    /// The peer's address, filled in by the connection (not on the wire).
+    pub client_host: String,
+}
+
+/// Parses the part of a request header every version has (header v1: key, version, correlation id, client
+/// id). Header v2, for flexible versions, adds tagged fields after it: the registry, which knows which
+/// versions are flexible, skips them.
+pub fn parse_header(reader: &mut Reader) -> Result<RequestHeader, WireError> {
+    let api_key = reader.i16("api_key")?;
+    let api_version = reader.i16("api_version")?;
+    let correlation_id = reader.i32("correlation_id")?;
+    let client_id = reader.nullable_string("client_id")?;
+    Ok(RequestHeader { api_key, api_version, correlation_id, client_id, client_host: String::new() })
+}
+
+/// Response header version: ApiVersions always uses v0 (so a client can read the error whatever version it
+/// tried); otherwise v1 (tagged fields) for flexible versions. Only called for requests the registry serves
+/// (an unsupported one is answered as ApiVersions).
+pub fn response_header_version(header: &RequestHeader) -> i16 {
+    match ApiKey::try_from(header.api_key) {
+        Ok(ApiKey::ApiVersions) | Err(_) => 0,
+        Ok(api) => api.response_header_version(header.api_version),
+    }
+}
+
+/// Writes the size placeholder and response header; [`finish_frame`] fills the size.
+pub fn start_frame(header: &RequestHeader, capacity: usize) -> BytesMut {
+    let mut out = BytesMut::with_capacity(capacity + 16);
+    out.put_i32(0);
+    out.put_i32(header.correlation_id);
+    if response_header_version(header) >= 1 {
+        out.put_u8(0);
+    }
+    out
+}
+
+pub fn finish_frame(mut frame: BytesMut) -> Bytes {
+    let size = (frame.len() - 4) as i32;
+    frame[..4].copy_from_slice(&size.to_be_bytes());
+    frame.freeze()
+}
+
+/// Encodes a whole response frame for a kafka-protocol message.
+pub fn encode_response<M: Encodable>(header: &RequestHeader, message: &M) -> Bytes {
+    let size = message.compute_size(header.api_version).unwrap_or(256);
+    let mut frame = start_frame(header, size);
+    if let Err(error) = message.encode(&mut frame, header.api_version) {
+        // Only a response built with a field the version cannot carry fails here: a bug in a handler.
+        tracing::error!(api_key = header.api_key, version = header.api_version, %error, "response encoding failed");
+    }
+    finish_frame(frame)
 }
 
 /// Writers for the hand-assembled responses.

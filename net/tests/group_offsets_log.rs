@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use sluice_engine::{FlushPolicy, LogConfig, LogManager, ManagerOptions, TopicPartition};
-use sluice_net::coordinator::{partition_for_group, Coordinator, GroupConfig, OFFSETS_TOPIC, SNAPSHOT_AFTER_RECORDS};
+use sluice_net::groups::{partition_for_group, Coordinator, GroupConfig, OFFSETS_TOPIC, SNAPSHOT_AFTER_RECORDS};
 
 fn config(retention_ms: i64) -> GroupConfig {
     GroupConfig {

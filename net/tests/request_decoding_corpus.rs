@@ -8,7 +8,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Encodable, HeaderVersion};
 use rand::{Rng, SeedableRng};
 use sluice_net::fuzz::request_decoding;
-use sluice_net::protocol::{decode_frame, Decoded, SUPPORTED_APIS};
+use sluice_net::handlers::{decode_frame, Decoded, APIS};
 
 fn corpus() -> Vec<Vec<u8>> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/request_decoding");
@@ -33,7 +33,7 @@ fn encode<R: Encodable + HeaderVersion>(api: ApiKey, version: i16, request: &R) 
 /// from v3, the first version it encodes).
 fn valid_requests() -> Vec<Vec<u8>> {
     let mut out = Vec::new();
-    for (api, min, max) in SUPPORTED_APIS.iter().copied() {
+    for (api, min, max) in APIS.iter().map(|entry| (entry.key, entry.versions.min, entry.versions.max)) {
         for version in min..=max {
             let bytes = match api {
                 ApiKey::Produce if version >= 3 => encode(api, version, &ProduceRequest::default()),

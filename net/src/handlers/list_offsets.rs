@@ -5,51 +5,60 @@
 use std::rc::Rc;
 
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
-use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use kafka_protocol::messages::{ApiKey, ListOffsetsRequest, ListOffsetsResponse};
+use kafka_protocol::protocol::VersionRange;
 use sluice_engine::Offset;
 
-use super::topic_name;
+use super::api::{topic_name, versions, Api};
 use crate::error::{self, ResponseError};
-use crate::fetch::check_leader_epoch;
-use crate::protocol::RequestHeader;
 use crate::shard::Shard;
+use crate::wire::RequestHeader;
 
 pub const LATEST: i64 = -1;
 pub const EARLIEST: i64 = -2;
 
-pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: ListOffsetsRequest) -> ListOffsetsResponse {
-    let read_committed = request.isolation_level == 1;
-    // leader_epoch exists from v4; kafka-protocol refuses to encode a non-default value before that.
-    let with_epoch = header.api_version >= 4;
-    let mut topics = Vec::new();
-    for topic in request.topics {
-        let name = topic.name.to_string();
-        let calls = topic.partitions.into_iter().map(|partition| {
-            let name = name.clone();
-            let owner = shard.owner(&name, partition.partition_index);
-            shard.run_on(owner, move |owner| async move {
-                let index = partition.partition_index;
-                let (error_code, offset, timestamp, leader_epoch) = list_partition(
-                    &owner,
-                    &name,
-                    index,
-                    partition.timestamp,
-                    partition.current_leader_epoch,
-                    read_committed,
-                )
-                .await;
-                ListOffsetsPartitionResponse::default()
-                    .with_partition_index(index)
-                    .with_error_code(error_code)
-                    .with_offset(offset)
-                    .with_timestamp(timestamp)
-                    .with_leader_epoch(if with_epoch { leader_epoch } else { -1 })
-            })
-        });
-        let partitions = futures::future::join_all(calls).await;
-        topics.push(ListOffsetsTopicResponse::default().with_name(topic_name(&name)).with_partitions(partitions));
+pub struct ListOffsets;
+
+impl Api for ListOffsets {
+    const KEY: ApiKey = ApiKey::ListOffsets;
+    const VERSIONS: VersionRange = versions(1, 6);
+    type Request = ListOffsetsRequest;
+    type Response = ListOffsetsResponse;
+
+    async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: ListOffsetsRequest) -> ListOffsetsResponse {
+        let read_committed = request.isolation_level == 1;
+        // leader_epoch exists from v4; kafka-protocol refuses to encode a non-default value before that.
+        let with_epoch = header.api_version >= 4;
+        let mut topics = Vec::new();
+        for topic in request.topics {
+            let name = topic.name.to_string();
+            let calls = topic.partitions.into_iter().map(|partition| {
+                let name = name.clone();
+                let owner = shard.owner(&name, partition.partition_index);
+                shard.run_on(owner, move |owner| async move {
+                    let index = partition.partition_index;
+                    let (error_code, offset, timestamp, leader_epoch) = list_partition(
+                        &owner,
+                        &name,
+                        index,
+                        partition.timestamp,
+                        partition.current_leader_epoch,
+                        read_committed,
+                    )
+                    .await;
+                    ListOffsetsPartitionResponse::default()
+                        .with_partition_index(index)
+                        .with_error_code(error_code)
+                        .with_offset(offset)
+                        .with_timestamp(timestamp)
+                        .with_leader_epoch(if with_epoch { leader_epoch } else { -1 })
+                })
+            });
+            let partitions = futures::future::join_all(calls).await;
+            topics.push(ListOffsetsTopicResponse::default().with_name(topic_name(&name)).with_partitions(partitions));
+        }
+        ListOffsetsResponse::default().with_topics(topics)
     }
-    ListOffsetsResponse::default().with_topics(topics)
 }
 
 /// (error code, offset, timestamp, leader epoch) for one partition.
@@ -65,7 +74,7 @@ async fn list_partition(
         Ok(log) => log,
         Err(error) => return (error.code(), -1, -1, -1),
     };
-    if let Some(error) = check_leader_epoch(shard, topic, partition, current_leader_epoch) {
+    if let Some(error) = shard.check_leader_epoch(topic, partition, current_leader_epoch) {
         return (error.code(), -1, -1, -1);
     }
     let epoch = shard.image().partition(topic, partition).map_or(-1, |p| p.leader_epoch);

@@ -7,81 +7,96 @@ use std::rc::Rc;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
-use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
+use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataResponse};
+use kafka_protocol::protocol::VersionRange;
 use sluice_replication::config::broker;
 use sluice_replication::metadata::TopicImage;
 
-use super::{text, topic_name, topics};
+use super::api::{text, topic_name, versions, Api};
+use super::create_topics;
 use crate::error::ResponseError;
-use crate::protocol::RequestHeader;
 use crate::shard::Shard;
+use crate::wire::RequestHeader;
 
-pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: MetadataRequest) -> MetadataResponse {
-    // v0: an empty list means every topic; v1+: null means every topic.
-    let requested: Option<Vec<(Option<String>, uuid::Uuid)>> = match request.topics {
-        None => None,
-        Some(list) if list.is_empty() && header.api_version == 0 => None,
-        Some(list) => Some(list.into_iter().map(|t| (t.name.map(|n| n.to_string()), t.topic_id)).collect()),
-    };
-    let cluster_operations =
-        if request.include_cluster_authorized_operations { CLUSTER_OPERATIONS } else { NOT_REQUESTED };
-    let topic_operations = if request.include_topic_authorized_operations { TOPIC_OPERATIONS } else { NOT_REQUESTED };
-    let auto_create_allowed = header.api_version < 4 || request.allow_auto_topic_creation;
-    let mut image = shard.image();
-    if let Some(requested) = &requested {
-        let missing: Vec<String> =
-            requested.iter().filter_map(|(name, _)| name.clone()).filter(|name| image.topic(name).is_none()).collect();
-        let enabled = shard.with_config(&image, |config| config.get(broker::AUTO_CREATE_TOPICS_ENABLE));
-        if !missing.is_empty() && auto_create_allowed && enabled {
-            topics::auto_create(shard, missing).await;
-            image = shard.image();
+pub struct Metadata;
+
+impl Api for Metadata {
+    const KEY: ApiKey = ApiKey::Metadata;
+    const VERSIONS: VersionRange = versions(0, 12);
+    type Request = MetadataRequest;
+    type Response = MetadataResponse;
+
+    async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: MetadataRequest) -> MetadataResponse {
+        // v0: an empty list means every topic; v1+: null means every topic.
+        let requested: Option<Vec<(Option<String>, uuid::Uuid)>> = match request.topics {
+            None => None,
+            Some(list) if list.is_empty() && header.api_version == 0 => None,
+            Some(list) => Some(list.into_iter().map(|t| (t.name.map(|n| n.to_string()), t.topic_id)).collect()),
+        };
+        let cluster_operations =
+            if request.include_cluster_authorized_operations { CLUSTER_OPERATIONS } else { NOT_REQUESTED };
+        let topic_operations =
+            if request.include_topic_authorized_operations { TOPIC_OPERATIONS } else { NOT_REQUESTED };
+        let auto_create_allowed = header.api_version < 4 || request.allow_auto_topic_creation;
+        let mut image = shard.image();
+        if let Some(requested) = &requested {
+            let missing: Vec<String> = requested
+                .iter()
+                .filter_map(|(name, _)| name.clone())
+                .filter(|name| image.topic(name).is_none())
+                .collect();
+            let enabled = shard.with_config(&image, |config| config.get(broker::AUTO_CREATE_TOPICS_ENABLE));
+            if !missing.is_empty() && auto_create_allowed && enabled {
+                create_topics::auto_create(shard, missing).await;
+                image = shard.image();
+            }
         }
-    }
-    let topics: Vec<MetadataResponseTopic> = match requested {
-        None => image.topics.values().map(|topic| describe_topic(topic, topic_operations)).collect(),
-        Some(requested) => requested
-            .into_iter()
-            .map(|(name, topic_id)| {
-                let found = match &name {
-                    Some(name) => image.topic(name),
-                    None => image.topic_by_id(topic_id.as_u128()),
-                };
-                match found {
-                    Some(topic) => describe_topic(topic, topic_operations),
-                    None => {
-                        let error = match &name {
-                            Some(name) if sluice_replication::metadata::validate_topic_name(name).is_err() => {
-                                ResponseError::InvalidTopicException
-                            }
-                            Some(_) => ResponseError::UnknownTopicOrPartition,
-                            None => ResponseError::UnknownTopicId,
-                        };
-                        MetadataResponseTopic::default()
-                            .with_error_code(error.code())
-                            .with_name(name.as_deref().map(topic_name))
-                            .with_topic_id(topic_id)
+        let topics: Vec<MetadataResponseTopic> = match requested {
+            None => image.topics.values().map(|topic| describe_topic(topic, topic_operations)).collect(),
+            Some(requested) => requested
+                .into_iter()
+                .map(|(name, topic_id)| {
+                    let found = match &name {
+                        Some(name) => image.topic(name),
+                        None => image.topic_by_id(topic_id.as_u128()),
+                    };
+                    match found {
+                        Some(topic) => describe_topic(topic, topic_operations),
+                        None => {
+                            let error = match &name {
+                                Some(name) if sluice_replication::metadata::validate_topic_name(name).is_err() => {
+                                    ResponseError::InvalidTopicException
+                                }
+                                Some(_) => ResponseError::UnknownTopicOrPartition,
+                                None => ResponseError::UnknownTopicId,
+                            };
+                            MetadataResponseTopic::default()
+                                .with_error_code(error.code())
+                                .with_name(name.as_deref().map(topic_name))
+                                .with_topic_id(topic_id)
+                        }
                     }
-                }
+                })
+                .collect(),
+        };
+        let brokers = image
+            .brokers
+            .values()
+            .map(|broker| {
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(broker.node_id))
+                    .with_host(text(&broker.host))
+                    .with_port(broker.port)
+                    .with_rack(broker.rack.as_deref().map(text))
             })
-            .collect(),
-    };
-    let brokers = image
-        .brokers
-        .values()
-        .map(|broker| {
-            MetadataResponseBroker::default()
-                .with_node_id(BrokerId(broker.node_id))
-                .with_host(text(&broker.host))
-                .with_port(broker.port)
-                .with_rack(broker.rack.as_deref().map(text))
-        })
-        .collect();
-    MetadataResponse::default()
-        .with_brokers(brokers)
-        .with_cluster_id(Some(text(&image.cluster_id)))
-        .with_controller_id(BrokerId(image.controller_id))
-        .with_topics(topics)
-        .with_cluster_authorized_operations(cluster_operations)
+            .collect();
+        MetadataResponse::default()
+            .with_brokers(brokers)
+            .with_cluster_id(Some(text(&image.cluster_id)))
+            .with_controller_id(BrokerId(image.controller_id))
+            .with_topics(topics)
+            .with_cluster_authorized_operations(cluster_operations)
+    }
 }
 
 /// Authorized-operation bitfields (KIP-430). There is no authorizer yet, so every operation that applies is

@@ -5,39 +5,54 @@
 use std::rc::Rc;
 
 use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
-use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
+use kafka_protocol::messages::{ApiKey, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
+use kafka_protocol::protocol::VersionRange;
 use sluice_engine::LeaderEpoch;
 
-use super::topic_name;
-use crate::fetch::check_leader_epoch;
+use super::api::{topic_name, versions, Api};
 use crate::shard::Shard;
+use crate::wire::RequestHeader;
 
-pub async fn handle(shard: &Rc<Shard>, request: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
-    let mut topics = Vec::new();
-    for topic in request.topics {
-        let name = topic.topic.to_string();
-        let calls = topic.partitions.into_iter().map(|partition| {
-            let name = name.clone();
-            let owner = shard.owner(&name, partition.partition);
-            shard.run_on(owner, move |owner| async move {
-                let result = EpochEndOffset::default().with_partition(partition.partition);
-                let log = match owner.local_log(&name, partition.partition) {
-                    Ok(log) => log,
-                    Err(error) => {
-                        return result.with_error_code(error.code()).with_leader_epoch(-1).with_end_offset(-1)
+pub struct OffsetForLeaderEpoch;
+
+impl Api for OffsetForLeaderEpoch {
+    const KEY: ApiKey = ApiKey::OffsetForLeaderEpoch;
+    const VERSIONS: VersionRange = versions(2, 4);
+    type Request = OffsetForLeaderEpochRequest;
+    type Response = OffsetForLeaderEpochResponse;
+
+    async fn handle(
+        shard: &Rc<Shard>,
+        _header: &RequestHeader,
+        request: OffsetForLeaderEpochRequest,
+    ) -> OffsetForLeaderEpochResponse {
+        let mut topics = Vec::new();
+        for topic in request.topics {
+            let name = topic.topic.to_string();
+            let calls = topic.partitions.into_iter().map(|partition| {
+                let name = name.clone();
+                let owner = shard.owner(&name, partition.partition);
+                shard.run_on(owner, move |owner| async move {
+                    let result = EpochEndOffset::default().with_partition(partition.partition);
+                    let log = match owner.local_log(&name, partition.partition) {
+                        Ok(log) => log,
+                        Err(error) => {
+                            return result.with_error_code(error.code()).with_leader_epoch(-1).with_end_offset(-1)
+                        }
+                    };
+                    if let Some(error) =
+                        owner.check_leader_epoch(&name, partition.partition, partition.current_leader_epoch)
+                    {
+                        return result.with_error_code(error.code()).with_leader_epoch(-1).with_end_offset(-1);
                     }
-                };
-                if let Some(error) =
-                    check_leader_epoch(&owner, &name, partition.partition, partition.current_leader_epoch)
-                {
-                    return result.with_error_code(error.code()).with_leader_epoch(-1).with_end_offset(-1);
-                }
-                let (epoch, end) = log.end_offset_for_epoch(LeaderEpoch(partition.leader_epoch));
-                result.with_leader_epoch(epoch.0).with_end_offset(end.0)
-            })
-        });
-        let partitions = futures::future::join_all(calls).await;
-        topics.push(OffsetForLeaderTopicResult::default().with_topic(topic_name(&name)).with_partitions(partitions));
+                    let (epoch, end) = log.end_offset_for_epoch(LeaderEpoch(partition.leader_epoch));
+                    result.with_leader_epoch(epoch.0).with_end_offset(end.0)
+                })
+            });
+            let partitions = futures::future::join_all(calls).await;
+            topics
+                .push(OffsetForLeaderTopicResult::default().with_topic(topic_name(&name)).with_partitions(partitions));
+        }
+        OffsetForLeaderEpochResponse::default().with_topics(topics)
     }
-    OffsetForLeaderEpochResponse::default().with_topics(topics)
 }

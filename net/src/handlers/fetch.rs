@@ -12,14 +12,15 @@ use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
 use futures::future;
-use kafka_protocol::messages::FetchRequest;
+use kafka_protocol::messages::{ApiKey, FetchRequest};
+use kafka_protocol::protocol::VersionRange;
 use sluice_engine::FileSlice;
 
+use super::api::{versions, Api};
 use crate::error::{self, ResponseError};
-use crate::protocol::{response_header_version, RequestHeader};
 use crate::response::{Chunk, Response};
 use crate::shard::Shard;
-use crate::wire::WriteExt;
+use crate::wire::{response_header_version, RequestHeader, WriteExt};
 
 /// One partition's read, done on its owner.
 #[derive(Debug, Clone)]
@@ -56,7 +57,21 @@ struct PartitionFetch {
     max_bytes: usize,
 }
 
-pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: FetchRequest) -> Response {
+/// Fetch (API 1): see the module doc.
+pub struct Fetch;
+
+impl Api for Fetch {
+    const KEY: ApiKey = ApiKey::Fetch;
+    const VERSIONS: VersionRange = versions(4, 12);
+    type Request = FetchRequest;
+    type Response = Response;
+
+    async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: FetchRequest) -> Response {
+        fetch(shard, header, request).await
+    }
+}
+
+async fn fetch(shard: &Rc<Shard>, header: &RequestHeader, request: FetchRequest) -> Response {
     let read_committed = request.isolation_level == 1;
     let mut fetches = Vec::new();
     for topic in &request.topics {
@@ -102,7 +117,7 @@ async fn read_partition(shard: &Rc<Shard>, fetch: &PartitionFetch, read_committe
         Ok(log) => log,
         Err(error) => return PartitionRead::error(error),
     };
-    if let Some(error) = check_leader_epoch(shard, &fetch.topic, fetch.partition, fetch.current_leader_epoch) {
+    if let Some(error) = shard.check_leader_epoch(&fetch.topic, fetch.partition, fetch.current_leader_epoch) {
         return PartitionRead::error(error);
     }
     let high_watermark = log.high_watermark();
@@ -131,20 +146,6 @@ async fn read_partition(shard: &Rc<Shard>, fetch: &PartitionFetch, read_committe
         }
     }
     read
-}
-
-/// Kafka's leader-epoch fencing: an older epoch than the leader's is fenced, a newer one is unknown here.
-pub fn check_leader_epoch(shard: &Shard, topic: &str, partition: i32, current: i32) -> Option<ResponseError> {
-    if current < 0 {
-        return None;
-    }
-    let image = shard.image();
-    let epoch = image.partition(topic, partition)?.leader_epoch;
-    match current.cmp(&epoch) {
-        std::cmp::Ordering::Less => Some(ResponseError::FencedLeaderEpoch),
-        std::cmp::Ordering::Greater => Some(ResponseError::UnknownLeaderEpoch),
-        std::cmp::Ordering::Equal => None,
-    }
 }
 
 /// Keeps slices in request order while they fit `max_bytes`; the first non-empty one always stays.

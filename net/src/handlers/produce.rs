@@ -12,13 +12,16 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes};
 use futures::future::{self, Either};
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::VersionRange;
 use sluice_engine::{AppendMode, LeaderEpoch, Offset};
 use sluice_replication::config::topic;
 
+use super::api::{versions, Api, DecodeRequest};
 use crate::error::{self, ResponseError};
-use crate::protocol::{finish_frame, start_frame, RequestHeader};
+use crate::response::Response;
 use crate::shard::Shard;
-use crate::wire::{Reader, WireResult, WriteExt};
+use crate::wire::{finish_frame, start_frame, Reader, RequestHeader, WireResult, WriteExt};
 
 /// One topic of a Produce request: its name and (partition, records) pairs.
 pub type TopicRecords = (String, Vec<(i32, Option<Bytes>)>);
@@ -91,7 +94,34 @@ impl PartitionProduced {
     }
 }
 
-pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: ProduceRequestView) -> Option<Bytes> {
+/// Produce (API 0): see the module doc. Answers with no frame at all for `acks=0`.
+pub struct Produce;
+
+impl Api for Produce {
+    const KEY: ApiKey = ApiKey::Produce;
+    const VERSIONS: VersionRange = versions(0, 9);
+    type Request = ProduceRequestView;
+    type Response = Response;
+
+    async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: ProduceRequestView) -> Response {
+        match produce(shard, header, request).await {
+            Some(frame) => Response::Frame(frame),
+            None => Response::None,
+        }
+    }
+}
+
+/// The hand-written parser serves every version the registry lists, v0-v2 included: their requests are
+/// read to be refused per partition.
+impl DecodeRequest for ProduceRequestView {
+    const DECODES: VersionRange = versions(0, 9);
+
+    fn decode(body: Bytes, version: i16) -> Result<Self, String> {
+        ProduceRequestView::parse(Reader::new(body), version).map_err(|error| error.to_string())
+    }
+}
+
+async fn produce(shard: &Rc<Shard>, header: &RequestHeader, request: ProduceRequestView) -> Option<Bytes> {
     let acks = request.acks;
     let version = request.version;
     let timeout = Duration::from_millis(u64::try_from(request.timeout_ms.max(0)).unwrap_or(0));
@@ -301,7 +331,7 @@ mod tests {
             if version >= 9 {
                 bytes::Buf::get_u8(&mut frame);
             }
-            let decoded = ProduceResponse::decode(&mut frame, version).unwrap();
+            let decoded = <ProduceResponse as Decodable>::decode(&mut frame, version).unwrap();
             let partitions = &decoded.responses[0].partition_responses;
             assert_eq!(partitions[0].base_offset, 42);
             assert_eq!(partitions[1].error_code, ResponseError::MessageTooLarge.code());

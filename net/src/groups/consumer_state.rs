@@ -1,24 +1,23 @@
-//! The KIP-848 consumer group protocol: ConsumerGroupHeartbeat (API 68) and ConsumerGroupDescribe (API 69).
+//! The KIP-848 consumer protocol's per-group state: members, their subscriptions and owned partitions, the
+//! group and assignment epochs, the server-side assignors (`uniform`, `range`) and reconciliation.
 //!
 //! Members do not join and sync; they heartbeat with their subscriptions and the partitions they own, and
-//! the coordinator assigns partitions with a server-side assignor (`uniform` or `range`). Every change of
-//! membership, subscriptions or partition counts bumps the group epoch and recomputes the target
-//! assignment. Each member then reconciles: while it still owns partitions the target took away, it is told
-//! to keep only the rest and stays at its epoch; once it has let them go, it moves to the new epoch and gets
-//! its target partitions, except those another member has not released yet, which follow on a later
-//! heartbeat. A partition is never given to two members at once.
+//! the coordinator assigns partitions with a server-side assignor. Every change of membership,
+//! subscriptions or partition counts bumps the group epoch and recomputes the target assignment. Each
+//! member then reconciles: while it still owns partitions the target took away, it is told to keep only the
+//! rest and stays at its epoch; once it has let them go, it moves to the new epoch and gets its target
+//! partitions, except those another member has not released yet, which follow on a later heartbeat. A
+//! partition is never given to two members at once.
 //!
-//! The state sits in the same group table as classic groups (so offsets, ListGroups and DeleteGroups work
-//! unchanged) and runs on the group's coordinator shard. Members are not persisted: after a coordinator
-//! restart they get UNKNOWN_MEMBER_ID and rejoin with epoch 0; the group epoch is persisted so it only grows.
+//! Plain state and transitions, with no I/O: the coordinator (`consumer.rs`) holds one per consumer-protocol
+//! group in its table and persists the group epoch. Members are not persisted: after a coordinator restart
+//! they get UNKNOWN_MEMBER_ID and rejoin with epoch 0; the group epoch is persisted so it only grows.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use sluice_replication::metadata::ClusterImage;
 
-use crate::coordinator::{group_record, Coordinator, GroupState};
 use crate::error::ResponseError;
 
 /// (topic name, partition).
@@ -217,173 +216,145 @@ pub struct HeartbeatOutcome {
 
 const LEAVE_EPOCH: i32 = -1;
 const STATIC_LEAVE_EPOCH: i32 = -2;
-const SUPPORTED_ASSIGNORS: &[&str] = &["uniform", "range"];
+/// The server-side assignors a member may ask for.
+pub const SUPPORTED_ASSIGNORS: &[&str] = &["uniform", "range"];
 
-impl Coordinator {
-    pub async fn consumer_heartbeat(
-        self: &Rc<Self>,
-        request: HeartbeatRequest,
+/// Where a heartbeat left its member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Membership {
+    /// The member is in the group (it joined, or heartbeated as a member).
+    Active,
+    /// The member left (epoch -1, or -2 for a static member).
+    Left,
+}
+
+impl ConsumerGroupState {
+    /// A new consumer-protocol group, continuing the epochs of what the group was (its generation).
+    pub fn new(epoch: i32) -> ConsumerGroupState {
+        ConsumerGroupState {
+            group_epoch: epoch,
+            assignment_epoch: epoch,
+            assignor: "uniform".into(),
+            ..Default::default()
+        }
+    }
+
+    /// Applies one heartbeat at `now`: a join, a leave, subscription and ownership changes, then a new target if
+    /// the group epoch moved, and the member's reconciliation towards it. A refusal is the error and its
+    /// message.
+    pub fn heartbeat(
+        &mut self,
+        request: &HeartbeatRequest,
         image: &ClusterImage,
         config: ConsumerProtocolConfig,
-    ) -> HeartbeatOutcome {
-        let fail = |error: ResponseError, message: &str| HeartbeatOutcome {
-            error: Some((error, message.to_string())),
-            member_id: request.member_id.clone(),
-            member_epoch: -1,
-            heartbeat_interval_ms: config.heartbeat_interval_ms,
-            assignment: None,
-        };
-        if request.group_id.is_empty() {
-            return fail(ResponseError::InvalidGroupId, "empty group id");
-        }
-        if self.log_for(&request.group_id).is_err() {
-            return fail(ResponseError::NotCoordinator, "");
-        }
-        if let Some(assignor) = &request.server_assignor {
-            if !SUPPORTED_ASSIGNORS.contains(&assignor.as_str()) {
-                return fail(ResponseError::UnsupportedAssignor, "server assignors are uniform and range");
-            }
-        }
-        let group_rc = self.group_or_create(&request.group_id);
-        let (outcome, persist) = {
-            let mut group = group_rc.borrow_mut();
-            if group.consumer.is_none() {
-                if !group.members_is_empty() {
-                    return fail(ResponseError::GroupIdNotFound, "the group uses the classic protocol");
+        now: Instant,
+    ) -> Result<(HeartbeatOutcome, Membership), (ResponseError, &'static str)> {
+        let state = self;
+        match request.member_epoch {
+            LEAVE_EPOCH | STATIC_LEAVE_EPOCH => {
+                if state.members.remove(&request.member_id).is_some() {
+                    state.group_epoch += 1;
+                    state.target.remove(&request.member_id);
                 }
-                let epoch = group.generation;
-                group.consumer = Some(ConsumerGroupState {
-                    group_epoch: epoch,
-                    assignment_epoch: epoch,
-                    assignor: "uniform".into(),
-                    ..Default::default()
-                });
-                group.protocol_type = Some("consumer".into());
+                let outcome = HeartbeatOutcome {
+                    error: None,
+                    member_id: request.member_id.clone(),
+                    member_epoch: request.member_epoch,
+                    heartbeat_interval_ms: 0,
+                    assignment: None,
+                };
+                Ok((outcome, Membership::Left))
             }
-            let Some(state) = group.consumer.as_mut() else { return fail(ResponseError::UnknownServerError, "") };
-            let epoch_before = state.group_epoch;
-            let now = Instant::now();
-            match request.member_epoch {
-                LEAVE_EPOCH | STATIC_LEAVE_EPOCH => {
-                    if state.members.remove(&request.member_id).is_some() {
-                        state.group_epoch += 1;
-                        state.target.remove(&request.member_id);
-                    }
-                    let outcome = HeartbeatOutcome {
-                        error: None,
-                        member_id: request.member_id.clone(),
-                        member_epoch: request.member_epoch,
-                        heartbeat_interval_ms: 0,
-                        assignment: None,
+            epoch => {
+                let joining = epoch == 0;
+                let mut member_id = request.member_id.clone();
+                if joining {
+                    let Some(subscribed) = request.subscribed.clone() else {
+                        return Err((ResponseError::InvalidRequest, "a joining member must send its subscriptions"));
                     };
-                    let persist = state.group_epoch != epoch_before;
-                    group.generation = group.consumer.as_ref().map_or(0, |s| s.group_epoch);
-                    group.state = GroupState::Empty;
-                    (outcome, persist)
-                }
-                epoch => {
-                    let joining = epoch == 0;
-                    let mut member_id = request.member_id.clone();
-                    if joining {
-                        let Some(subscribed) = request.subscribed.clone() else {
-                            return fail(ResponseError::InvalidRequest, "a joining member must send its subscriptions");
-                        };
-                        if member_id.is_empty() {
-                            member_id = uuid::Uuid::new_v4().to_string();
-                        }
-                        if let Some(instance) = &request.instance_id {
-                            // A static member replaces its previous incarnation and keeps its partitions.
-                            let previous = state
-                                .members
-                                .values()
-                                .find(|m| m.instance_id.as_ref() == Some(instance))
-                                .map(|m| m.member_id.clone());
-                            if let Some(previous) = previous.filter(|p| *p != member_id) {
-                                if let Some(old) = state.members.remove(&previous) {
-                                    let target = state.target.remove(&previous).unwrap_or_default();
-                                    state.target.insert(member_id.clone(), target);
-                                    let mut member = old;
-                                    member.member_id = member_id.clone();
-                                    state.members.insert(member_id.clone(), member);
-                                }
+                    if member_id.is_empty() {
+                        member_id = uuid::Uuid::new_v4().to_string();
+                    }
+                    if let Some(instance) = &request.instance_id {
+                        // A static member replaces its previous incarnation and keeps its partitions.
+                        let previous = state
+                            .members
+                            .values()
+                            .find(|m| m.instance_id.as_ref() == Some(instance))
+                            .map(|m| m.member_id.clone());
+                        if let Some(previous) = previous.filter(|p| *p != member_id) {
+                            if let Some(old) = state.members.remove(&previous) {
+                                let target = state.target.remove(&previous).unwrap_or_default();
+                                state.target.insert(member_id.clone(), target);
+                                let mut member = old;
+                                member.member_id = member_id.clone();
+                                state.members.insert(member_id.clone(), member);
                             }
                         }
-                        let existing =
-                            state.members.get(&member_id).map(|m| (m.subscribed.clone(), m.server_assignor.clone()));
-                        let member = state.members.entry(member_id.clone()).or_insert_with(|| ConsumerMember {
-                            member_id: member_id.clone(),
-                            instance_id: request.instance_id.clone(),
-                            rack_id: request.rack_id.clone(),
-                            client_id: request.client_id.clone(),
-                            client_host: request.client_host.clone(),
-                            member_epoch: 0,
-                            subscribed: Vec::new(),
-                            server_assignor: None,
-                            assigned: BTreeSet::new(),
-                            session_deadline: now,
-                        });
-                        member.member_epoch = 0;
-                        member.subscribed = subscribed;
-                        member.subscribed.sort();
-                        member.server_assignor.clone_from(&request.server_assignor);
-                        member.assigned.clear();
-                        if existing != Some((member.subscribed.clone(), member.server_assignor.clone())) {
+                    }
+                    let existing =
+                        state.members.get(&member_id).map(|m| (m.subscribed.clone(), m.server_assignor.clone()));
+                    let member = state.members.entry(member_id.clone()).or_insert_with(|| ConsumerMember {
+                        member_id: member_id.clone(),
+                        instance_id: request.instance_id.clone(),
+                        rack_id: request.rack_id.clone(),
+                        client_id: request.client_id.clone(),
+                        client_host: request.client_host.clone(),
+                        member_epoch: 0,
+                        subscribed: Vec::new(),
+                        server_assignor: None,
+                        assigned: BTreeSet::new(),
+                        session_deadline: now,
+                    });
+                    member.member_epoch = 0;
+                    member.subscribed = subscribed;
+                    member.subscribed.sort();
+                    member.server_assignor.clone_from(&request.server_assignor);
+                    member.assigned.clear();
+                    if existing != Some((member.subscribed.clone(), member.server_assignor.clone())) {
+                        state.group_epoch += 1;
+                    }
+                }
+                let Some(member) = state.members.get_mut(&member_id) else {
+                    return Err((ResponseError::UnknownMemberId, "unknown member; rejoin with epoch 0"));
+                };
+                if !joining && epoch != member.member_epoch {
+                    return Err((ResponseError::FencedMemberEpoch, "the member epoch is not current; rejoin"));
+                }
+                member.session_deadline = now + config.session_timeout;
+                if !joining {
+                    if let Some(subscribed) = &request.subscribed {
+                        let mut subscribed = subscribed.clone();
+                        subscribed.sort();
+                        if subscribed != member.subscribed {
+                            member.subscribed = subscribed;
                             state.group_epoch += 1;
                         }
                     }
-                    let Some(member) = state.members.get_mut(&member_id) else {
-                        return fail(ResponseError::UnknownMemberId, "unknown member; rejoin with epoch 0");
-                    };
-                    if !joining && epoch != member.member_epoch {
-                        return fail(ResponseError::FencedMemberEpoch, "the member epoch is not current; rejoin");
+                    if let Some(owned) = &request.owned {
+                        member.assigned = owned.clone();
                     }
-                    member.session_deadline = now + config.session_timeout;
-                    if !joining {
-                        if let Some(subscribed) = &request.subscribed {
-                            let mut subscribed = subscribed.clone();
-                            subscribed.sort();
-                            if subscribed != member.subscribed {
-                                member.subscribed = subscribed;
-                                state.group_epoch += 1;
-                            }
-                        }
-                        if let Some(owned) = &request.owned {
-                            member.assigned = owned.clone();
-                        }
-                    }
-                    // A new preferred assignor applies to the whole group.
-                    if let Some(assignor) = state.members.values().filter_map(|m| m.server_assignor.clone()).next() {
-                        state.assignor = assignor;
-                    }
-                    // Topic growth changes the target too.
-                    let counts: BTreeMap<String, usize> = state
-                        .subscribed_topics()
-                        .into_iter()
-                        .filter_map(|t| image.topic(&t).map(|topic| (t, topic.partitions.len())))
-                        .collect();
-                    if counts != state.partition_counts {
-                        state.group_epoch += 1;
-                    }
-                    if state.assignment_epoch < state.group_epoch {
-                        state.compute_target(image);
-                    }
-                    let outcome = reconcile(state, &member_id, joining, config);
-                    let persist = state.group_epoch != epoch_before;
-                    let group_epoch = state.group_epoch;
-                    let stable = state.state_name() == "Stable";
-                    group.generation = group_epoch;
-                    group.state = if stable { GroupState::Stable } else { GroupState::PreparingRebalance };
-                    (outcome, persist)
                 }
-            }
-        };
-        if persist {
-            let record = group_record(&group_rc.borrow(), true);
-            if let Err(error) = self.persist(&request.group_id, vec![record]).await {
-                return fail(error, "could not persist the group epoch");
+                // A new preferred assignor applies to the whole group.
+                if let Some(assignor) = state.members.values().filter_map(|m| m.server_assignor.clone()).next() {
+                    state.assignor = assignor;
+                }
+                // Topic growth changes the target too.
+                let counts: BTreeMap<String, usize> = state
+                    .subscribed_topics()
+                    .into_iter()
+                    .filter_map(|t| image.topic(&t).map(|topic| (t, topic.partitions.len())))
+                    .collect();
+                if counts != state.partition_counts {
+                    state.group_epoch += 1;
+                }
+                if state.assignment_epoch < state.group_epoch {
+                    state.compute_target(image);
+                }
+                let outcome = reconcile(state, &member_id, joining, config);
+                Ok((outcome, Membership::Active))
             }
         }
-        outcome
     }
 }
 

@@ -1,0 +1,117 @@
+//! OffsetFetch (API 9), versions 1-8: a group's committed offsets, all or those asked for (-1 where none);
+//! v8 asks for several groups at once.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
+    OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{ApiKey, OffsetFetchRequest, OffsetFetchResponse};
+use kafka_protocol::protocol::VersionRange;
+
+use super::api::{text, topic_name, versions, Api};
+use super::group_routing::coordinator_shard;
+use crate::error::ResponseError;
+use crate::groups::CommittedOffset;
+use crate::shard::Shard;
+use crate::wire::RequestHeader;
+
+type FetchedOffsets = Vec<(String, i32, Option<CommittedOffset>)>;
+
+async fn fetch_group_offsets(
+    shard: &Rc<Shard>,
+    group: String,
+    wanted: Option<Vec<(String, i32)>>,
+) -> Result<FetchedOffsets, ResponseError> {
+    let target = coordinator_shard(shard, &group)?;
+    Ok(shard.run_on(target, move |shard| async move { shard.coordinator.fetch_offsets(&group, wanted) }).await)
+}
+
+pub struct OffsetFetch;
+
+impl Api for OffsetFetch {
+    const KEY: ApiKey = ApiKey::OffsetFetch;
+    const VERSIONS: VersionRange = versions(1, 8);
+    type Request = OffsetFetchRequest;
+    type Response = OffsetFetchResponse;
+
+    async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: OffsetFetchRequest) -> OffsetFetchResponse {
+        if header.api_version >= 8 {
+            let mut groups = Vec::new();
+            for group in request.groups {
+                let wanted = group.topics.map(|topics| {
+                    topics
+                        .iter()
+                        .flat_map(|t| t.partition_indexes.iter().map(move |p| (t.name.to_string(), *p)))
+                        .collect()
+                });
+                let result = OffsetFetchResponseGroup::default().with_group_id(group.group_id.clone());
+                match fetch_group_offsets(shard, group.group_id.to_string(), wanted).await {
+                    Err(error) => groups.push(result.with_error_code(error.code())),
+                    Ok(offsets) => {
+                        let mut by_topic: BTreeMap<String, Vec<OffsetFetchResponsePartitions>> = BTreeMap::new();
+                        for (topic, partition, committed) in offsets {
+                            let (offset, epoch, metadata) =
+                                committed.map_or((-1, -1, String::new()), |c| (c.offset, c.leader_epoch, c.metadata));
+                            by_topic.entry(topic).or_default().push(
+                                OffsetFetchResponsePartitions::default()
+                                    .with_partition_index(partition)
+                                    .with_committed_offset(offset)
+                                    .with_committed_leader_epoch(epoch)
+                                    .with_metadata(Some(text(&metadata))),
+                            );
+                        }
+                        let topics = by_topic
+                            .into_iter()
+                            .map(|(name, partitions)| {
+                                OffsetFetchResponseTopics::default()
+                                    .with_name(topic_name(&name))
+                                    .with_partitions(partitions)
+                            })
+                            .collect();
+                        groups.push(result.with_topics(topics));
+                    }
+                }
+            }
+            return OffsetFetchResponse::default().with_groups(groups);
+        }
+        let wanted = request.topics.map(|topics| {
+            topics.iter().flat_map(|t| t.partition_indexes.iter().map(move |p| (t.name.to_string(), *p))).collect()
+        });
+        match fetch_group_offsets(shard, request.group_id.to_string(), wanted).await {
+            Err(error) => {
+                let response = OffsetFetchResponse::default();
+                if header.api_version >= 2 {
+                    response.with_error_code(error.code())
+                } else {
+                    response
+                }
+            }
+            Ok(offsets) => {
+                let mut by_topic: BTreeMap<String, Vec<OffsetFetchResponsePartition>> = BTreeMap::new();
+                for (topic, partition, committed) in offsets {
+                    let (offset, epoch, metadata) =
+                        committed.map_or((-1, -1, String::new()), |c| (c.offset, c.leader_epoch, c.metadata));
+                    let entry = OffsetFetchResponsePartition::default()
+                        .with_partition_index(partition)
+                        .with_committed_offset(offset)
+                        .with_metadata(Some(text(&metadata)));
+                    by_topic.entry(topic).or_default().push(if header.api_version >= 5 {
+                        entry.with_committed_leader_epoch(epoch)
+                    } else {
+                        entry
+                    });
+                }
+                let topics = by_topic
+                    .into_iter()
+                    .map(|(name, partitions)| {
+                        OffsetFetchResponseTopic::default().with_name(topic_name(&name)).with_partitions(partitions)
+                    })
+                    .collect();
+                OffsetFetchResponse::default().with_topics(topics)
+            }
+        }
+    }
+}
