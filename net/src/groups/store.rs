@@ -1,6 +1,7 @@
 //! Group persistence: groups and committed offsets are records in the group's `__consumer_offsets`
 //! partition (flush policy `always`), written before a change is answered and replayed when the shard takes
-//! the partition over. Keys and values are JSON; a null value is a tombstone. When a partition has accumulated [`SNAPSHOT_AFTER_RECORDS`] records since its start, the live
+//! the partition over. Keys and values are versioned JSON (layout in `docs/format.md`); a null value is a
+//! tombstone. When a partition has accumulated [`SNAPSHOT_AFTER_RECORDS`] records since its start, the live
 //! state is appended again and everything before it is deleted, so the topic does not grow without bound.
 
 use std::rc::Rc;
@@ -16,16 +17,46 @@ use crate::error::ResponseError;
 /// Records in a coordinator partition after which its live state is rewritten and the rest deleted.
 pub const SNAPSHOT_AFTER_RECORDS: i64 = 100_000;
 
-/// Persisted record: key and value as JSON (null value = tombstone).
+/// The layout version of the records this broker writes, and the newest it reads. Every key and value
+/// carries it (`"version"`), so that a cluster can be upgraded one broker at a time: a broker never misreads a
+/// record a newer one wrote; it logs and skips it. Records written before the field existed have version 1's
+/// layout and read as version 1.
+pub const RECORD_VERSION: u16 = 1;
+
+fn version_one() -> u16 {
+    1
+}
+
+/// A record's key, as JSON. The value is JSON too, or null for a tombstone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub(super) enum RecordKey {
-    Offset { group: String, topic: String, partition: i32 },
-    Group { group: String },
+    Offset {
+        #[serde(default = "version_one")]
+        version: u16,
+        group: String,
+        topic: String,
+        partition: i32,
+    },
+    Group {
+        #[serde(default = "version_one")]
+        version: u16,
+        group: String,
+    },
+}
+
+impl RecordKey {
+    fn version(&self) -> u16 {
+        match self {
+            RecordKey::Offset { version, .. } | RecordKey::Group { version, .. } => *version,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct OffsetValue {
+    #[serde(default = "version_one")]
+    version: u16,
     offset: i64,
     leader_epoch: i32,
     metadata: String,
@@ -34,6 +65,8 @@ struct OffsetValue {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct GroupValue {
+    #[serde(default = "version_one")]
+    version: u16,
     protocol_type: Option<String>,
     generation: i32,
 }
@@ -41,9 +74,11 @@ struct GroupValue {
 pub(super) type Persisted = (RecordKey, Option<Vec<u8>>);
 
 pub(super) fn offset_record(group: &str, topic: &str, partition: i32, value: Option<&CommittedOffset>) -> Persisted {
-    let key = RecordKey::Offset { group: group.to_string(), topic: topic.to_string(), partition };
+    let key =
+        RecordKey::Offset { version: RECORD_VERSION, group: group.to_string(), topic: topic.to_string(), partition };
     let value = value.map(|v| {
         serde_json::to_vec(&OffsetValue {
+            version: RECORD_VERSION,
             offset: v.offset,
             leader_epoch: v.leader_epoch,
             metadata: v.metadata.clone(),
@@ -55,12 +90,25 @@ pub(super) fn offset_record(group: &str, topic: &str, partition: i32, value: Opt
 }
 
 pub(super) fn group_record(group: &Group, live: bool) -> Persisted {
-    let key = RecordKey::Group { group: group.id.clone() };
+    let key = RecordKey::Group { version: RECORD_VERSION, group: group.id.clone() };
     let value = live.then(|| {
-        serde_json::to_vec(&GroupValue { protocol_type: group.protocol_type.clone(), generation: group.generation })
-            .unwrap_or_default()
+        serde_json::to_vec(&GroupValue {
+            version: RECORD_VERSION,
+            protocol_type: group.protocol_type.clone(),
+            generation: group.generation,
+        })
+        .unwrap_or_default()
     });
     (key, value)
+}
+
+/// Whether a record of `version` is one this broker can read; logs the ones it skips.
+fn readable(version: u16, what: &'static str) -> bool {
+    if version > RECORD_VERSION {
+        tracing::warn!(version, newest = RECORD_VERSION, what, "skipping a group record written by a newer broker");
+        return false;
+    }
+    true
 }
 
 impl Coordinator {
@@ -95,12 +143,21 @@ impl Coordinator {
         Ok(applied)
     }
 
+    /// Applies one record to the table. A value that does not parse counts as a tombstone, as it always has; a
+    /// key or value from a newer layout is skipped.
     fn apply_record(&self, key: &RecordKey, value: Option<&[u8]>) {
+        if !readable(key.version(), "key") {
+            return;
+        }
         match key {
-            RecordKey::Offset { group, topic, partition } => {
+            RecordKey::Offset { group, topic, partition, .. } => {
+                let parsed = value.and_then(|v| serde_json::from_slice::<OffsetValue>(v).ok());
+                if parsed.as_ref().is_some_and(|v| !readable(v.version, "offset value")) {
+                    return;
+                }
                 let group = self.group_or_create(group);
                 let mut group = group.borrow_mut();
-                match value.and_then(|v| serde_json::from_slice::<OffsetValue>(v).ok()) {
+                match parsed {
                     Some(v) => {
                         group.offsets.insert(
                             (topic.clone(), *partition),
@@ -117,17 +174,23 @@ impl Coordinator {
                     }
                 }
             }
-            RecordKey::Group { group: id } => match value.and_then(|v| serde_json::from_slice::<GroupValue>(v).ok()) {
-                Some(v) => {
-                    let group = self.group_or_create(id);
-                    let mut group = group.borrow_mut();
-                    group.protocol_type = v.protocol_type;
-                    group.generation = v.generation;
+            RecordKey::Group { group: id, .. } => {
+                let parsed = value.and_then(|v| serde_json::from_slice::<GroupValue>(v).ok());
+                if parsed.as_ref().is_some_and(|v| !readable(v.version, "group value")) {
+                    return;
                 }
-                None => {
-                    self.groups.borrow_mut().remove(id);
+                match parsed {
+                    Some(v) => {
+                        let group = self.group_or_create(id);
+                        let mut group = group.borrow_mut();
+                        group.protocol_type = v.protocol_type;
+                        group.generation = v.generation;
+                    }
+                    None => {
+                        self.groups.borrow_mut().remove(id);
+                    }
                 }
-            },
+            }
         }
     }
 
@@ -201,5 +264,75 @@ impl Coordinator {
                 Err(error) => tracing::warn!(partition, %error, "could not trim __consumer_offsets"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::time::Duration;
+
+    use super::*;
+    use crate::groups::table::GroupConfig;
+
+    fn coordinator() -> Rc<Coordinator> {
+        Coordinator::new(GroupConfig {
+            initial_rebalance_delay: Duration::ZERO,
+            min_session_timeout_ms: 1,
+            max_session_timeout_ms: 1000,
+            max_size: 10,
+            offset_metadata_max_bytes: 100,
+            offsets_retention_ms: 1000,
+        })
+    }
+
+    fn committed(coordinator: &Coordinator, group: &str) -> Option<i64> {
+        coordinator.fetch_offsets(group, Some(vec![("t".into(), 0)]))[0].2.as_ref().map(|c| c.offset)
+    }
+
+    #[test]
+    fn records_carry_their_version_and_read_back() {
+        let offset = CommittedOffset { offset: 42, leader_epoch: 3, metadata: "m".into(), commit_timestamp_ms: 7 };
+        let (key, value) = offset_record("g", "t", 0, Some(&offset));
+        let key_json = serde_json::to_string(&key).unwrap();
+        assert_eq!(key_json, r#"{"type":"Offset","version":1,"group":"g","topic":"t","partition":0}"#);
+        let value = value.unwrap();
+        assert!(String::from_utf8(value.clone()).unwrap().starts_with(r#"{"version":1,"offset":42,"#));
+        let coordinator = coordinator();
+        coordinator.apply_record(&serde_json::from_str(&key_json).unwrap(), Some(&value));
+        assert_eq!(committed(&coordinator, "g"), Some(42));
+    }
+
+    #[test]
+    fn records_from_before_the_version_field_read_as_version_one() {
+        let key: RecordKey =
+            serde_json::from_str(r#"{"type":"Offset","group":"g","topic":"t","partition":0}"#).unwrap();
+        assert_eq!(key.version(), 1);
+        let coordinator = coordinator();
+        let value = br#"{"offset":5,"leader_epoch":-1,"metadata":"","commit_timestamp_ms":1}"#;
+        coordinator.apply_record(&key, Some(value));
+        assert_eq!(committed(&coordinator, "g"), Some(5));
+        let group: RecordKey = serde_json::from_str(r#"{"type":"Group","group":"g"}"#).unwrap();
+        coordinator.apply_record(&group, Some(br#"{"protocol_type":"consumer","generation":4}"#));
+        assert_eq!(coordinator.describe("g").map(|g| g.generation), Some(4));
+    }
+
+    #[test]
+    fn records_from_a_newer_broker_are_skipped_not_misread() {
+        let coordinator = coordinator();
+        let key: RecordKey =
+            serde_json::from_str(r#"{"type":"Offset","version":1,"group":"g","topic":"t","partition":0}"#).unwrap();
+        coordinator.apply_record(
+            &key,
+            Some(br#"{"version":1,"offset":5,"leader_epoch":-1,"metadata":"","commit_timestamp_ms":1}"#),
+        );
+        // A newer value is not applied, and neither is it taken for a tombstone.
+        let newer = br#"{"version":2,"offset":9,"leader_epoch":-1,"metadata":"","commit_timestamp_ms":1,"more":true}"#;
+        coordinator.apply_record(&key, Some(newer));
+        assert_eq!(committed(&coordinator, "g"), Some(5));
+        let newer_key: RecordKey =
+            serde_json::from_str(r#"{"type":"Offset","version":2,"group":"g","topic":"t","partition":0}"#).unwrap();
+        coordinator.apply_record(&newer_key, None);
+        assert_eq!(committed(&coordinator, "g"), Some(5));
     }
 }
