@@ -5,6 +5,9 @@
 //! glommio channel mesh, runs there, and its result travels back. Nothing mutable is shared between shards
 //! and no borrow is held across an `.await`.
 //!
+//! **Invariant:** one owner shard per partition, `owner_shard(topic, partition)`. Only the owner opens, appends
+//! to and reads a partition's log; a shard that opens or is asked for a partition it does not own asserts.
+//!
 //! Shard 0 also runs the [`Controller`], the single writer of the metadata log. After a commit it publishes
 //! the new image to every shard ([`Shard::publish`]) and waits until each has opened, reconfigured or deleted
 //! the partitions it owns, so an admin request is answered only once its effect is visible everywhere.
@@ -141,8 +144,20 @@ impl Shard {
         owner_shard(topic, partition, self.shards())
     }
 
-    /// The partition's log on this shard, or the Kafka error a client should see.
+    /// Asserts that this shard owns the partition. One owner shard per partition: only the owner opens, appends
+    /// to and reads a log, and work for it reaches the owner through [`Shard::run_on`].
+    fn assert_owner(&self, topic: &str, partition: i32) {
+        let owner = self.owner(topic, partition);
+        assert_eq!(
+            owner, self.id,
+            "partition {topic}-{partition} belongs to shard {owner}, not to shard {}: one owner shard per partition",
+            self.id
+        );
+    }
+
+    /// The partition's log on this shard, which must be its owner, or the Kafka error a client should see.
     pub fn local_log(&self, topic: &str, partition: i32) -> Result<Rc<PartitionLog>, ResponseError> {
+        self.assert_owner(topic, partition);
         let image = self.image();
         if image.partition(topic, partition).is_none() {
             return Err(ResponseError::UnknownTopicOrPartition);
@@ -286,6 +301,7 @@ impl Shard {
         stream::iter(to_open)
             .for_each_concurrent(OPEN_CONCURRENCY, |(tp, config)| {
                 let manager = manager.clone();
+                self.assert_owner(&tp.topic, tp.partition);
                 async move {
                     match manager.open_log(&tp, config).await {
                         Ok(log) => log.set_high_watermark_follows_durable(true),
