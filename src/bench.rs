@@ -19,6 +19,7 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use serde::Serialize;
 use sluice_net::client::Client;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -153,31 +154,80 @@ impl Summary {
         )
     }
 
-    /// The latency quantiles in milliseconds, as a JSON object.
-    fn latency_json(&self) -> String {
+    /// The latency quantiles in milliseconds, for the JSON summaries.
+    fn latency_json(&self) -> LatencyJson {
         let q = |q: f64| self.latency.value_at_quantile(q) as f64 / 1000.0;
-        format!(
-            "{{\"p50\":{:.3},\"p99\":{:.3},\"p999\":{:.3},\"max\":{:.3}}}",
-            q(0.5),
-            q(0.99),
-            q(0.999),
-            self.latency.max() as f64 / 1000.0
-        )
+        LatencyJson {
+            p50: rounded(q(0.5), 3),
+            p99: rounded(q(0.99), 3),
+            p999: rounded(q(0.999), 3),
+            max: rounded(self.latency.max() as f64 / 1000.0, 3),
+        }
     }
 
     /// The summary as one JSON line, for `--json`.
-    fn json(&self) -> String {
-        format!(
-            "{{\"records\":{},\"bytes\":{},\"seconds\":{:.3},\"records_per_second\":{:.1},\"mb_per_second\":{:.3},\"latency_ms\":{},\"errors\":{}}}\n",
-            self.records,
-            self.bytes,
-            self.seconds,
-            self.records as f64 / self.seconds,
-            self.bytes as f64 / self.seconds / 1e6,
-            self.latency_json(),
-            self.errors
-        )
+    fn json(&self) -> anyhow::Result<String> {
+        json_line(&ProduceJson {
+            records: self.records,
+            bytes: self.bytes,
+            seconds: rounded(self.seconds, 3),
+            records_per_second: rounded(self.records as f64 / self.seconds, 1),
+            mb_per_second: rounded(self.bytes as f64 / self.seconds / 1e6, 3),
+            latency_ms: self.latency_json(),
+            errors: self.errors,
+        })
     }
+}
+
+/// Latency quantiles in milliseconds.
+#[derive(Serialize)]
+struct LatencyJson {
+    p50: f64,
+    p99: f64,
+    p999: f64,
+    max: f64,
+}
+
+/// `sluice bench produce --json`.
+#[derive(Serialize)]
+struct ProduceJson {
+    records: u64,
+    bytes: u64,
+    seconds: f64,
+    records_per_second: f64,
+    mb_per_second: f64,
+    latency_ms: LatencyJson,
+    errors: u64,
+}
+
+/// `sluice bench consume --json`.
+#[derive(Serialize)]
+struct ConsumeJson {
+    records: u64,
+    bytes: u64,
+    seconds: f64,
+    records_per_second: f64,
+    mb_per_second: f64,
+}
+
+/// `sluice bench e2e --json`.
+#[derive(Serialize)]
+struct E2eJson {
+    sent: u64,
+    received: u64,
+    latency_ms: LatencyJson,
+    errors: u64,
+}
+
+/// `value` with at most `decimals` digits after the point, as the summaries print it.
+fn rounded(value: f64, decimals: i32) -> f64 {
+    let scale = 10f64.powi(decimals);
+    (value * scale).round() / scale
+}
+
+/// One JSON object on one line, as the perf scripts read it.
+fn json_line<T: Serialize>(value: &T) -> anyhow::Result<String> {
+    Ok(serde_json::to_string(value).context("encoding the JSON summary")? + "\n")
 }
 
 fn ensure_topic(bootstrap: &str, topic: &str, partitions: i32) -> anyhow::Result<i32> {
@@ -333,7 +383,7 @@ pub fn produce(args: ProduceBenchArgs) -> anyhow::Result<()> {
     let summary = snapshot(&histograms, started);
     println!("{}", summary.line("produce: "));
     if let Some(path) = &args.json {
-        let json = summary.json();
+        let json = summary.json()?;
         std::fs::File::create(path)
             .and_then(|mut f| f.write_all(json.as_bytes()))
             .with_context(|| format!("writing {}", path.display()))?;
@@ -472,11 +522,13 @@ pub fn consume(args: ConsumeBenchArgs) -> anyhow::Result<()> {
         bytes as f64 / seconds / 1e6
     );
     if let Some(path) = &args.json {
-        let json = format!(
-            "{{\"records\":{records},\"bytes\":{bytes},\"seconds\":{seconds:.3},\"records_per_second\":{:.1},\"mb_per_second\":{:.3}}}\n",
-            records as f64 / seconds,
-            bytes as f64 / seconds / 1e6
-        );
+        let json = json_line(&ConsumeJson {
+            records,
+            bytes,
+            seconds: rounded(seconds, 3),
+            records_per_second: rounded(records as f64 / seconds, 1),
+            mb_per_second: rounded(bytes as f64 / seconds / 1e6, 3),
+        })?;
         std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
@@ -630,11 +682,7 @@ pub fn e2e(args: E2eBenchArgs) -> anyhow::Result<()> {
     };
     println!("{}", summary.line(&format!("e2e ({sent} sent): ")));
     if let Some(path) = &args.json {
-        let json = format!(
-            "{{\"sent\":{sent},\"received\":{},\"latency_ms\":{},\"errors\":{errors}}}\n",
-            summary.records,
-            summary.latency_json()
-        );
+        let json = json_line(&E2eJson { sent, received: summary.records, latency_ms: summary.latency_json(), errors })?;
         std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
     }
     if summary.records < sent {
@@ -676,4 +724,25 @@ pub fn idle(args: IdleBenchArgs) -> anyhow::Result<()> {
     }
     drop(held);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_json_summary_is_one_line_with_the_fields_the_perf_scripts_read() {
+        let mut latency = Histogram::<u64>::new(3).unwrap();
+        latency.record(1_500).unwrap();
+        let summary = Summary { records: 1000, bytes: 100_000, errors: 0, seconds: 2.0, latency };
+        let line = summary.json().unwrap();
+        assert!(line.ends_with('\n') && !line.trim_end().contains('\n'));
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(value["records"], 1000);
+        assert_eq!(value["records_per_second"], 500.0);
+        assert_eq!(value["mb_per_second"], 0.05);
+        assert_eq!(value["latency_ms"]["p50"], 1.5);
+        assert_eq!(rounded(2.0 / 3.0, 3), 0.667);
+    }
 }

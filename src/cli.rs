@@ -1,4 +1,4 @@
-//! `sluice topic`, `sluice produce` and `sluice consume`: command-line tools on the client in
+//! `sluice topic`, `sluice produce`, `sluice consume` and `sluice group`: command-line tools on the client in
 //! `sluice_net::client`. They work against any Kafka-compatible broker.
 
 use std::collections::BTreeMap;
@@ -529,17 +529,6 @@ pub fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn formats_expand() {
-        let line = render("%T/%p@%o %k=%v\\n", "t", 2, 7, 0, Some(b"k"), Some(b"v"));
-        assert_eq!(line, b"t/2@7 k=v\n");
-    }
-}
-
 #[derive(Debug, clap::Subcommand)]
 pub enum GroupCommand {
     /// List consumer groups with their state.
@@ -772,4 +761,15 @@ pub fn group(command: GroupCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_expand() {
+        let line = render("%T/%p@%o %k=%v\\n", "t", 2, 7, 0, Some(b"k"), Some(b"v"));
+        assert_eq!(line, b"t/2@7 k=v\n");
+    }
 }

@@ -1,4 +1,5 @@
-//! The `sluice` binary: the broker daemon (`serve`) and command-line tools (`topic`, `produce`, `consume`).
+//! The `sluice` binary: the broker daemon (`serve`), command-line tools (`topic`, `produce`, `consume`,
+//! `group`) and load generators (`bench`).
 
 mod bench;
 mod cli;
