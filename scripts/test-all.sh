@@ -14,9 +14,10 @@ command -v cargo >/dev/null || { echo "cargo is required (rustup)" >&2; exit 1; 
 echo "== test tools (kcat, Python clients, kafkajs)"
 ./scripts/install-test-tools.sh
 
-echo "== format and lints"
+echo "== format, lints and module cycles"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+python3 scripts/check-module-cycles.py
 
 echo "== tests"
 cargo test --workspace --locked
