@@ -134,4 +134,14 @@ mod tests {
         assert_eq!(decode("test", &bytes[..bytes.len() - 4]), None);
         assert_eq!(decode("test", b""), None);
     }
+
+    #[test]
+    fn docs_format_checkpoint_examples() {
+        // The examples drawn in docs/format.md.
+        assert_eq!(encode("partition", &[vec![0, 1200, 1180]]), b"partition v1\n0 1200 1180\ncrc32c 42b4a8bb\n");
+        assert_eq!(
+            encode("leader-epochs", &[vec![0, 0], vec![3, 840]]),
+            b"leader-epochs v1\n0 0\n3 840\ncrc32c c44258ee\n"
+        );
+    }
 }

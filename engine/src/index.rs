@@ -160,4 +160,15 @@ mod tests {
         swapped.extend_from_slice(&bytes[..8]);
         assert!(SegmentIndex::decode(&swapped, &[], 5000).is_none(), "not increasing");
     }
+
+    #[test]
+    fn docs_format_index_examples() {
+        // The examples drawn in docs/format.md.
+        let mut index = SegmentIndex::default();
+        index.push_offset(0, 0);
+        index.push_offset(37, 4158);
+        index.maybe_push_time(1_718_000_000_000, 37);
+        assert_eq!(index.encode_offsets(), [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x25, 0, 0, 0x10, 0x3e]);
+        assert_eq!(index.encode_times(), [0, 0, 0x01, 0x90, 0, 0xc7, 0x9c, 0, 0, 0, 0, 0x25]);
+    }
 }

@@ -298,9 +298,21 @@ mod tests {
         assert_eq!(key_json, r#"{"type":"Offset","version":1,"group":"g","topic":"t","partition":0}"#);
         let value = value.unwrap();
         assert!(String::from_utf8(value.clone()).unwrap().starts_with(r#"{"version":1,"offset":42,"#));
+        assert_eq!(
+            String::from_utf8(value.clone()).unwrap(),
+            r#"{"version":1,"offset":42,"leader_epoch":3,"metadata":"m","commit_timestamp_ms":7}"#
+        );
         let coordinator = coordinator();
         coordinator.apply_record(&serde_json::from_str(&key_json).unwrap(), Some(&value));
         assert_eq!(committed(&coordinator, "g"), Some(42));
+        // The group record, as docs/format.md draws it.
+        let group = coordinator.group("g").unwrap();
+        group.borrow_mut().protocol_type = Some("consumer".into());
+        group.borrow_mut().generation = 4;
+        let (key, value) = group_record(&group.borrow(), true);
+        assert_eq!(serde_json::to_string(&key).unwrap(), r#"{"type":"Group","version":1,"group":"g"}"#);
+        assert_eq!(value.unwrap(), br#"{"version":1,"protocol_type":"consumer","generation":4}"#);
+        assert_eq!(group_record(&group.borrow(), false).1, None);
     }
 
     #[test]
