@@ -20,7 +20,7 @@ use crate::shard::Shard;
 use crate::wire::{encode_response, RequestHeader};
 
 /// One Kafka API, implemented by a unit struct in its handler file and listed once in the registry
-/// (`registry::APIS`). ApiVersions, version checks, decoding and dispatch all read that list, so the
+/// (`handlers::APIS`). ApiVersions, version checks, decoding and dispatch all read that list, so the
 /// versions advertised are exactly the ones a handler declares here.
 pub trait Api: 'static {
     const KEY: ApiKey;
