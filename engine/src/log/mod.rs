@@ -269,7 +269,7 @@ impl PartitionLog {
     fn active(&self) -> Rc<Segment> {
         let segments = self.segments.borrow();
         let Some((_, active)) = segments.last_key_value() else {
-            panic!("{}: a log always has a segment: open creates one, and no truncation, retention or recovery removes the last", self.tp)
+            panic!("{}: a log always has a segment: open creates one, and nothing removes the last", self.tp)
         };
         active.clone()
     }

@@ -54,8 +54,9 @@ impl PartitionLog {
         let high_watermark = self.high_watermark();
         assert!(
             new_end >= high_watermark,
-            "{}: truncating to {offset} cuts at the batch starting at {new_end}, below the high watermark {high_watermark}",
-            self.tp
+            "{}: truncating to {offset} cuts at {new_end}, the start of its batch, below the high watermark {}",
+            self.tp,
+            high_watermark
         );
         if let Err(error) = file.truncate(cut_position).await {
             self.poison("truncate", &error);
