@@ -85,15 +85,15 @@ pub trait Call: fmt::Debug {
     fn call(self: Box<Self>, shard: Rc<Shard>, header: RequestHeader) -> LocalBoxFuture<'static, Response>;
 }
 
-struct Decoded<A: Api>(A::Request);
+struct Bound<A: Api>(A::Request);
 
-impl<A: Api> fmt::Debug for Decoded<A> {
+impl<A: Api> fmt::Debug for Bound<A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("Decoded").field(&A::KEY).field(&self.0).finish()
+        f.debug_tuple("Request").field(&A::KEY).field(&self.0).finish()
     }
 }
 
-impl<A: Api> Call for Decoded<A> {
+impl<A: Api> Call for Bound<A> {
     fn call(self: Box<Self>, shard: Rc<Shard>, header: RequestHeader) -> LocalBoxFuture<'static, Response> {
         Box::pin(async move { A::handle(&shard, &header, self.0).await.into_response(&header) })
     }
@@ -139,7 +139,7 @@ impl fmt::Debug for ApiEntry {
 }
 
 fn decode_call<A: Api>(body: Bytes, version: i16) -> Result<Box<dyn Call>, String> {
-    Ok(Box::new(Decoded::<A>(A::Request::decode(body, version)?)))
+    Ok(Box::new(Bound::<A>(A::Request::decode(body, version)?)))
 }
 
 /// `min..=max`, for the `VERSIONS` lines.

@@ -61,7 +61,7 @@ use self::api::{versions, Api, ApiEntry, Call};
 use crate::error::{ConnectionError, ResponseError};
 use crate::response::Response;
 use crate::shard::Shard;
-use crate::wire::{encode_response, parse_header, Reader, RequestHeader};
+use crate::wire::{encode_response, parse_header, Reader, RequestHeader, WireError};
 
 /// Every API Sluice serves, in the order ApiVersions lists them.
 pub static APIS: &[ApiEntry] = &[
@@ -110,11 +110,8 @@ pub enum Decoded {
 
 /// Decodes one frame (without its size prefix). An error means the bytes are malformed.
 pub fn decode_frame(frame: Bytes) -> Result<Decoded, ConnectionError> {
-    let malformed_header = |error: crate::wire::WireError| ConnectionError::Malformed {
-        api_key: -1,
-        api_version: -1,
-        reason: error.to_string(),
-    };
+    let malformed_header =
+        |error: WireError| ConnectionError::Malformed { api_key: -1, api_version: -1, reason: error.to_string() };
     let mut reader = Reader::new(frame);
     let header = parse_header(&mut reader).map_err(malformed_header)?;
     let Some(api) = lookup(header.api_key).filter(|api| api.serves(header.api_version)) else {
