@@ -23,6 +23,8 @@ fn retention_by_time_deletes_old_segments_only() {
         let manager = manager(&path, false);
         let config = LogConfig { segment_bytes: 2048, retention_ms: 60_000, ..LogConfig::default() };
         let log = open(&manager, 0, config).await;
+        // One replica: what is durable is committed, and retention may delete up to it.
+        log.set_high_watermark_follows_durable(true);
         let now = sluice_engine::types::now_ms();
         // Old records (two hours ago), then fresh ones.
         for i in 0..20 {
@@ -60,6 +62,7 @@ fn retention_by_size_keeps_the_newest_bytes() {
         let config =
             LogConfig { segment_bytes: 4096, retention_bytes: 10_000, retention_ms: -1, ..LogConfig::default() };
         let log = open(&manager, 0, config).await;
+        log.set_high_watermark_follows_durable(true);
         append_batches(&log, 100, 2, 100).await;
         let size_before = log.size_bytes();
         log.apply_retention(sluice_engine::types::now_ms()).await.unwrap();

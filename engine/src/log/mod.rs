@@ -32,6 +32,7 @@ mod flush;
 mod prewritten;
 mod read;
 mod recovery;
+mod replica;
 mod retention;
 mod truncate;
 
@@ -111,8 +112,10 @@ pub struct PartitionLog {
     log_end: OffsetWatch,
     durable: OffsetWatch,
     high_watermark: OffsetWatch,
-    /// Single-replica mode: the high watermark follows the durable offset (no followers to wait for).
+    /// The high watermark follows the durable offset, up to `replica_bound` (`i64::MAX` with no followers to
+    /// wait for; the replication layer sets it from the followers' progress or the leader's answer).
     high_watermark_follows_durable: Cell<bool>,
+    replica_bound: Cell<i64>,
     recovery_point: Cell<Offset>,
     producers: RefCell<ProducerStateTable>,
     epochs: RefCell<EpochCache>,
@@ -195,6 +198,7 @@ impl PartitionLog {
     pub fn set_high_watermark_follows_durable(&self, follows: bool) {
         self.high_watermark_follows_durable.set(follows);
         if follows {
+            self.replica_bound.set(i64::MAX);
             self.set_high_watermark(self.durable_offset());
         }
     }
@@ -204,7 +208,7 @@ impl PartitionLog {
     fn advance_durable(&self, offset: i64) {
         self.durable.advance(offset.min(self.log_end.get()));
         if self.high_watermark_follows_durable.get() {
-            self.high_watermark.advance(self.durable.get());
+            self.high_watermark.advance(self.durable.get().min(self.replica_bound.get()));
         }
         self.assert_offsets_ordered();
     }

@@ -148,6 +148,7 @@ impl PartitionLog {
             durable: OffsetWatch::new(0),
             high_watermark: OffsetWatch::new(0),
             high_watermark_follows_durable: Cell::new(false),
+            replica_bound: Cell::new(i64::MAX),
             recovery_point: Cell::new(recovery_point),
             producers: RefCell::new(ProducerStateTable::default()),
             epochs: RefCell::new(EpochCache::default()),

@@ -64,6 +64,8 @@ impl PartitionLog {
                 new_start = new_start.max(segment.next_offset());
             }
         }
+        // Never past what every in-sync replica has: a follower still catching up would lose it.
+        let new_start = new_start.min(self.high_watermark());
         if new_start <= self.log_start.get() {
             return Ok(0);
         }

@@ -13,6 +13,21 @@ impl PartitionLog {
     /// the start of the batch that holds `offset`.
     pub async fn truncate_to(self: &Rc<Self>, offset: Offset) -> Result<()> {
         let _permit = self.lock_for_write().await?;
+        self.truncate_locked(offset).await
+    }
+
+    /// Truncates below the high watermark, which moves down with the cut: only after an unclean leader
+    /// election, where the new leader never had what this replica committed.
+    pub async fn truncate_unclean(self: &Rc<Self>, offset: Offset) -> Result<()> {
+        let _permit = self.lock_for_write().await?;
+        if offset < self.high_watermark() {
+            tracing::warn!(partition = %self.tp, offset = offset.0, high_watermark = self.high_watermark().0, "truncating below the high watermark after an unclean leader election");
+            self.high_watermark.reset(offset.0.max(self.log_start.get().0));
+        }
+        self.truncate_locked(offset).await
+    }
+
+    async fn truncate_locked(self: &Rc<Self>, offset: Offset) -> Result<()> {
         self.check_writable()?;
         if offset >= self.log_end_offset() {
             return Ok(());
