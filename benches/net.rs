@@ -71,6 +71,7 @@ fn fetch_assembly(c: &mut Criterion) {
                 len: 4096,
                 first_offset: Offset(0),
             }),
+            diverging_epoch: None,
         })
         .collect();
     let mut group = c.benchmark_group("fetch_assembly");
@@ -96,6 +97,20 @@ fn metadata_10k(c: &mut Criterion) {
             configs: BTreeMap::new(),
         })
         .collect();
+    // Broker 0 registered and unfenced, as on a running single broker.
+    let mut image = sluice_replication::metadata::ClusterImage::default();
+    image.apply_entry(
+        1,
+        &[sluice_replication::metadata::MetadataRecord::RegisterBroker {
+            node_id: 0,
+            incarnation_id: "bench".into(),
+            host: "localhost".into(),
+            port: 9092,
+            rack: None,
+        }],
+    );
+    image
+        .apply_entry(2, &[sluice_replication::metadata::MetadataRecord::UnfenceBroker { node_id: 0, broker_epoch: 1 }]);
     let header = sluice_net::wire::RequestHeader {
         api_key: 3,
         api_version: 12,
@@ -106,7 +121,7 @@ fn metadata_10k(c: &mut Criterion) {
     c.bench_function("metadata/10k-partitions-v12", |b| {
         b.iter(|| {
             let response = MetadataResponse::default()
-                .with_topics(topics.iter().map(|t| describe_topic(t, NOT_REQUESTED)).collect())
+                .with_topics(topics.iter().map(|t| describe_topic(&image, t, NOT_REQUESTED)).collect())
                 .with_cluster_authorized_operations(NOT_REQUESTED);
             encode_response(&header, &response)
         })

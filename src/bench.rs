@@ -1,11 +1,12 @@
 //! `sluice bench produce`: a load generator modelled on `kafka-producer-perf-test` and `rpk`.
 //!
-//! Each producer is a thread with one connection. Record batches are encoded once, before the clock starts,
-//! into one Produce request per partition; sending is a memcpy of the correlation id and a write. Requests
-//! are pipelined up to `--max-in-flight` per connection, a reader thread per connection times each response,
-//! and a reporter prints a progress line every second. Latency is per request (send to response), which is
-//! every record's latency in that request.
+//! Each producer is a thread with one connection per partition leader (one, against a single broker). Record
+//! batches are encoded once, before the clock starts, into one Produce request per partition; sending is a
+//! memcpy of the correlation id and a write. Requests are pipelined up to `--max-in-flight` per connection, a
+//! reader thread per connection times each response, and a reporter prints a progress line every second.
+//! Latency is per request (send to response), which is every record's latency in that request.
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -21,6 +22,8 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 use serde::Serialize;
 use sluice_net::client::Client;
+
+use crate::cli::Router;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ProduceBenchArgs {
@@ -230,51 +233,70 @@ fn json_line<T: Serialize>(value: &T) -> anyhow::Result<String> {
     Ok(serde_json::to_string(value).context("encoding the JSON summary")? + "\n")
 }
 
-fn ensure_topic(bootstrap: &str, topic: &str, partitions: i32) -> anyhow::Result<i32> {
-    let mut client = Client::connect(bootstrap, Duration::from_secs(5))?;
+/// Creates the topic if it does not exist (with the cluster's default replication factor) and returns its
+/// partitions grouped by leader.
+fn ensure_topic(router: &mut Router, topic: &str, partitions: i32) -> anyhow::Result<BTreeMap<i32, Vec<i32>>> {
     let request = CreateTopicsRequest::default().with_timeout_ms(30_000).with_topics(vec![CreatableTopic::default()
         .with_name(TopicName(StrBytes::from_string(topic.to_string())))
         .with_num_partitions(partitions)
         .with_replication_factor(-1)]);
-    let (_, response): (_, CreateTopicsResponse) = client.send(ApiKey::CreateTopics, &request)?;
+    let (_, response): (_, CreateTopicsResponse) = router.bootstrap().send(ApiKey::CreateTopics, &request)?;
     let code = response.topics.first().map_or(0, |t| t.error_code);
     if code != 0 && code != kafka_protocol::error::ResponseError::TopicAlreadyExists.code() {
         bail!("creating topic {topic}: error {code}");
     }
-    let metadata = MetadataRequest::default()
-        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default()
-            .with_name(Some(TopicName(StrBytes::from_string(topic.to_string()))))]));
-    let (_, metadata): (_, MetadataResponse) = client.send(ApiKey::Metadata, &metadata)?;
-    Ok(metadata.topics.first().map_or(partitions, |t| t.partitions.len() as i32))
+    // A broker serves a new partition once it has applied the metadata that created it, which may be a moment
+    // after the one that answered: wait until every leader answers for its partitions.
+    let name = TopicName(StrBytes::from_string(topic.to_string()));
+    let started = Instant::now();
+    loop {
+        let count = router.refresh(topic)?;
+        let routes = router.by_leader(topic, &(0..count).collect::<Vec<_>>())?;
+        let mut served = true;
+        for (leader, led) in &routes {
+            if latest_offsets(router.broker(*leader)?, &name, led).is_err() {
+                served = false;
+            }
+        }
+        if served {
+            return Ok(routes);
+        }
+        router.backoff(topic, started)?;
+    }
 }
 
 pub fn produce(args: ProduceBenchArgs) -> anyhow::Result<()> {
     let acks = acks(&args.acks)?;
     let codec = compression(&args.compression)?;
-    let partitions = ensure_topic(&args.bootstrap, &args.topic, args.partitions)?;
+    let mut router = Router::connect(&args.bootstrap)?;
+    let routes = ensure_topic(&mut router, &args.topic, args.partitions)?;
+    let partitions: usize = routes.values().map(Vec::len).sum();
     let per_batch = (args.batch_bytes / args.record_size.max(1)).max(1);
     let batch = encode_batch(per_batch, args.record_size, codec)?;
     let stop = Arc::new(AtomicBool::new(false));
     let totals = Arc::new(Totals::default());
-    let histograms: Vec<Arc<Mutex<Histogram<u64>>>> = (0..args.producers)
-        .map(|_| Histogram::new_with_bounds(1, 60_000_000, 3).map(|h| Arc::new(Mutex::new(h))))
-        .collect::<Result<_, _>>()
-        .context("latency histogram")?;
+    let mut histograms: Vec<Arc<Mutex<Histogram<u64>>>> = Vec::new();
     let started = Instant::now();
     let mut threads = Vec::new();
-    for (index, histogram) in histograms.iter().enumerate() {
-        let mut client = Client::connect(&args.bootstrap, Duration::from_secs(5))?;
+    // A lane is one producer's connection to one partition leader, carrying that leader's partitions and a
+    // share of the rate and record count in proportion to them. Against one broker, a lane is a producer.
+    let lanes = (0..args.producers).flat_map(|index| routes.iter().map(move |(leader, led)| (index, *leader, led)));
+    for (index, leader, led) in lanes {
+        let share = led.len() as f64 / partitions.max(1) as f64 / args.producers as f64;
+        let histogram = Arc::new(Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3).context("histogram")?));
+        histograms.push(histogram.clone());
+        let mut client = Client::connect(router.address(leader)?, Duration::from_secs(5))?;
         let version = client.version_for::<ProduceRequest>(ApiKey::Produce)?;
         // One request per partition, rotated; this producer starts at its own partition. Each request is kept
         // as its own header bytes around the one shared batch, so memory stays one batch however many
         // partitions there are, and sending copies nothing but the correlation id.
-        let mut frames: Vec<(Vec<u8>, Vec<u8>)> = (0..partitions)
-            .map(|p| {
+        let mut frames: Vec<(Vec<u8>, Vec<u8>)> = (0..led.len())
+            .map(|i| {
                 let request = ProduceRequest::default().with_acks(acks).with_timeout_ms(30_000).with_topic_data(vec![
                     TopicProduceData::default()
                         .with_name(TopicName(StrBytes::from_string(args.topic.clone())))
                         .with_partition_data(vec![PartitionProduceData::default()
-                            .with_index((p + index as i32) % partitions)
+                            .with_index(led[(i + index) % led.len()])
                             .with_records(Some(batch.clone()))]),
                 ]);
                 let frame = client.encode_request(ApiKey::Produce, version, &request)?;
@@ -285,8 +307,8 @@ pub fn produce(args: ProduceBenchArgs) -> anyhow::Result<()> {
         let (mut writer, mut reader) = client.into_pipeline()?;
         let (in_flight_tx, in_flight_rx) = mpsc::sync_channel::<Instant>(args.max_in_flight.max(1));
         let (stop_w, totals_w) = (stop.clone(), totals.clone());
-        let records_limit = args.records.map(|r| r.div_ceil(args.producers as u64));
-        let per_producer_rate = args.rate.map(|r| r as f64 / args.producers as f64);
+        let records_limit = args.records.map(|r| (r as f64 * share).ceil() as u64);
+        let per_producer_rate = args.rate.map(|r| r as f64 * share);
         let record_bytes = (per_batch * args.record_size) as u64;
         threads.push(std::thread::spawn(move || -> anyhow::Result<()> {
             let mut sent = 0u64;
@@ -430,80 +452,97 @@ fn count_batches(records: &[u8]) -> (u64, u64, Option<i64>) {
 }
 
 /// The latest offset (high watermark) of each partition `0..partitions`, in one ListOffsets request.
-fn latest_offsets(client: &mut Client, name: &TopicName, partitions: i32) -> anyhow::Result<Vec<i64>> {
+/// The log end offsets of some partitions, asked of their leader: partition -> offset.
+fn latest_offsets(client: &mut Client, name: &TopicName, partitions: &[i32]) -> anyhow::Result<BTreeMap<i32, i64>> {
     let request = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![
         list_offsets_request::ListOffsetsTopic::default().with_name(name.clone()).with_partitions(
-            (0..partitions)
+            partitions
+                .iter()
                 .map(|p| {
-                    list_offsets_request::ListOffsetsPartition::default().with_partition_index(p).with_timestamp(-1)
+                    list_offsets_request::ListOffsetsPartition::default().with_partition_index(*p).with_timestamp(-1)
                 })
                 .collect(),
         ),
     ]);
     let (_, response): (_, ListOffsetsResponse) = client.send(ApiKey::ListOffsets, &request)?;
-    let mut offsets = vec![0i64; partitions as usize];
+    let mut offsets = BTreeMap::new();
     for p in response.topics.iter().flat_map(|t| &t.partitions) {
-        if let Some(slot) = offsets.get_mut(p.partition_index as usize) {
-            *slot = p.offset;
+        if p.error_code != 0 {
+            bail!("ListOffsets for partition {} failed with error {}", p.partition_index, p.error_code);
         }
+        offsets.insert(p.partition_index, p.offset);
     }
     Ok(offsets)
 }
 
-/// `sluice bench consume`: reads a topic from the beginning with large fetches and reports the rate.
+/// `sluice bench consume`: reads a topic from the beginning with large fetches, from each partition's leader
+/// in turn, and reports the rate.
 pub fn consume(args: ConsumeBenchArgs) -> anyhow::Result<()> {
-    let mut client = Client::connect(&args.bootstrap, Duration::from_secs(5))?;
+    let mut router = Router::connect(&args.bootstrap)?;
     let name = TopicName(StrBytes::from_string(args.topic.clone()));
-    let metadata = MetadataRequest::default()
-        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default().with_name(Some(name.clone()))]));
-    let (_, metadata): (_, MetadataResponse) = client.send(ApiKey::Metadata, &metadata)?;
-    let partitions = metadata.topics.first().map_or(0, |t| t.partitions.len() as i32);
+    let partitions = router.refresh(&args.topic)?;
     if partitions == 0 {
         bail!("topic {} has no partitions (does it exist?)", args.topic);
     }
-    let end = latest_offsets(&mut client, &name, partitions)?;
-    let goal = args.records.unwrap_or_else(|| end.iter().map(|e| *e as u64).sum());
-    let version = client.version_for::<FetchRequest>(ApiKey::Fetch)?;
-    let mut position = vec![0i64; partitions as usize];
+    let routes = router.by_leader(&args.topic, &(0..partitions).collect::<Vec<_>>())?;
+    let mut end = BTreeMap::new();
+    for (leader, led) in &routes {
+        end.extend(latest_offsets(router.broker(*leader)?, &name, led)?);
+    }
+    let goal = args.records.unwrap_or_else(|| end.values().map(|e| *e as u64).sum());
+    let mut position: BTreeMap<i32, i64> = (0..partitions).map(|p| (p, 0)).collect();
     let (mut records, mut bytes) = (0u64, 0u64);
     let started = Instant::now();
     let mut last_report = started;
     while records < goal {
-        let wanted: Vec<i32> =
-            (0..partitions).filter(|p| args.records.is_some() || position[*p as usize] < end[*p as usize]).collect();
-        if wanted.is_empty() {
-            break;
-        }
-        let request = FetchRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_max_wait_ms(500)
-            .with_min_bytes(1)
-            .with_max_bytes(args.fetch_max_bytes)
-            .with_session_epoch(-1)
-            .with_topics(vec![fetch_request::FetchTopic::default().with_topic(name.clone()).with_partitions(
-                wanted
-                    .iter()
-                    .map(|p| {
-                        fetch_request::FetchPartition::default()
-                            .with_partition(*p)
-                            .with_fetch_offset(position[*p as usize])
-                            .with_partition_max_bytes(args.partition_max_bytes)
-                    })
-                    .collect(),
-            )]);
-        let response: FetchResponse = client.send_with_version(ApiKey::Fetch, version, &request)?;
-        for partition in response.responses.iter().flat_map(|t| &t.partitions) {
-            if partition.error_code != 0 {
-                bail!("fetch from partition {} failed with error {}", partition.partition_index, partition.error_code);
+        let mut asked = false;
+        for (leader, led) in &routes {
+            let wanted: Vec<i32> =
+                led.iter().copied().filter(|p| args.records.is_some() || position[p] < end[p]).collect();
+            if wanted.is_empty() {
+                continue;
             }
-            if let Some(set) = &partition.records {
-                let (n, b, next) = count_batches(set);
-                records += n;
-                bytes += b;
-                if let Some(next) = next {
-                    position[partition.partition_index as usize] = next;
+            asked = true;
+            let request = FetchRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_max_wait_ms(500 / routes.len() as i32)
+                .with_min_bytes(1)
+                .with_max_bytes(args.fetch_max_bytes)
+                .with_session_epoch(-1)
+                .with_topics(vec![fetch_request::FetchTopic::default().with_topic(name.clone()).with_partitions(
+                    wanted
+                        .iter()
+                        .map(|p| {
+                            fetch_request::FetchPartition::default()
+                                .with_partition(*p)
+                                .with_fetch_offset(position[p])
+                                .with_partition_max_bytes(args.partition_max_bytes)
+                        })
+                        .collect(),
+                )]);
+            let client = router.broker(*leader)?;
+            let version = client.version_for::<FetchRequest>(ApiKey::Fetch)?;
+            let response: FetchResponse = client.send_with_version(ApiKey::Fetch, version, &request)?;
+            for partition in response.responses.iter().flat_map(|t| &t.partitions) {
+                if partition.error_code != 0 {
+                    bail!(
+                        "fetch from partition {} failed with error {}",
+                        partition.partition_index,
+                        partition.error_code
+                    );
+                }
+                if let Some(set) = &partition.records {
+                    let (n, b, next) = count_batches(set);
+                    records += n;
+                    bytes += b;
+                    if let Some(next) = next {
+                        position.insert(partition.partition_index, next);
+                    }
                 }
             }
+        }
+        if !asked {
+            break;
         }
         if last_report.elapsed() >= Duration::from_secs(1) {
             last_report = Instant::now();
@@ -562,64 +601,73 @@ pub struct E2eBenchArgs {
 /// long-polls the same partitions has read it. Each record's value starts with its send time.
 pub fn e2e(args: E2eBenchArgs) -> anyhow::Result<()> {
     let acks = acks(&args.acks)?;
-    let partitions = ensure_topic(&args.bootstrap, &args.topic, args.partitions)?;
+    let mut router = Router::connect(&args.bootstrap)?;
+    let routes = ensure_topic(&mut router, &args.topic, args.partitions)?;
+    let partitions: i32 = routes.values().map(|led| led.len() as i32).sum();
+    let leader_of: BTreeMap<i32, i32> =
+        routes.iter().flat_map(|(leader, led)| led.iter().map(move |p| (*p, *leader))).collect();
     let name = TopicName(StrBytes::from_string(args.topic.clone()));
     let origin = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
     let histogram = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).context("histogram")?));
     let received = Arc::new(AtomicU64::new(0));
 
-    // Consumer: start at the end of every partition, long-poll, time every record.
-    let mut consumer = Client::connect(&args.bootstrap, Duration::from_secs(5))?;
-    let mut position = latest_offsets(&mut consumer, &name, partitions)?;
-    let fetch_version = consumer.version_for::<FetchRequest>(ApiKey::Fetch)?;
-    let (stop_c, histogram_c, received_c, name_c) = (stop.clone(), histogram.clone(), received.clone(), name.clone());
-    let reader = std::thread::spawn(move || -> anyhow::Result<()> {
-        while !stop_c.load(Ordering::Relaxed) {
-            let request = FetchRequest::default()
-                .with_replica_id(BrokerId(-1))
-                .with_max_wait_ms(100)
-                .with_min_bytes(1)
-                .with_max_bytes(16 << 20)
-                .with_session_epoch(-1)
-                .with_topics(vec![fetch_request::FetchTopic::default().with_topic(name_c.clone()).with_partitions(
-                    (0..partitions)
-                        .map(|p| {
-                            fetch_request::FetchPartition::default()
-                                .with_partition(p)
-                                .with_fetch_offset(position[p as usize])
-                                .with_partition_max_bytes(4 << 20)
-                        })
-                        .collect(),
-                )]);
-            let response: FetchResponse = consumer.send_with_version(ApiKey::Fetch, fetch_version, &request)?;
-            let now_us = origin.elapsed().as_micros() as u64;
-            for partition in response.responses.iter().flat_map(|t| &t.partitions) {
-                let Some(set) = &partition.records else { continue };
-                for batch in sluice_engine::batch::split_batches(set) {
-                    for record in sluice_engine::batch::records(batch).unwrap_or_default() {
-                        let Some(sent_us) = record
-                            .value
-                            .and_then(|v| v.get(..8))
-                            .map(|b| u64::from_be_bytes(b.try_into().unwrap_or([0; 8])))
-                        else {
-                            continue;
-                        };
-                        if let Ok(mut h) = histogram_c.lock() {
-                            let _ = h.record(now_us.saturating_sub(sent_us).max(1));
+    // Consumers, one per partition leader: start at the end of its partitions, long-poll, time every record.
+    let mut readers = Vec::new();
+    for (leader, led) in routes {
+        let mut consumer = Client::connect(router.address(leader)?, Duration::from_secs(5))?;
+        let mut position = latest_offsets(&mut consumer, &name, &led)?;
+        let fetch_version = consumer.version_for::<FetchRequest>(ApiKey::Fetch)?;
+        let (stop_c, histogram_c, received_c, name_c) =
+            (stop.clone(), histogram.clone(), received.clone(), name.clone());
+        readers.push(std::thread::spawn(move || -> anyhow::Result<()> {
+            while !stop_c.load(Ordering::Relaxed) {
+                let request = FetchRequest::default()
+                    .with_replica_id(BrokerId(-1))
+                    .with_max_wait_ms(100)
+                    .with_min_bytes(1)
+                    .with_max_bytes(16 << 20)
+                    .with_session_epoch(-1)
+                    .with_topics(vec![fetch_request::FetchTopic::default()
+                        .with_topic(name_c.clone())
+                        .with_partitions(
+                            position
+                                .iter()
+                                .map(|(p, offset)| {
+                                    fetch_request::FetchPartition::default()
+                                        .with_partition(*p)
+                                        .with_fetch_offset(*offset)
+                                        .with_partition_max_bytes(4 << 20)
+                                })
+                                .collect(),
+                        )]);
+                let response: FetchResponse = consumer.send_with_version(ApiKey::Fetch, fetch_version, &request)?;
+                let now_us = origin.elapsed().as_micros() as u64;
+                for partition in response.responses.iter().flat_map(|t| &t.partitions) {
+                    let Some(set) = &partition.records else { continue };
+                    for batch in sluice_engine::batch::split_batches(set) {
+                        for record in sluice_engine::batch::records(batch).unwrap_or_default() {
+                            let Some(sent_us) = record
+                                .value
+                                .and_then(|v| v.get(..8))
+                                .map(|b| u64::from_be_bytes(b.try_into().unwrap_or([0; 8])))
+                            else {
+                                continue;
+                            };
+                            if let Ok(mut h) = histogram_c.lock() {
+                                let _ = h.record(now_us.saturating_sub(sent_us).max(1));
+                            }
+                            received_c.fetch_add(1, Ordering::Relaxed);
+                            position.insert(partition.partition_index, record.offset + 1);
                         }
-                        received_c.fetch_add(1, Ordering::Relaxed);
-                        position[partition.partition_index as usize] = record.offset + 1;
                     }
                 }
             }
-        }
-        Ok(())
-    });
+            Ok(())
+        }));
+    }
 
     // Producer: one request at a time at the target rate, each value stamped with its send time.
-    let mut producer = Client::connect(&args.bootstrap, Duration::from_secs(5))?;
-    let version = producer.version_for::<ProduceRequest>(ApiKey::Produce)?;
     let padding = vec![b'x'; args.record_size.saturating_sub(8)];
     let interval = Duration::from_secs_f64(args.batch_records as f64 / args.rate.max(1) as f64);
     let started = Instant::now();
@@ -651,6 +699,8 @@ pub fn e2e(args: E2eBenchArgs) -> anyhow::Result<()> {
                 PartitionProduceData::default().with_index(partition).with_records(Some(Bytes::from(builder.finish()))),
             ]),
         ]);
+        let producer = router.broker(leader_of[&partition])?;
+        let version = producer.version_for::<ProduceRequest>(ApiKey::Produce)?;
         if acks == 0 {
             producer.send_oneway(ApiKey::Produce, version, &request)?;
         } else {
@@ -667,9 +717,11 @@ pub fn e2e(args: E2eBenchArgs) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(10));
     }
     stop.store(true, Ordering::Relaxed);
-    match reader.join() {
-        Ok(result) => result?,
-        Err(_) => bail!("the consumer thread panicked"),
+    for reader in readers {
+        match reader.join() {
+            Ok(result) => result?,
+            Err(_) => bail!("a consumer thread panicked"),
+        }
     }
     let seconds = started.elapsed().as_secs_f64();
     let histogram = histogram.lock().map_err(|_| anyhow::anyhow!("histogram lock poisoned"))?.clone();
@@ -710,7 +762,7 @@ pub fn idle(args: IdleBenchArgs) -> anyhow::Result<()> {
     let mut held = Vec::with_capacity(args.connections);
     for n in 0..args.connections {
         held.push(
-            Client::connect(&args.bootstrap, Duration::from_secs(10))
+            crate::cli::connect_any(&args.bootstrap)
                 .with_context(|| format!("opening connection {} of {}", n + 1, args.connections))?,
         );
     }

@@ -3,6 +3,7 @@
 
 mod bench;
 mod cli;
+mod layout;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -28,6 +29,9 @@ enum Command {
     /// List, describe, delete consumer groups and reset their offsets.
     #[command(subcommand)]
     Group(cli::GroupCommand),
+    /// Describe the cluster: the controller quorum and the brokers.
+    #[command(subcommand)]
+    Cluster(cli::ClusterCommand),
     /// Load generators.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -64,12 +68,21 @@ fn main() {
         std::process::abort();
     }));
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        // A command-line tool whose output goes to a closed pipe (`| head`) stops quietly, as Unix tools do,
+        // instead of failing on the write. The broker keeps SIGPIPE ignored: a closed socket is an error value.
+        // SAFETY: restoring a signal's default disposition, before any other thread exists.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Topic(command) => cli::topic(command),
         Command::Produce(args) => cli::produce(args),
         Command::Consume(args) => cli::consume(args),
         Command::Group(command) => cli::group(command),
+        Command::Cluster(command) => cli::cluster(command),
         Command::Bench(BenchCommand::Produce(args)) => bench::produce(args),
         Command::Bench(BenchCommand::Consume(args)) => bench::consume(args),
         Command::Bench(BenchCommand::E2e(args)) => bench::e2e(args),

@@ -1,16 +1,24 @@
 //! `sluice serve`: configuration, shard bootstrap, signals and clean shutdown.
 //!
-//! The main thread reads the configuration, checks the environment (memlock, the port, the data directory),
-//! starts one pinned glommio executor per shard and waits. Each shard joins the channel mesh, opens its engine
-//! and, on shard 0, the controller, which replays the metadata log and publishes the image to every shard.
-//! Once every shard listens, the main thread logs one "ready" line. SIGTERM or SIGINT stops the accept loops;
-//! each shard closes its logs, and when all have, the clean-shutdown marker is written.
+//! The main thread reads the configuration (Kafka's `server.properties` keys, `--set`, then the flags over
+//! them; `layout.rs` says where the node listens and what it is), checks the environment (memlock, the ports,
+//! the data directory and its identity), starts one pinned glommio executor per shard and waits. Each shard
+//! joins the channel mesh, opens its engine and starts its replica manager; shard 0 also starts the node's
+//! control plane (the controller quorum member, the broker's registration, the metadata it applies), serves
+//! the controller listener and publishes each applied image to every shard. A node is ready once its broker
+//! is unfenced (it has caught up with the metadata log); then every shard accepts clients and the main
+//! thread logs one "ready to serve" line.
+//!
+//! SIGTERM or SIGINT: the accept loops stop, the broker asks the controller to move its leaderships away
+//! (controlled shutdown), the quorum member stops, each shard closes its logs, and when all have, the
+//! clean-shutdown marker is written. A second signal exits at once.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -18,38 +26,52 @@ use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorBuilder, Placement};
 use sluice_engine::manager::{take_clean_shutdown_marker, write_clean_shutdown_marker};
 use sluice_engine::{LogManager, ManagerOptions};
+use sluice_net::cluster::{spawn_publisher, start_replicas};
+use sluice_net::peer::client::PeerClient;
 use sluice_net::server::{accept_loop, bind_listener, ConnectionLimits};
 use sluice_net::shard::{BrokerSettings, Envelope, Shard};
+use sluice_replication::broker::LifecycleSettings;
 use sluice_replication::config::{broker, EffectiveConfig, StaticConfig};
-use sluice_replication::controller::Controller;
-use sluice_replication::metadata::BrokerInfo;
+use sluice_replication::controller::ControllerSettings;
+use sluice_replication::node::{ClusterNode, NodeSettings};
+use sluice_replication::quorum::identity::{self, Identity};
+use sluice_replication::transport::PeerService;
+
+use crate::layout::{layout, Layout, Overrides};
 
 /// Locked memory each glommio executor needs for its io_uring rings.
 const IO_MEMORY_BYTES: usize = 512 << 10;
+/// How long a controlled shutdown may take before the broker stops anyway.
+const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "0.0.0.0:9092")]
-    pub listen: String,
-    /// Address clients are told to connect to (default: localhost and the listen port, or the listen host).
+    /// Address to listen on for clients (default: `listeners` from the config, else 0.0.0.0:9092).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Address clients are told to connect to (default: `advertised.listeners`, else localhost and the
+    /// listen port, or the listen host).
     #[arg(long)]
     pub advertise: Option<String>,
-    /// Data directory.
-    #[arg(long, default_value = "./sluice-data")]
-    pub data_dir: PathBuf,
+    /// Data directory (default: `log.dirs`, else ./sluice-data).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
     /// Number of shards (default: one per available core).
     #[arg(long)]
     pub shards: Option<usize>,
-    /// Broker id.
-    #[arg(long, default_value_t = 0)]
-    pub node_id: i32,
+    /// Node id (default: `node.id`, else 0).
+    #[arg(long)]
+    pub node_id: Option<i32>,
     /// A Kafka-style server.properties file.
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// A config value, KEY=VALUE, with Kafka's names; repeatable, applied after --config.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    /// For a controller voter whose data directory was lost: take part again with an empty log. It copies the
+    /// committed log from the other voters and votes only once it holds it.
+    #[arg(long)]
+    pub rejoin_with_empty_log: bool,
 }
 
 fn available_cores() -> usize {
@@ -71,17 +93,6 @@ fn static_config(args: &ServeArgs) -> anyhow::Result<StaticConfig> {
     Ok(config)
 }
 
-fn advertised(listen: SocketAddr, advertise: Option<&str>) -> anyhow::Result<(String, i32)> {
-    if let Some(advertise) = advertise {
-        let (host, port) =
-            advertise.rsplit_once(':').with_context(|| format!("--advertise {advertise}: expected HOST:PORT"))?;
-        let port: u16 = port.parse().with_context(|| format!("--advertise {advertise}: bad port"))?;
-        return Ok((host.trim_matches(['[', ']']).to_string(), i32::from(port)));
-    }
-    let host = if listen.ip().is_unspecified() { "localhost".to_string() } else { listen.ip().to_string() };
-    Ok((host, i32::from(listen.port())))
-}
-
 fn check_memlock(shards: usize) -> anyhow::Result<()> {
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit writes into the struct we pass.
@@ -101,30 +112,16 @@ fn check_memlock(shards: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let static_config = static_config(&args)?;
-    let listen = args
-        .listen
-        .to_socket_addrs()
-        .with_context(|| format!("--listen {}: not an address", args.listen))?
-        .next()
-        .with_context(|| format!("--listen {}: resolves to nothing", args.listen))?;
-    let (advertised_host, advertised_port) = advertised(listen, args.advertise.as_deref())?;
-    let shards = args.shards.unwrap_or_else(available_cores).max(1);
-    check_memlock(shards)?;
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
-    let data_dir = args.data_dir.canonicalize().unwrap_or(args.data_dir.clone());
-    // SO_REUSEPORT would let a second broker of this user share the port silently, so first check that
-    // nothing listens there. A connect test, not a bind: a bind also trips over the TIME_WAIT sockets a
-    // killed broker leaves behind.
+/// Refuses to start on a port another process listens on. A connect test, not a bind: a bind also trips
+/// over the TIME_WAIT sockets a killed broker leaves behind, and SO_REUSEPORT would let a second broker of
+/// this user share the port silently. A broker killed a moment ago can still hold its listener while the
+/// kernel tears down its io_uring asynchronously, so a taken port gets a few seconds to clear.
+fn check_port_free(listen: SocketAddr) -> anyhow::Result<()> {
     let probe = if listen.ip().is_unspecified() {
         SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), listen.port())
     } else {
         listen
     };
-    // A broker killed a moment ago can still hold its listener while the kernel tears down its io_uring
-    // asynchronously, so a taken port gets a few seconds to clear.
     let mut attempts = 0;
     while std::net::TcpStream::connect_timeout(&probe, Duration::from_millis(500)).is_ok() {
         attempts += 1;
@@ -133,12 +130,96 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let clean = take_clean_shutdown_marker(&data_dir).context("reading the clean-shutdown marker")?;
-    let settings = Arc::new(BrokerSettings {
+    Ok(())
+}
+
+/// The control plane's settings, from the layout and the static configuration.
+fn node_settings(layout: &Layout, config: &StaticConfig, rejoin_with_empty_log: bool) -> NodeSettings {
+    let dynamic = BTreeMap::new();
+    let effective = EffectiveConfig { static_config: config, dynamic: &dynamic };
+    let millis = |value: i64| Duration::from_millis(u64::try_from(value).unwrap_or(0));
+    let session_timeout = millis(i64::from(effective.get(broker::BROKER_SESSION_TIMEOUT_MS)));
+    let rebalance_interval = effective.get(broker::AUTO_LEADER_REBALANCE_ENABLE).then(|| {
+        Duration::from_secs(
+            u64::try_from(effective.get(broker::LEADER_IMBALANCE_CHECK_INTERVAL_SECONDS)).unwrap_or(300),
+        )
+    });
+    let quorum_tick = Duration::from_millis(100);
+    let election_timeout = millis(i64::from(effective.get(broker::CONTROLLER_QUORUM_ELECTION_TIMEOUT_MS)));
+    let election_ticks = (election_timeout.as_millis() / quorum_tick.as_millis()).max(2) as usize;
+    NodeSettings {
+        node_id: layout.node_id,
+        roles: layout.roles,
+        voters: layout.voters.clone(),
+        data_dir: layout.data_dir.clone(),
+        controller: ControllerSettings { static_config: config.clone(), session_timeout, rebalance_interval },
+        broker: layout.roles.broker.then(|| LifecycleSettings {
+            node_id: layout.node_id,
+            host: layout.advertised_host.clone(),
+            port: layout.advertised_port,
+            rack: layout.rack.clone(),
+            heartbeat_interval: millis(i64::from(effective.get(broker::BROKER_HEARTBEAT_INTERVAL_MS))),
+            session_timeout,
+        }),
+        quorum_tick,
+        election_ticks,
+        rejoin_with_empty_log,
+    }
+}
+
+/// What every shard's task needs from the main thread.
+#[derive(Clone)]
+struct Startup {
+    settings: Arc<BrokerSettings>,
+    node: NodeSettings,
+    identity: Identity,
+    controller_listener: Option<SocketAddr>,
+    clean: bool,
+    stop: Arc<AtomicBool>,
+    /// A reason to stop that is an error (a refused data directory, another cluster's node).
+    fatal: Arc<Mutex<Option<String>>>,
+    ready: mpsc::Sender<Result<usize, String>>,
+    started: Arc<AtomicUsize>,
+    finished: Arc<AtomicUsize>,
+    /// Set once shard 0 finished its controlled shutdown: the other shards keep serving until then.
+    handed_over: Arc<AtomicBool>,
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let static_config = static_config(&args)?;
+    for key in static_config.ignored_keys() {
+        tracing::info!(key, "a Kafka setting Sluice does not use (thread pools, socket buffers, ...): ignored");
+    }
+    let overrides = Overrides {
+        listen: args.listen.clone(),
+        advertise: args.advertise.clone(),
+        data_dir: args.data_dir.clone(),
         node_id: args.node_id,
-        listen,
-        advertised_host,
-        advertised_port,
+    };
+    let layout = layout(&static_config, &overrides)?;
+    let shards = args.shards.unwrap_or_else(available_cores).max(1);
+    check_memlock(shards)?;
+    std::fs::create_dir_all(&layout.data_dir)
+        .with_context(|| format!("creating data dir {}", layout.data_dir.display()))?;
+    let data_dir = layout.data_dir.canonicalize().unwrap_or(layout.data_dir.clone());
+    let identity = identity::load_or_create(&data_dir, layout.node_id).context("the data directory's identity")?;
+    if let Some(listen) = layout.client_listener {
+        check_port_free(listen)?;
+    }
+    if let Some(listen) = layout.controller_listener {
+        check_port_free(listen)?;
+    }
+    let clean = take_clean_shutdown_marker(&data_dir).context("reading the clean-shutdown marker")?;
+    let node = node_settings(
+        &Layout { data_dir: data_dir.clone(), ..layout.clone() },
+        &static_config,
+        args.rejoin_with_empty_log,
+    );
+    let settings = Arc::new(BrokerSettings {
+        node_id: layout.node_id,
+        listen: layout.client_listener,
+        advertised_host: layout.advertised_host.clone(),
+        advertised_port: layout.advertised_port,
         data_dir: data_dir.clone(),
         shards,
         static_config,
@@ -154,18 +235,30 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let mesh = MeshBuilder::<Envelope, _>::full(shards, 1024);
     let (ready_tx, ready_rx) = mpsc::channel::<Result<usize, String>>();
-    let finished = Arc::new(AtomicUsize::new(0));
-    let started = Arc::new(AtomicUsize::new(0));
+    let startup = Startup {
+        settings: settings.clone(),
+        node,
+        identity,
+        controller_listener: layout.controller_listener,
+        clean,
+        stop: stop.clone(),
+        fatal: Arc::new(Mutex::new(None)),
+        ready: ready_tx,
+        started: Arc::new(AtomicUsize::new(0)),
+        finished: Arc::new(AtomicUsize::new(0)),
+        handed_over: Arc::new(AtomicBool::new(false)),
+    };
+    let fatal = startup.fatal.clone();
     let cores = available_cores();
     let mut executors = Vec::with_capacity(shards);
     for index in 0..shards {
-        let (settings, stop, ready, started, finished, mesh) =
-            (settings.clone(), stop.clone(), ready_tx.clone(), started.clone(), finished.clone(), mesh.clone());
+        let (startup, mesh) = (startup.clone(), mesh.clone());
         let executor = LocalExecutorBuilder::new(Placement::Fixed(index % cores))
             .name(&format!("shard-{index}"))
             .io_memory(IO_MEMORY_BYTES)
             .spawn(move || async move {
-                let result = shard_main(settings, clean, mesh, stop, ready.clone(), started, finished).await;
+                let ready = startup.ready.clone();
+                let result = shard_main(startup, mesh).await;
                 if let Err(error) = &result {
                     let _ = ready.send(Err(format!("{error:#}")));
                 }
@@ -174,7 +267,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             .map_err(|error| anyhow::anyhow!("starting shard {index}: {error}"))?;
         executors.push(executor);
     }
-    drop(ready_tx);
+    drop(startup);
     let mut ready = 0;
     while ready < shards {
         match ready_rx.recv() {
@@ -189,15 +282,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             Err(_) => break,
         }
     }
-    tracing::info!(
-        node_id = settings.node_id,
-        listen = %settings.listen,
-        advertised = %format!("{}:{}", settings.advertised_host, settings.advertised_port),
-        shards,
-        data_dir = %data_dir.display(),
-        clean_start = clean,
-        "sluice is ready to serve"
-    );
+    if ready == shards {
+        tracing::info!(
+            node_id = settings.node_id,
+            listen = %settings.listen.map_or_else(|| "-".to_string(), |l| l.to_string()),
+            advertised = %format!("{}:{}", settings.advertised_host, settings.advertised_port),
+            controller_listener = %layout.controller_listener.map_or_else(|| "-".to_string(), |l| l.to_string()),
+            shards,
+            data_dir = %data_dir.display(),
+            clean_start = clean,
+            "sluice is ready to serve"
+        );
+    }
     let mut all_clean = true;
     for executor in executors {
         match executor.join() {
@@ -212,6 +308,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             }
         }
     }
+    if let Some(reason) = fatal.lock().map(|f| f.clone()).unwrap_or(None) {
+        bail!("{reason}");
+    }
     if all_clean {
         write_clean_shutdown_marker(&data_dir).context("writing the clean-shutdown marker")?;
         tracing::info!("clean shutdown");
@@ -223,19 +322,62 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 
 async fn wait_for(flag: impl Fn() -> bool) {
     while !flag() {
-        glommio::timer::sleep(Duration::from_millis(50)).await;
+        glommio::timer::sleep(Duration::from_millis(20)).await;
     }
 }
 
+/// Shard 0's control plane: the node, its peer transport, the controller listener and the publisher.
+fn start_control_plane(shard: &Rc<Shard>, startup: &Startup) -> anyhow::Result<Rc<ClusterNode>> {
+    let peers = startup
+        .node
+        .voters
+        .iter()
+        .filter(|v| v.node_id != startup.node.node_id)
+        .map(|v| {
+            let addr = std::net::ToSocketAddrs::to_socket_addrs(&(v.host.as_str(), v.port))
+                .ok()
+                .and_then(|mut a| a.next())
+                .with_context(|| format!("controller.quorum.voters: cannot resolve {}:{}", v.host, v.port))?;
+            Ok((v.node_id, addr))
+        })
+        .collect::<anyhow::Result<BTreeMap<_, _>>>()?;
+    let transport = PeerClient::new(peers);
+    let (fatal_slot, stop) = (startup.fatal.clone(), startup.stop.clone());
+    let fatal = Rc::new(move |reason: String| {
+        tracing::error!(%reason, "stopping");
+        if let Ok(mut slot) = fatal_slot.lock() {
+            slot.get_or_insert(reason);
+        }
+        stop.store(true, Ordering::SeqCst);
+    });
+    let node = ClusterNode::start(
+        startup.node.clone(),
+        startup.identity.clone(),
+        shard.manager.clone(),
+        transport.clone(),
+        fatal,
+    );
+    let service: Rc<dyn PeerService> = node.clone();
+    transport.set_service(Rc::downgrade(&service) as Weak<dyn PeerService>);
+    if let Some(listen) = startup.controller_listener {
+        let listener = bind_listener(listen).with_context(|| format!("controller listener on {listen}"))?;
+        let stop = startup.stop.clone();
+        glommio::spawn_local(async move {
+            sluice_net::peer::server::serve(listener, service, wait_for(move || stop.load(Ordering::SeqCst))).await;
+        })
+        .detach();
+    }
+    shard.set_cluster(node.clone());
+    spawn_publisher(shard, node.clone());
+    Ok(node)
+}
+
 async fn shard_main(
-    settings: Arc<BrokerSettings>,
-    clean: bool,
+    startup: Startup,
     mesh: MeshBuilder<Envelope, glommio::channels::channel_mesh::Full>,
-    stop: Arc<AtomicBool>,
-    ready: mpsc::Sender<Result<usize, String>>,
-    started: Arc<AtomicUsize>,
-    finished: Arc<AtomicUsize>,
 ) -> anyhow::Result<()> {
+    let settings = startup.settings.clone();
+    let stop = startup.stop.clone();
     let (senders, receivers) = if settings.shards > 1 {
         let (senders, receivers) =
             mesh.join().await.map_err(|error| anyhow::anyhow!("joining the shard mesh failed: {error}"))?;
@@ -254,7 +396,7 @@ async fn shard_main(
         ..ManagerOptions::default()
     }
     .with_prewrite_window(prewrite_window_bytes.max(0) as u64);
-    let manager = LogManager::new(&settings.data_dir, options, clean);
+    let manager = LogManager::new(&settings.data_dir, options, startup.clean);
     // The partitions this start opens sync what their recovery wrote with one syncfs, below, not one by one.
     manager.defer_recovery_sync();
     manager.spawn_background();
@@ -264,20 +406,21 @@ async fn shard_main(
             glommio::spawn_local(shard.clone().serve_peer(receivers.clone(), peer)).detach();
         }
     }
-    if id == 0 {
-        let local = BrokerInfo {
-            node_id: settings.node_id,
-            host: settings.advertised_host.clone(),
-            port: settings.advertised_port,
-            rack: None,
-        };
-        let controller = Rc::new(Controller::open(&manager, local).await.context("opening the metadata log")?);
-        shard.set_controller(controller.clone());
-        shard.ensure_internal_topics(&controller).await.context("creating __consumer_offsets")?;
-        shard.publish(controller.image()).await;
-    } else {
-        // Until this shard has opened its partitions of the first image, not just received it.
-        wait_for(|| shard.applied_version() > 0 || stop.load(Ordering::SeqCst)).await;
+    start_replicas(&shard);
+    let node = if id == 0 { Some(start_control_plane(&shard, &startup)?) } else { None };
+    // Until this node serves: its broker unfenced, so the image it publishes is caught up; other shards wait
+    // until they have applied one.
+    match &node {
+        Some(node) => wait_for(|| (node.serving() && shard.applied_version() > 0) || stop.load(Ordering::SeqCst)).await,
+        None => wait_for(|| shard.applied_version() > 0 || stop.load(Ordering::SeqCst)).await,
+    }
+    if stop.load(Ordering::SeqCst) && startup.fatal.lock().map(|f| f.is_some()).unwrap_or(false) {
+        if let Some(node) = &node {
+            node.stop();
+        }
+        let _ = manager.shutdown().await;
+        let reason = startup.fatal.lock().ok().and_then(|f| f.clone()).unwrap_or_default();
+        bail!("{reason}");
     }
     shard.set_aside_orphans().await;
     if manager.sync_recovered().await.context("making the recovered logs durable")? {
@@ -287,24 +430,43 @@ async fn shard_main(
     if id == 0 {
         spawn_memory_trim();
     }
-    let listener =
-        bind_listener(settings.listen).with_context(|| format!("shard {id}: listening on {}", settings.listen))?;
+    let listener = match settings.listen {
+        Some(listen) => Some(bind_listener(listen).with_context(|| format!("shard {id}: listening on {listen}"))?),
+        None => None,
+    };
     let limits = ConnectionLimits::from_shard(&shard);
-    let _ = ready.send(Ok(id));
-    // Accept only once every shard has opened its partitions. Until then connections wait in the backlog:
-    // a shard that accepted early would answer metadata for partitions another shard had not opened yet.
-    started.fetch_add(1, Ordering::SeqCst);
-    wait_for(|| started.load(Ordering::SeqCst) >= settings.shards || stop.load(Ordering::SeqCst)).await;
+    let _ = startup.ready.send(Ok(id));
+    // Accept only once every shard is ready. Until then connections wait in the backlog: a shard that
+    // accepted early would answer metadata for partitions another shard had not opened yet.
+    startup.started.fetch_add(1, Ordering::SeqCst);
+    wait_for(|| startup.started.load(Ordering::SeqCst) >= settings.shards || stop.load(Ordering::SeqCst)).await;
     let stop_requested = {
         let stop = stop.clone();
         async move { wait_for(|| stop.load(Ordering::SeqCst)).await }
     };
-    accept_loop(shard.clone(), listener, limits, stop_requested).await;
+    match listener {
+        Some(listener) => accept_loop(shard.clone(), listener, limits, stop_requested).await,
+        None => stop_requested.await,
+    }
     tracing::info!(shard = id, connections = shard.connections.get(), "stopping");
+    if let Some(node) = &node {
+        // Leaderships move away first, while this broker still serves the requests it has.
+        if let Some(lifecycle) = node.lifecycle().filter(|_| !startup.node.voters.is_empty()) {
+            if lifecycle.controlled_shutdown(CONTROLLED_SHUTDOWN_TIMEOUT).await {
+                tracing::info!("controlled shutdown: leaderships moved");
+            } else {
+                tracing::warn!("controlled shutdown did not finish in time; stopping anyway");
+            }
+        }
+        startup.handed_over.store(true, Ordering::SeqCst);
+        node.stop();
+    } else {
+        wait_for(|| startup.handed_over.load(Ordering::SeqCst)).await;
+    }
     let result = manager.shutdown().await.context("closing the logs");
     // Stay up (answering peers) until every shard has closed its logs.
-    finished.fetch_add(1, Ordering::SeqCst);
-    wait_for(|| finished.load(Ordering::SeqCst) >= settings.shards).await;
+    startup.finished.fetch_add(1, Ordering::SeqCst);
+    wait_for(|| startup.finished.load(Ordering::SeqCst) >= settings.shards).await;
     result
 }
 

@@ -6,7 +6,8 @@
 pub use kafka_protocol::error::ResponseError;
 use sluice_engine::{BatchError, EngineError, SequenceError};
 use sluice_replication::config::ConfigError;
-use sluice_replication::controller::ControllerError;
+use sluice_replication::controller::commands::{AdminError, AdminErrorKind};
+use sluice_replication::replica::ReplicaError;
 
 /// No error.
 pub const NONE: i16 = 0;
@@ -57,14 +58,56 @@ pub fn config_error(error: &ConfigError) -> ResponseError {
     }
 }
 
-pub fn controller_error(error: &ControllerError) -> ResponseError {
+/// The Kafka error for a controller's refusal.
+pub fn admin_error(error: &AdminError) -> ResponseError {
+    match error.kind {
+        AdminErrorKind::TopicAlreadyExists => ResponseError::TopicAlreadyExists,
+        AdminErrorKind::InvalidTopic => ResponseError::InvalidTopicException,
+        AdminErrorKind::InvalidPartitions => ResponseError::InvalidPartitions,
+        AdminErrorKind::InvalidReplicationFactor => ResponseError::InvalidReplicationFactor,
+        AdminErrorKind::InvalidReplicaAssignment => ResponseError::InvalidReplicaAssignment,
+        AdminErrorKind::InvalidConfig => ResponseError::InvalidConfig,
+        AdminErrorKind::InvalidRequest => ResponseError::InvalidRequest,
+        AdminErrorKind::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
+        AdminErrorKind::UnknownTopicId => ResponseError::UnknownTopicId,
+        AdminErrorKind::TopicDeletionDisabled => ResponseError::TopicDeletionDisabled,
+        // The request could not reach a controller in time: the client retries, as Kafka's do.
+        AdminErrorKind::NotController | AdminErrorKind::Unavailable => ResponseError::RequestTimedOut,
+        AdminErrorKind::StaleBrokerEpoch => ResponseError::StaleBrokerEpoch,
+        AdminErrorKind::DuplicateBrokerRegistration => ResponseError::DuplicateBrokerRegistration,
+        AdminErrorKind::InconsistentClusterId | AdminErrorKind::StaleDirectory => ResponseError::InconsistentClusterId,
+        AdminErrorKind::FencedLeaderEpoch => ResponseError::FencedLeaderEpoch,
+        AdminErrorKind::InvalidUpdateVersion => ResponseError::InvalidUpdateVersion,
+        AdminErrorKind::IneligibleReplica => ResponseError::IneligibleReplica,
+        AdminErrorKind::NotLeaderOrFollower => ResponseError::NotLeaderOrFollower,
+        AdminErrorKind::NoReassignmentInProgress => ResponseError::NoReassignmentInProgress,
+        AdminErrorKind::Storage => ResponseError::KafkaStorageError,
+    }
+}
+
+/// The Kafka error a leader answers a follower's fetch with.
+pub fn replica_error(error: ReplicaError) -> ResponseError {
     match error {
-        ControllerError::Engine(inner) => match engine_error(inner) {
-            ResponseError::KafkaStorageError => ResponseError::KafkaStorageError,
-            _ => ResponseError::UnknownServerError,
-        },
-        ControllerError::Corrupt { .. } => ResponseError::KafkaStorageError,
-        ControllerError::Closed => ResponseError::NotController,
+        ReplicaError::NotLeader => ResponseError::NotLeaderOrFollower,
+        ReplicaError::FencedLeaderEpoch => ResponseError::FencedLeaderEpoch,
+        ReplicaError::UnknownLeaderEpoch => ResponseError::UnknownLeaderEpoch,
+        ReplicaError::OffsetOutOfRange => ResponseError::OffsetOutOfRange,
+        ReplicaError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
+        ReplicaError::Storage => ResponseError::KafkaStorageError,
+        ReplicaError::Other(code) => ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError),
+    }
+}
+
+/// What a follower makes of a leader's error code.
+pub fn replica_error_from_code(code: i16) -> ReplicaError {
+    match ResponseError::try_from_code(code) {
+        Some(ResponseError::NotLeaderOrFollower) => ReplicaError::NotLeader,
+        Some(ResponseError::FencedLeaderEpoch) => ReplicaError::FencedLeaderEpoch,
+        Some(ResponseError::UnknownLeaderEpoch) => ReplicaError::UnknownLeaderEpoch,
+        Some(ResponseError::OffsetOutOfRange) => ReplicaError::OffsetOutOfRange,
+        Some(ResponseError::UnknownTopicOrPartition) => ReplicaError::UnknownTopicOrPartition,
+        Some(ResponseError::KafkaStorageError) => ReplicaError::Storage,
+        _ => ReplicaError::Other(code),
     }
 }
 

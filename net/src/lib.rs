@@ -9,13 +9,20 @@
 //! are hand-written for zero copy); [`groups`] is the group coordinator; [`shard`] is the per-core context and
 //! cross-shard calls; [`response`] sends responses, file slices by `sendfile`; [`client`] is the small Kafka
 //! client the CLI and the load generator use.
+//!
+//! The cluster's transports are here too, as `replication` defines them: [`peer`] carries the controller
+//! listener's messages (Raft, controller commands, metadata fetches), [`replica_fetch`] sends followers'
+//! fetches as Kafka Fetch requests, and [`cluster`] wires them to each shard.
 
 pub mod client;
+pub mod cluster;
 pub mod error;
 pub mod framing;
 pub mod fuzz;
 pub mod groups;
 pub mod handlers;
+pub mod peer;
+pub mod replica_fetch;
 pub mod response;
 pub mod server;
 pub mod shard;

@@ -1,20 +1,27 @@
 //! A shard: one glommio executor pinned to a core, owning a set of partitions outright.
 //!
-//! Each shard holds its engine [`LogManager`], a read copy of the cluster metadata image, and a sender to every
-//! other shard. Work for a partition runs on its owner through [`Shard::run_on`]: the closure travels over a
-//! glommio channel mesh, runs there, and its result travels back. Nothing mutable is shared between shards
-//! and no borrow is held across an `.await`.
+//! Each shard holds its engine [`LogManager`], a read copy of the cluster metadata image, its
+//! [`ReplicaManager`] (the leaders and followers of the partitions it owns), its part of the group
+//! coordinator, and a sender to every other shard. Work for a partition runs on its owner through
+//! [`Shard::run_on`]: the closure travels over a glommio channel mesh, runs there, and its result travels
+//! back. Nothing mutable is shared between shards and no borrow is held across an `.await`.
 //!
 //! **Invariant:** one owner shard per partition, `owner_shard(topic, partition)`. Only the owner opens, appends
 //! to and reads a partition's log; a shard that opens or is asked for a partition it does not own asserts.
 //!
-//! Shard 0 also runs the [`Controller`], the single writer of the metadata log. After a commit it publishes
-//! the new image to every shard ([`Shard::publish`]) and waits until each has opened, reconfigured or deleted
-//! the partitions it owns, so an admin request is answered only once its effect is visible everywhere.
+//! Shard 0 also runs this node's control plane ([`ClusterNode`]): the controller quorum member, the broker's
+//! registration and heartbeats, and the metadata it applies. Each newly applied image is published to every
+//! shard ([`Shard::publish`]), which opens, reconfigures or deletes its partitions and moves leaderships
+//! before it reports the image applied. Admin requests go to the active controller through shard 0
+//! ([`Shard::controller_call`]) and are answered once every shard has applied their change, so the client's
+//! next request sees it.
+//!
+//! **Leadership is checked in one place**, [`Shard::leader_log`]: produce, fetch, ListOffsets,
+//! OffsetForLeaderEpoch and DeleteRecords go through it.
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -26,28 +33,32 @@ use std::time::Duration;
 use futures::channel::oneshot;
 use futures::stream::{self, StreamExt};
 use glommio::channels::channel_mesh::{Receivers, Senders};
-use sluice_engine::{LogManager, PartitionLog, TopicPartition};
-use sluice_replication::config::{broker, EffectiveConfig, StaticConfig};
-use sluice_replication::controller::{new_topic_id, Controller, ControllerError, WriteGuard};
-use sluice_replication::metadata::{
-    owner_shard, ClusterImage, MetadataRecord, NodeId, PartitionImage, SharedImage, METADATA_TOPIC,
-};
-
-use crate::groups::{Coordinator, GroupConfig, OFFSETS_TOPIC};
+use sluice_engine::watch::OffsetWatch;
+use sluice_engine::{LeaderEpoch, LogManager, PartitionLog, TopicPartition};
+use sluice_replication::config::{broker, topic, EffectiveConfig, StaticConfig};
+use sluice_replication::controller::commands::{AdminError, AdminErrorKind, ControllerRequest, ControllerResponse};
+use sluice_replication::metadata::{owner_shard, ClusterImage, NodeId, SharedImage, METADATA_TOPIC};
+use sluice_replication::node::ClusterNode;
+use sluice_replication::replica::{LeaderState, ReplicaManager};
 
 use crate::error::ResponseError;
+use crate::groups::{Coordinator, GroupConfig, OFFSETS_TOPIC};
 
 /// What every shard knows about the broker it is part of. Immutable after startup.
 #[derive(Debug, Clone)]
 pub struct BrokerSettings {
     pub node_id: NodeId,
-    pub listen: SocketAddr,
+    /// The client listener (absent on a node that is only a controller).
+    pub listen: Option<SocketAddr>,
     pub advertised_host: String,
     pub advertised_port: i32,
     pub data_dir: PathBuf,
     pub shards: usize,
     pub static_config: StaticConfig,
 }
+
+/// How long an admin request waits for the active controller.
+pub const CONTROLLER_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 type Job = Box<dyn FnOnce(Rc<Shard>) -> Pin<Box<dyn Future<Output = Box<dyn Any + Send>>>> + Send>;
 
@@ -65,15 +76,20 @@ pub struct Shard {
     mesh: Option<Senders<Envelope>>,
     pending: RefCell<HashMap<u64, oneshot::Sender<Box<dyn Any + Send>>>>,
     next_call_id: Cell<u64>,
-    controller: RefCell<Option<Rc<Controller>>>,
+    /// This node's control plane; on shard 0 only.
+    cluster: RefCell<Option<Rc<ClusterNode>>>,
+    /// Leaders and followers of the partitions this shard owns.
+    replicas: RefCell<Option<Rc<ReplicaManager>>>,
     /// Open client connections on this shard.
     pub connections: Cell<usize>,
-    /// Groups whose `__consumer_offsets` partition this shard owns.
+    /// Groups whose `__consumer_offsets` partition this shard owns and this broker leads.
     pub coordinator: Rc<Coordinator>,
-    /// `__consumer_offsets` partitions already loaded into the coordinator.
-    loaded_offsets_partitions: RefCell<HashSet<i32>>,
-    /// Version of the last image whose partitions this shard finished opening (0: none yet).
-    applied_version: Cell<i64>,
+    /// Version of the last image this shard finished applying (0: none yet).
+    applied: OffsetWatch,
+    /// On shard 0: version of the last image every shard has applied.
+    published: OffsetWatch,
+    /// Producer ids this broker may hand out: the rest of a block the controller allocated (shard 0).
+    producer_ids: Cell<(i64, i64)>,
 }
 
 /// Partitions opened concurrently when an image arrives.
@@ -98,7 +114,6 @@ impl Shard {
         };
         Rc::new(Shard {
             coordinator: Coordinator::new(group_config),
-            loaded_offsets_partitions: RefCell::new(HashSet::new()),
             id,
             settings,
             manager,
@@ -106,9 +121,12 @@ impl Shard {
             mesh,
             pending: RefCell::new(HashMap::new()),
             next_call_id: Cell::new(0),
-            controller: RefCell::new(None),
+            cluster: RefCell::new(None),
+            replicas: RefCell::new(None),
             connections: Cell::new(0),
-            applied_version: Cell::new(0),
+            applied: OffsetWatch::new(0),
+            published: OffsetWatch::new(0),
+            producer_ids: Cell::new((0, 0)),
         })
     }
 
@@ -120,24 +138,55 @@ impl Shard {
         self.image.borrow().clone()
     }
 
-    /// Version of the last image this shard has fully applied: its partitions opened, configs set. The image
-    /// itself ([`Shard::image`]) is installed before that work starts.
+    /// Version of the last image this shard has fully applied: its partitions opened, configs set, leaders and
+    /// followers in place. The image itself ([`Shard::image`]) is installed before that work starts.
     pub fn applied_version(&self) -> i64 {
-        self.applied_version.get()
+        self.applied.get()
     }
 
-    pub fn set_controller(&self, controller: Rc<Controller>) {
-        *self.controller.borrow_mut() = Some(controller);
+    /// Waits until this shard has applied the metadata entry `version`, or `timeout` passes.
+    pub async fn wait_applied(&self, version: i64, timeout: Duration) -> bool {
+        let wait = self.applied.wait_for(version);
+        let timer = glommio::timer::sleep(timeout);
+        futures::pin_mut!(wait);
+        futures::pin_mut!(timer);
+        matches!(futures::future::select(wait, timer).await, futures::future::Either::Left((Ok(()), _)))
     }
 
-    /// The controller; present on shard 0 only.
-    pub fn controller(&self) -> Option<Rc<Controller>> {
-        self.controller.borrow().clone()
+    pub fn node_id(&self) -> NodeId {
+        self.settings.node_id
     }
 
-    /// Runs `f` with the broker configuration in effect (static values plus the image's dynamic ones).
+    /// Shard 0's control plane.
+    pub fn set_cluster(&self, node: Rc<ClusterNode>) {
+        *self.cluster.borrow_mut() = Some(node);
+    }
+
+    /// This node's control plane; present on shard 0 only.
+    pub fn cluster(&self) -> Option<Rc<ClusterNode>> {
+        self.cluster.borrow().clone()
+    }
+
+    pub fn set_replicas(&self, replicas: Rc<ReplicaManager>) {
+        *self.replicas.borrow_mut() = Some(replicas);
+    }
+
+    /// This shard's replica manager (set before the shard serves).
+    pub fn replicas(&self) -> Option<Rc<ReplicaManager>> {
+        self.replicas.borrow().clone()
+    }
+
+    /// Runs `f` with the broker configuration in effect: static values, the cluster-wide dynamic ones, and this
+    /// broker's own dynamic ones over them.
     pub fn with_config<R>(&self, image: &ClusterImage, f: impl FnOnce(EffectiveConfig<'_>) -> R) -> R {
-        f(EffectiveConfig { static_config: &self.settings.static_config, dynamic: &image.broker_configs })
+        match image.node_configs.get(&self.settings.node_id) {
+            Some(own) => {
+                let mut merged = image.broker_configs.clone();
+                merged.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+                f(EffectiveConfig { static_config: &self.settings.static_config, dynamic: &merged })
+            }
+            None => f(EffectiveConfig { static_config: &self.settings.static_config, dynamic: &image.broker_configs }),
+        }
     }
 
     pub fn owner(&self, topic: &str, partition: i32) -> usize {
@@ -170,18 +219,92 @@ impl Shard {
         }
     }
 
-    /// Kafka's leader-epoch fencing: an older epoch than the leader's is fenced, a newer one is unknown here.
-    pub fn check_leader_epoch(&self, topic: &str, partition: i32, current: i32) -> Option<ResponseError> {
+    /// The one leadership check: the partition's log and its leader state when this broker leads it, or the
+    /// error a client should see (NOT_LEADER_OR_FOLLOWER when another broker leads it or none does).
+    pub fn leader_log(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(Rc<PartitionLog>, Rc<LeaderState>), ResponseError> {
+        let log = self.local_log(topic, partition)?;
+        let leader = self
+            .replicas()
+            .and_then(|replicas| replicas.get(log.topic_partition()))
+            .and_then(|replica| replica.leader())
+            .ok_or(ResponseError::NotLeaderOrFollower)?;
+        Ok((log, leader))
+    }
+
+    /// Kafka's leader-epoch fencing against this leader's epoch: an older epoch than the leader's is fenced, a
+    /// newer one is unknown here (the client saw newer metadata than this broker has applied).
+    pub fn check_leader_epoch(&self, leader: &LeaderState, current: i32) -> Option<ResponseError> {
         if current < 0 {
             return None;
         }
-        let image = self.image();
-        let epoch = image.partition(topic, partition)?.leader_epoch;
-        match current.cmp(&epoch) {
+        match current.cmp(&leader.leader_epoch()) {
             std::cmp::Ordering::Less => Some(ResponseError::FencedLeaderEpoch),
             std::cmp::Ordering::Greater => Some(ResponseError::UnknownLeaderEpoch),
             std::cmp::Ordering::Equal => None,
         }
+    }
+
+    /// Runs a command on the active controller (through shard 0's client, wherever the controller is) and waits
+    /// until every shard of this broker has applied its change, so the client's next request sees it whichever
+    /// shard it reaches.
+    pub async fn controller_call(
+        self: &Rc<Self>,
+        request: ControllerRequest,
+    ) -> Result<ControllerResponse, AdminError> {
+        self.run_on(0, move |shard| async move {
+            let committed = match shard.cluster() {
+                Some(node) => node.client().call(request, CONTROLLER_CALL_TIMEOUT).await?,
+                None => return Err(AdminError::new(AdminErrorKind::NotController, "the control plane is not running")),
+            };
+            if !shard.wait_published(committed.metadata_offset, CONTROLLER_CALL_TIMEOUT).await {
+                tracing::warn!(offset = committed.metadata_offset, "a committed change was not applied here in time");
+            }
+            Ok(committed.response)
+        })
+        .await
+    }
+
+    /// On shard 0: waits until every shard has applied the metadata entry `version`, or `timeout` passes.
+    pub async fn wait_published(&self, version: i64, timeout: Duration) -> bool {
+        let wait = self.published.wait_for(version);
+        let timer = glommio::timer::sleep(timeout);
+        futures::pin_mut!(wait);
+        futures::pin_mut!(timer);
+        matches!(futures::future::select(wait, timer).await, futures::future::Either::Left((Ok(()), _)))
+    }
+
+    /// A new producer id (KIP-98), from a block the controller allocated to this broker; a new block is asked
+    /// for when one runs out. Ids are never reused: each block's end is committed before any id is handed out.
+    pub async fn allocate_producer_id(self: &Rc<Self>) -> Result<i64, AdminError> {
+        self.run_on(0, |shard| async move {
+            loop {
+                let (next, end) = shard.producer_ids.get();
+                if next < end {
+                    shard.producer_ids.set((next + 1, end));
+                    return Ok(next);
+                }
+                match shard.controller_call(ControllerRequest::AllocateProducerIds).await? {
+                    ControllerResponse::ProducerIds { first, count } => {
+                        let (next, end) = shard.producer_ids.get();
+                        // Another caller may have got a block meanwhile: the newer one wins, the rest is skipped.
+                        if next >= end || first >= end {
+                            shard.producer_ids.set((first, first + count));
+                        }
+                    }
+                    other => {
+                        return Err(AdminError::new(
+                            AdminErrorKind::Unavailable,
+                            format!("unexpected answer {other:?}"),
+                        ))
+                    }
+                }
+            }
+        })
+        .await
     }
 
     /// Runs `f` on shard `target` and returns its result. Local calls run inline; remote ones travel over the
@@ -237,31 +360,21 @@ impl Shard {
         }
     }
 
-    /// Commits `records` through the controller, releases its write lock, and publishes the new image to
-    /// every shard: the tail of every admin change. Returns the committed image.
-    pub async fn commit_and_publish(
-        self: &Rc<Self>,
-        controller: &Controller,
-        guard: WriteGuard,
-        records: Vec<MetadataRecord>,
-    ) -> Result<SharedImage, ControllerError> {
-        let image = controller.commit(&guard, records).await?;
-        drop(guard);
-        self.publish(image.clone()).await;
-        Ok(image)
-    }
-
     /// Sends `image` to every shard and waits until each has applied it.
     pub async fn publish(self: &Rc<Self>, image: SharedImage) {
+        let version = image.version;
         let calls = (0..self.shards()).map(|target| {
             let image = image.clone();
             self.run_on(target, move |shard| async move { shard.apply_image(image).await })
         });
         futures::future::join_all(calls).await;
+        self.published.advance(version);
     }
 
-    /// Installs a new image: deletes the logs of topics that are gone (or were recreated under a new id),
-    /// opens the partitions this shard now owns, and applies changed configs live.
+    /// Installs a new image: deletes the logs of partitions this broker no longer replicates (topics deleted or
+    /// recreated, replicas reassigned away), opens those it now replicates, applies changed configs live,
+    /// makes each replica a leader or a follower, and loads or unloads the consumer groups of the
+    /// `__consumer_offsets` partitions whose leadership moved.
     pub async fn apply_image(self: &Rc<Self>, image: SharedImage) {
         let old = self.image.replace(image.clone());
         if old.version > image.version {
@@ -269,96 +382,115 @@ impl Shard {
             *self.image.borrow_mut() = old;
             return;
         }
+        let node = self.node_id();
         let removed: Vec<TopicPartition> = old
-            .topics
-            .values()
-            .filter(|topic| image.topic(&topic.name).is_none_or(|new| new.topic_id != topic.topic_id))
-            .flat_map(|topic| (0..topic.partitions.len() as i32).map(|p| TopicPartition::new(topic.name.clone(), p)))
+            .partitions()
+            .map(|(topic, partition, _)| TopicPartition::new(topic, partition))
             .filter(|tp| self.owner(&tp.topic, tp.partition) == self.id)
+            .filter(|tp| {
+                let recreated = match (old.topic(&tp.topic), image.topic(&tp.topic)) {
+                    (Some(before), Some(now)) => before.topic_id != now.topic_id,
+                    _ => false,
+                };
+                let kept = image.partition(&tp.topic, tp.partition).is_some_and(|p| p.replicas.contains(&node));
+                recreated || !kept
+            })
             .collect();
         for tp in removed {
+            if self.manager.get(&tp).is_none() && self.manager.offline_reason(&tp).is_none() {
+                continue;
+            }
+            if tp.topic == OFFSETS_TOPIC {
+                self.coordinator.unload_partition(tp.partition);
+            }
             if let Err(error) = self.manager.delete_log(&tp).await {
-                tracing::error!(partition = %tp.dir_name(), %error, "deleting a partition of a deleted topic failed");
+                tracing::error!(partition = %tp.dir_name(), %error, "deleting a partition this broker no longer holds failed");
             }
         }
         let mut to_open = Vec::new();
-        for topic in image.topics.values() {
-            let config = self.with_config(&image, |config| config.log_config(&topic.configs));
-            for partition in 0..topic.partitions.len() as i32 {
-                if self.owner(&topic.name, partition) != self.id {
+        let mut logs = Vec::new();
+        for topic_image in image.topics.values() {
+            let (config, min_isr) = self.with_config(&image, |config| {
+                (
+                    config.log_config(&topic_image.configs),
+                    config.topic(&topic_image.configs, topic::MIN_INSYNC_REPLICAS),
+                )
+            });
+            let min_isr = usize::try_from(min_isr).unwrap_or(1);
+            for (partition, state) in topic_image.partitions.iter().enumerate() {
+                let partition = partition as i32;
+                if self.owner(&topic_image.name, partition) != self.id || !state.replicas.contains(&node) {
                     continue;
                 }
-                let tp = TopicPartition::new(topic.name.clone(), partition);
+                let tp = TopicPartition::new(topic_image.name.clone(), partition);
                 match self.manager.get(&tp) {
-                    Some(log) if log.config() != config => log.set_config(config.clone()),
-                    Some(_) => {}
+                    Some(log) => {
+                        if log.config() != config {
+                            log.set_config(config.clone());
+                        }
+                        logs.push((log, min_isr));
+                    }
                     None if self.manager.offline_reason(&tp).is_some() => {}
-                    None => to_open.push((tp, config.clone())),
+                    None => to_open.push((tp, config.clone(), min_isr)),
                 }
             }
         }
         let manager = self.manager.clone();
-        stream::iter(to_open)
-            .for_each_concurrent(OPEN_CONCURRENCY, |(tp, config)| {
+        let opened: Vec<(Rc<PartitionLog>, usize)> = stream::iter(to_open)
+            .map(|(tp, config, min_isr)| {
                 let manager = manager.clone();
                 self.assert_owner(&tp.topic, tp.partition);
                 async move {
                     match manager.open_log(&tp, config).await {
-                        Ok(log) => log.set_high_watermark_follows_durable(true),
+                        Ok(log) => Some((log, min_isr)),
                         Err(error) => {
-                            tracing::error!(partition = %tp.dir_name(), %error, "partition is offline")
+                            tracing::error!(partition = %tp.dir_name(), %error, "partition is offline");
+                            None
                         }
                     }
                 }
             })
+            .buffer_unordered(OPEN_CONCURRENCY)
+            .filter_map(|opened| async move { opened })
+            .collect()
             .await;
+        logs.extend(opened);
+        if let Some(replicas) = self.replicas() {
+            replicas.apply_image(image.clone(), logs).await;
+        }
         self.load_group_partitions(&image).await;
-        self.applied_version.set(self.applied_version.get().max(image.version));
+        self.applied.advance(image.version);
     }
 
-    /// Loads the `__consumer_offsets` partitions this shard owns and has not loaded yet into its coordinator.
+    /// Loads the groups of the `__consumer_offsets` partitions this shard owns and this broker now leads, and
+    /// unloads those whose leadership moved away.
     async fn load_group_partitions(&self, image: &ClusterImage) {
-        let Some(topic) = image.topic(OFFSETS_TOPIC) else { return };
-        self.coordinator.set_offsets_partitions(topic.partitions.len() as i32);
-        for partition in 0..topic.partitions.len() as i32 {
-            if self.owner(OFFSETS_TOPIC, partition) != self.id
-                || self.loaded_offsets_partitions.borrow().contains(&partition)
-            {
+        let Some(offsets) = image.topic(OFFSETS_TOPIC) else { return };
+        self.coordinator.set_offsets_partitions(offsets.partitions.len() as i32);
+        for partition in 0..offsets.partitions.len() as i32 {
+            if self.owner(OFFSETS_TOPIC, partition) != self.id {
                 continue;
             }
-            let Some(log) = self.manager.get(&TopicPartition::new(OFFSETS_TOPIC, partition)) else { continue };
-            match self.coordinator.load_partition(partition, log).await {
-                Ok(records) => {
-                    self.loaded_offsets_partitions.borrow_mut().insert(partition);
-                    if records > 0 {
-                        tracing::info!(shard = self.id, partition, records, "loaded consumer groups");
+            let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
+            let leader = self
+                .replicas()
+                .and_then(|r| r.get(&tp))
+                .and_then(|replica| replica.leader().map(|leader| (replica.log.clone(), leader.leader_epoch())));
+            let held = self.coordinator.holds_partition(partition);
+            match leader {
+                Some((log, epoch)) if !held => {
+                    match self.coordinator.load_partition(partition, log, LeaderEpoch(epoch)).await {
+                        Ok(records) if records > 0 => {
+                            tracing::info!(shard = self.id, partition, records, "loaded consumer groups")
+                        }
+                        Ok(_) => {}
+                        Err(error) => tracing::error!(partition, %error, "could not load consumer groups"),
                     }
                 }
-                Err(error) => tracing::error!(partition, %error, "could not load consumer groups"),
+                None if held => self.coordinator.unload_partition(partition),
+                _ => {}
             }
         }
-    }
-
-    /// Creates `__consumer_offsets` on first start (shard 0, with the controller).
-    pub async fn ensure_internal_topics(self: &Rc<Self>, controller: &Controller) -> Result<(), ControllerError> {
-        let image = controller.image();
-        if image.topic(OFFSETS_TOPIC).is_some() {
-            return Ok(());
-        }
-        let partitions = self.with_config(&image, |config| config.get(broker::OFFSETS_TOPIC_NUM_PARTITIONS)) as usize;
-        let configs = [("retention.ms", "-1"), ("segment.bytes", "104857600"), ("flush.policy", "always")]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let record = MetadataRecord::CreateTopic {
-            name: OFFSETS_TOPIC.to_string(),
-            topic_id: new_topic_id(),
-            partitions: vec![PartitionImage::new(vec![self.settings.node_id]); partitions],
-            configs,
-        };
-        let guard = controller.lock().await?;
-        controller.commit(&guard, vec![record]).await?;
-        Ok(())
     }
 
     /// Group housekeeping: session expiry every 100 ms, offset expiry and log trimming every
@@ -386,18 +518,24 @@ impl Shard {
         .detach();
     }
 
-    /// Partition directories on disk that this shard owns but the image does not know (a topic deleted just
-    /// before a crash): renamed aside with a warning, never opened and never silently deleted.
+    /// Partition directories on disk that this shard owns but this broker does not replicate in the image (a
+    /// topic deleted, or a replica moved away, just before a crash): renamed aside with a warning, never
+    /// opened and never silently deleted. Call it only once the broker has caught up with the metadata log,
+    /// or a partition created after the last applied entry would look orphaned.
     pub async fn set_aside_orphans(&self) {
         let image = self.image();
         let Ok(found) = sluice_engine::manager::discover_partitions(&self.settings.data_dir) else {
             return;
         };
+        let node = self.node_id();
         for tp in found {
             if tp.topic == METADATA_TOPIC || self.owner(&tp.topic, tp.partition) != self.id {
                 continue;
             }
-            if image.partition(&tp.topic, tp.partition).is_some() {
+            if image.partition(&tp.topic, tp.partition).is_some_and(|p| p.replicas.contains(&node)) {
+                continue;
+            }
+            if self.manager.get(&tp).is_some() {
                 continue;
             }
             let from = self.settings.data_dir.join(tp.dir_name());

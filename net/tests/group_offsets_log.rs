@@ -29,7 +29,7 @@ async fn coordinator(manager: &LogManager, retention_ms: i64) -> std::rc::Rc<Coo
         None => manager.open_log(&tp, log_config).await.unwrap(),
     };
     log.set_high_watermark_follows_durable(true);
-    coordinator.load_partition(0, log).await.unwrap();
+    coordinator.load_partition(0, log, sluice_engine::LeaderEpoch(0)).await.unwrap();
     coordinator
 }
 

@@ -46,8 +46,8 @@ impl Coordinator {
         {
             return JoinOutcome::error(ResponseError::InvalidSessionTimeout, &request.member_id);
         }
-        if self.log_for(&request.group_id).is_err() {
-            return JoinOutcome::error(ResponseError::NotCoordinator, &request.member_id);
+        if let Err(error) = self.log_for(&request.group_id) {
+            return JoinOutcome::error(error, &request.member_id);
         }
         if !request.member_id.is_empty() && self.group(&request.group_id).is_none() {
             return JoinOutcome::error(ResponseError::UnknownMemberId, &request.member_id);

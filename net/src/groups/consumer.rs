@@ -35,8 +35,8 @@ impl Coordinator {
         if request.group_id.is_empty() {
             return fail(ResponseError::InvalidGroupId, "empty group id");
         }
-        if self.log_for(&request.group_id).is_err() {
-            return fail(ResponseError::NotCoordinator, "");
+        if let Err(error) = self.log_for(&request.group_id) {
+            return fail(error, "");
         }
         if let Some(assignor) = &request.server_assignor {
             if !SUPPORTED_ASSIGNORS.contains(&assignor.as_str()) {

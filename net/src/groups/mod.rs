@@ -20,6 +20,6 @@ pub use consumer_state::{
 };
 pub use store::{RECORD_VERSION, SNAPSHOT_AFTER_RECORDS};
 pub use table::{
-    partition_for_group, CommittedOffset, Coordinator, Group, GroupConfig, GroupDescription, GroupResult, GroupState,
-    JoinOutcome, MemberDescription, SyncOutcome, OFFSETS_TOPIC,
+    partition_for_group, CommittedOffset, Coordinator, CoordinatorLog, Group, GroupConfig, GroupDescription,
+    GroupResult, GroupState, JoinOutcome, MemberDescription, SyncOutcome, OFFSETS_TOPIC,
 };

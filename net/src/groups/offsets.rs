@@ -117,8 +117,8 @@ impl Coordinator {
 
     /// DeleteGroups for one group: only an empty group, with all its offsets.
     pub async fn delete_group(&self, group_id: &str) -> Option<ResponseError> {
-        if self.log_for(group_id).is_err() {
-            return Some(ResponseError::NotCoordinator);
+        if let Err(error) = self.log_for(group_id) {
+            return Some(error);
         }
         let Some(group_rc) = self.group(group_id) else { return Some(ResponseError::GroupIdNotFound) };
         let records = {

@@ -11,7 +11,7 @@ use sluice_engine::batch::{self, BatchBuilder, RecordSpec};
 use sluice_engine::types::now_ms;
 use sluice_engine::{AppendMode, LeaderEpoch, Offset, PartitionLog};
 
-use super::table::{partition_for_group, CommittedOffset, Coordinator, Group, GroupResult};
+use super::table::{partition_for_group, CommittedOffset, Coordinator, CoordinatorLog, Group, GroupResult};
 use crate::error::ResponseError;
 
 /// Records in a coordinator partition after which its live state is rewritten and the rest deleted.
@@ -112,14 +112,27 @@ fn readable(version: u16, what: &'static str) -> bool {
 }
 
 impl Coordinator {
-    /// Takes over a `__consumer_offsets` partition: replays its records into groups.
+    /// Takes over a `__consumer_offsets` partition this broker now leads: replays its records into groups.
+    /// The whole log is read, up to its end: what a new leader holds beyond its high watermark was written
+    /// by the previous coordinator and commits with the next follower fetch. Meanwhile the partition's groups
+    /// answer COORDINATOR_LOAD_IN_PROGRESS.
     pub async fn load_partition(
         &self,
         partition: i32,
         log: Rc<PartitionLog>,
+        leader_epoch: LeaderEpoch,
     ) -> Result<usize, sluice_engine::EngineError> {
+        self.loading.borrow_mut().insert(partition);
+        let result = self.replay(&log).await;
+        self.loading.borrow_mut().remove(&partition);
+        let applied = result?;
+        self.logs.borrow_mut().insert(partition, CoordinatorLog { log, leader_epoch });
+        Ok(applied)
+    }
+
+    async fn replay(&self, log: &Rc<PartitionLog>) -> Result<usize, sluice_engine::EngineError> {
         let mut position = log.log_start_offset();
-        let end = log.high_watermark();
+        let end = log.log_end_offset();
         let mut applied = 0;
         while position < end {
             let bytes = log.read_bytes(position, 1 << 20, end).await?;
@@ -139,7 +152,6 @@ impl Coordinator {
                 }
             }
         }
-        self.logs.borrow_mut().insert(partition, log);
         Ok(applied)
     }
 
@@ -199,7 +211,7 @@ impl Coordinator {
         if records.is_empty() {
             return Ok(());
         }
-        let log = self.log_for(group_id)?;
+        let CoordinatorLog { log, leader_epoch } = self.log_for(group_id)?;
         let now = now_ms();
         let encoded: Vec<(Vec<u8>, Option<Vec<u8>>)> =
             records.iter().map(|(key, value)| (serde_json::to_vec(key).unwrap_or_default(), value.clone())).collect();
@@ -209,13 +221,10 @@ impl Coordinator {
         for (key, value) in &encoded {
             builder.push(&RecordSpec { key: Some(key), value: value.as_deref(), headers: &[], timestamp_ms: now });
         }
-        let info = log
-            .append(builder.finish(), AppendMode::Coordinator { leader_epoch: LeaderEpoch(0) })
-            .await
-            .map_err(|error| {
-                tracing::error!(group = group_id, %error, "writing to __consumer_offsets failed");
-                ResponseError::KafkaStorageError
-            })?;
+        let info = log.append(builder.finish(), AppendMode::Coordinator { leader_epoch }).await.map_err(|error| {
+            tracing::error!(group = group_id, %error, "writing to __consumer_offsets failed");
+            ResponseError::KafkaStorageError
+        })?;
         log.high_watermark_watch()
             .wait_for(info.last_offset.next().0)
             .await
@@ -226,7 +235,7 @@ impl Coordinator {
     /// Rewrites the live state of partitions that have grown past [`SNAPSHOT_AFTER_RECORDS`] and deletes
     /// everything before the rewrite.
     pub async fn trim(&self) {
-        let logs: Vec<(i32, Rc<PartitionLog>)> = self.logs.borrow().iter().map(|(p, l)| (*p, l.clone())).collect();
+        let logs: Vec<(i32, Rc<PartitionLog>)> = self.logs.borrow().iter().map(|(p, l)| (*p, l.log.clone())).collect();
         let partitions = self.offsets_partitions.get();
         for (partition, log) in logs {
             if log.log_end_offset().0 - log.log_start_offset().0 < SNAPSHOT_AFTER_RECORDS {

@@ -258,11 +258,20 @@ pub(super) fn parse_subscription_topics(metadata: &[u8]) -> Vec<String> {
     topics
 }
 
+/// A `__consumer_offsets` partition this shard leads, and the leader epoch its records are written in.
+#[derive(Debug, Clone)]
+pub struct CoordinatorLog {
+    pub log: Rc<PartitionLog>,
+    pub leader_epoch: sluice_engine::LeaderEpoch,
+}
+
 /// The groups of one shard, for the `__consumer_offsets` partitions it owns.
 pub struct Coordinator {
     pub(super) groups: RefCell<HashMap<String, Rc<RefCell<Group>>>>,
     /// Logs of the owned `__consumer_offsets` partitions, by partition.
-    pub(super) logs: RefCell<HashMap<i32, Rc<PartitionLog>>>,
+    pub(super) logs: RefCell<HashMap<i32, CoordinatorLog>>,
+    /// Partitions being loaded: their groups answer COORDINATOR_LOAD_IN_PROGRESS until the replay is done.
+    pub(super) loading: RefCell<std::collections::HashSet<i32>>,
     pub(super) config: RefCell<GroupConfig>,
     /// Partition count of `__consumer_offsets`.
     pub(super) offsets_partitions: Cell<i32>,
@@ -276,6 +285,7 @@ impl Coordinator {
         Rc::new(Coordinator {
             groups: RefCell::new(HashMap::new()),
             logs: RefCell::new(HashMap::new()),
+            loading: RefCell::new(std::collections::HashSet::new()),
             config: RefCell::new(config),
             offsets_partitions: Cell::new(1),
         })
@@ -297,9 +307,40 @@ impl Coordinator {
         self.groups.borrow_mut().entry(id.to_string()).or_insert_with(|| Rc::new(RefCell::new(Group::new(id)))).clone()
     }
 
-    pub(super) fn log_for(&self, group_id: &str) -> GroupResult<Rc<PartitionLog>> {
+    /// The log a group's records go to, with the leader epoch to write them in. NOT_COORDINATOR when this
+    /// broker does not lead the group's partition, COORDINATOR_LOAD_IN_PROGRESS while it is loading it.
+    pub(super) fn log_for(&self, group_id: &str) -> GroupResult<CoordinatorLog> {
         let partition = partition_for_group(group_id, self.offsets_partitions.get());
+        if self.loading.borrow().contains(&partition) {
+            return Err(ResponseError::CoordinatorLoadInProgress);
+        }
         self.logs.borrow().get(&partition).cloned().ok_or(ResponseError::NotCoordinator)
+    }
+
+    /// Whether this coordinator serves (or is loading) a `__consumer_offsets` partition.
+    pub fn holds_partition(&self, partition: i32) -> bool {
+        self.logs.borrow().contains_key(&partition) || self.loading.borrow().contains(&partition)
+    }
+
+    /// Gives up a partition whose leadership moved away: its groups leave this shard (their waiting members
+    /// are answered with errors as their channels close) and later requests get NOT_COORDINATOR.
+    pub fn unload_partition(&self, partition: i32) {
+        self.logs.borrow_mut().remove(&partition);
+        self.loading.borrow_mut().remove(&partition);
+        let partitions = self.offsets_partitions.get();
+        let gone: Vec<Rc<RefCell<Group>>> = {
+            let mut groups = self.groups.borrow_mut();
+            let ids: Vec<String> =
+                groups.keys().filter(|id| partition_for_group(id, partitions) == partition).cloned().collect();
+            ids.iter().filter_map(|id| groups.remove(id)).collect()
+        };
+        if !gone.is_empty() {
+            tracing::info!(
+                partition,
+                groups = gone.len(),
+                "unloaded consumer groups: the partition's leadership moved"
+            );
+        }
     }
 
     /// A consumer-protocol group's state, for ConsumerGroupDescribe.

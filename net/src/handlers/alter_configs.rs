@@ -1,11 +1,12 @@
-//! AlterConfigs (API 33), versions 0-2: replaces a topic's or this broker's whole override set, as Kafka's
-//! does (keys not named are removed). The change pipeline is in `config_changes.rs`.
+//! AlterConfigs (API 33), versions 0-2: replaces a topic's or a broker's whole override set, as Kafka's does
+//! (keys not named are removed). The change pipeline is in `config_changes.rs`.
 
 use std::rc::Rc;
 
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse, ApiKey};
 use kafka_protocol::protocol::VersionRange;
+use sluice_replication::controller::commands::ConfigOp;
 
 use super::api::{text, versions, Api};
 use super::config_changes::{apply, Change};
@@ -30,7 +31,13 @@ impl Api for AlterConfigs {
                 ops: resource
                     .configs
                     .into_iter()
-                    .map(|c| (c.name.to_string(), c.value.map(|v| v.to_string())))
+                    .map(|c| {
+                        let op = match c.value {
+                            Some(value) => ConfigOp::Set(value.to_string()),
+                            None => ConfigOp::Delete,
+                        };
+                        (c.name.to_string(), op)
+                    })
                     .collect(),
                 replace: true,
             })

@@ -1,5 +1,6 @@
 //! DeleteRecords (API 21), versions 0-2: moves a partition's log start offset forward (offset -1 means the
-//! high watermark) and deletes whole segments below it. Answered by each partition's owner shard.
+//! high watermark) and deletes whole segments below it. Answered by each partition's leader (on its owner
+//! shard); followers take the new log start offset from their next fetch.
 
 use std::rc::Rc;
 
@@ -35,8 +36,8 @@ impl Api for DeleteRecords {
                 shard.run_on(owner, move |owner| async move {
                     let result =
                         DeleteRecordsPartitionResult::default().with_partition_index(partition.partition_index);
-                    let log = match owner.local_log(&name, partition.partition_index) {
-                        Ok(log) => log,
+                    let log = match owner.leader_log(&name, partition.partition_index) {
+                        Ok((log, _)) => log,
                         Err(error) => return result.with_error_code(error.code()).with_low_watermark(-1),
                     };
                     let high_watermark = log.high_watermark();

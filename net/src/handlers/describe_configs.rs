@@ -54,8 +54,19 @@ fn topic_entries(config: EffectiveConfig<'_>, overrides: &BTreeMap<String, Strin
 
 fn broker_entries(shard: &Shard, config: EffectiveConfig<'_>) -> Vec<Entry> {
     let settings = &shard.settings;
+    // What the node runs with, whatever the file or flags said.
+    let listen = settings.listen.map_or_else(String::new, |listen| format!("PLAINTEXT://{listen}"));
+    let runtime = [
+        ("node.id", settings.node_id.to_string()),
+        ("broker.id", settings.node_id.to_string()),
+        ("log.dirs", settings.data_dir.display().to_string()),
+        ("listeners", listen),
+        ("advertised.listeners", format!("PLAINTEXT://{}:{}", settings.advertised_host, settings.advertised_port)),
+        ("num.shards", settings.shards.to_string()),
+    ];
     let mut entries: Vec<Entry> = BROKER_CONFIGS
         .iter()
+        .filter(|def| !runtime.iter().any(|(name, _)| *name == def.name))
         .map(|def| {
             let (value, source) = config.broker_value(def.name);
             Entry {
@@ -69,14 +80,6 @@ fn broker_entries(shard: &Shard, config: EffectiveConfig<'_>) -> Vec<Entry> {
             }
         })
         .collect();
-    let runtime = [
-        ("node.id", settings.node_id.to_string()),
-        ("broker.id", settings.node_id.to_string()),
-        ("log.dirs", settings.data_dir.display().to_string()),
-        ("listeners", format!("PLAINTEXT://{}", settings.listen)),
-        ("advertised.listeners", format!("PLAINTEXT://{}:{}", settings.advertised_host, settings.advertised_port)),
-        ("num.shards", settings.shards.to_string()),
-    ];
     for (name, value) in runtime {
         entries.push(Entry {
             name: name.to_string(),

@@ -1,11 +1,16 @@
-//! Fetch (API 1), versions 4-12: reads on the owner shards, long polls woken by the high watermark, and a
-//! hand-assembled response whose record sets are file slices sent with `sendfile(2)`.
+//! Fetch (API 1), versions 4-12: reads on the owner shards, long polls woken by the high watermark (or, for
+//! followers, the log end), and a hand-assembled response whose record sets are file slices sent with
+//! `sendfile(2)`: consumers and follower brokers alike get zero-copy reads of the leader's segments.
 //!
 //! Flow on the connection's shard: read every partition on its owner (each bounded by its
 //! `partition_max_bytes`), keep slices in request order while the total fits `max_bytes` (the first non-empty
 //! one always fits, KIP-74), and if fewer than `min_bytes` arrived, ask the owners to wait until any of those
 //! partitions' high watermark moves or `max_wait_ms` passes, then read again. Sessions are not kept: every
 //! answer carries session id 0, which tells clients to send full requests (KIP-227).
+//!
+//! A fetch with `replica_id` set is a follower's: only the leader answers it, the replication layer checks
+//! its leader epoch and last fetched epoch (answering `diverging_epoch` where the logs part) and records its
+//! progress, and it reads up to the log end rather than the high watermark.
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -30,6 +35,8 @@ pub struct PartitionRead {
     pub last_stable_offset: i64,
     pub log_start_offset: i64,
     pub slice: Option<FileSlice>,
+    /// For a follower whose log parts from the leader's: (epoch, end offset) to truncate to.
+    pub diverging_epoch: Option<(i32, i64)>,
 }
 
 impl PartitionRead {
@@ -40,6 +47,7 @@ impl PartitionRead {
             last_stable_offset: -1,
             log_start_offset: -1,
             slice: None,
+            diverging_epoch: None,
         }
     }
 
@@ -54,7 +62,16 @@ struct PartitionFetch {
     partition: i32,
     fetch_offset: i64,
     current_leader_epoch: i32,
+    last_fetched_epoch: i32,
+    log_start_offset: i64,
     max_bytes: usize,
+}
+
+/// Who fetches: a consumer, or a follower broker (its id and broker epoch).
+#[derive(Debug, Clone, Copy)]
+enum Fetcher {
+    Consumer { read_committed: bool },
+    Follower { replica: i32, broker_epoch: i64 },
 }
 
 /// Fetch (API 1): see the module doc.
@@ -72,7 +89,16 @@ impl Api for Fetch {
 }
 
 async fn fetch(shard: &Rc<Shard>, header: &RequestHeader, request: FetchRequest) -> Response {
-    let read_committed = request.isolation_level == 1;
+    let fetcher = if request.replica_id.0 >= 0 {
+        let broker_epoch = request
+            .unknown_tagged_fields
+            .get(&crate::replica_fetch::BROKER_EPOCH_TAG)
+            .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_ref()).ok())
+            .map_or(-1, i64::from_be_bytes);
+        Fetcher::Follower { replica: request.replica_id.0, broker_epoch }
+    } else {
+        Fetcher::Consumer { read_committed: request.isolation_level == 1 }
+    };
     let mut fetches = Vec::new();
     for topic in &request.topics {
         for partition in &topic.partitions {
@@ -81,6 +107,8 @@ async fn fetch(shard: &Rc<Shard>, header: &RequestHeader, request: FetchRequest)
                 partition: partition.partition,
                 fetch_offset: partition.fetch_offset,
                 current_leader_epoch: partition.current_leader_epoch,
+                last_fetched_epoch: partition.last_fetched_epoch,
+                log_start_offset: partition.log_start_offset,
                 max_bytes: usize::try_from(partition.partition_max_bytes.max(0)).unwrap_or(0),
             });
         }
@@ -88,36 +116,95 @@ async fn fetch(shard: &Rc<Shard>, header: &RequestHeader, request: FetchRequest)
     let max_bytes = usize::try_from(request.max_bytes.max(0)).unwrap_or(0);
     let min_bytes = usize::try_from(request.min_bytes.max(0)).unwrap_or(0);
     let deadline = Instant::now() + Duration::from_millis(u64::try_from(request.max_wait_ms.max(0)).unwrap_or(0));
-    let mut reads = read_all(shard, &fetches, read_committed).await;
+    let mut reads = read_all(shard, &fetches, fetcher).await;
     loop {
         trim_to_budget(&mut reads, max_bytes);
         let total: usize = reads.iter().map(PartitionRead::bytes).sum();
-        let any_error = reads.iter().any(|read| read.error_code != error::NONE);
+        let any_error = reads.iter().any(|read| read.error_code != error::NONE || read.diverging_epoch.is_some());
         if total >= min_bytes.max(1) || any_error || Instant::now() >= deadline || fetches.is_empty() {
             break;
         }
-        wait_for_data(shard, &fetches, &reads, deadline).await;
+        wait_for_data(shard, &fetches, &reads, fetcher, deadline).await;
         // Read again whether woken or timed out: data may have come in just as the wait ended.
-        reads = read_all(shard, &fetches, read_committed).await;
+        reads = read_all(shard, &fetches, fetcher).await;
     }
     assemble(header, &request, &reads)
 }
 
 /// Reads every partition on its owner, concurrently.
-async fn read_all(shard: &Rc<Shard>, fetches: &[PartitionFetch], read_committed: bool) -> Vec<PartitionRead> {
+async fn read_all(shard: &Rc<Shard>, fetches: &[PartitionFetch], fetcher: Fetcher) -> Vec<PartitionRead> {
     let calls = fetches.iter().cloned().map(|fetch| {
         let owner = shard.owner(&fetch.topic, fetch.partition);
-        shard.run_on(owner, move |owner| async move { read_partition(&owner, &fetch, read_committed).await })
+        shard.run_on(owner, move |owner| async move {
+            match fetcher {
+                Fetcher::Consumer { read_committed } => read_partition(&owner, &fetch, read_committed).await,
+                Fetcher::Follower { replica, broker_epoch } => {
+                    read_for_follower(&owner, &fetch, replica, broker_epoch).await
+                }
+            }
+        })
     });
     future::join_all(calls).await
 }
 
-async fn read_partition(shard: &Rc<Shard>, fetch: &PartitionFetch, read_committed: bool) -> PartitionRead {
+/// A follower's read: the replication layer checks it and records the follower's progress; the data goes up
+/// to the log end.
+async fn read_for_follower(
+    shard: &Rc<Shard>,
+    fetch: &PartitionFetch,
+    replica: i32,
+    broker_epoch: i64,
+) -> PartitionRead {
     let log = match shard.local_log(&fetch.topic, fetch.partition) {
         Ok(log) => log,
         Err(error) => return PartitionRead::error(error),
     };
-    if let Some(error) = shard.check_leader_epoch(&fetch.topic, fetch.partition, fetch.current_leader_epoch) {
+    let Some(replicas) = shard.replicas() else { return PartitionRead::error(ResponseError::NotLeaderOrFollower) };
+    let request = sluice_replication::replica::FetchPartition {
+        tp: log.topic_partition().clone(),
+        fetch_offset: fetch.fetch_offset,
+        last_fetched_epoch: fetch.last_fetched_epoch,
+        current_leader_epoch: fetch.current_leader_epoch,
+        log_start_offset: fetch.log_start_offset,
+        max_bytes: i32::try_from(fetch.max_bytes).unwrap_or(i32::MAX),
+    };
+    let answer = match replicas.follower_fetch(replica, broker_epoch, &request) {
+        Ok(answer) => answer,
+        Err(refused) => {
+            // The follower needs the leader's log start and high watermark to recover from out of range.
+            let mut read = PartitionRead::error(error::replica_error(refused));
+            read.high_watermark = log.high_watermark().0;
+            read.log_start_offset = log.log_start_offset().0;
+            return read;
+        }
+    };
+    let mut read = PartitionRead {
+        error_code: error::NONE,
+        high_watermark: answer.high_watermark.0,
+        last_stable_offset: log.last_stable_offset().0,
+        log_start_offset: answer.log_start.0,
+        slice: None,
+        diverging_epoch: answer.diverging,
+    };
+    if answer.diverging.is_some() || fetch.max_bytes == 0 || fetch.fetch_offset >= log.log_end_offset().0 {
+        return read;
+    }
+    match log.read(sluice_engine::Offset(fetch.fetch_offset), fetch.max_bytes, log.log_end_offset()).await {
+        Ok(slice) => read.slice = slice,
+        Err(engine_error) => {
+            tracing::warn!(topic = %fetch.topic, partition = fetch.partition, error = %engine_error, "replica read failed");
+            read.error_code = error::engine_error_code(&engine_error);
+        }
+    }
+    read
+}
+
+async fn read_partition(shard: &Rc<Shard>, fetch: &PartitionFetch, read_committed: bool) -> PartitionRead {
+    let (log, leader) = match shard.leader_log(&fetch.topic, fetch.partition) {
+        Ok(found) => found,
+        Err(error) => return PartitionRead::error(error),
+    };
+    if let Some(error) = shard.check_leader_epoch(&leader, fetch.current_leader_epoch) {
         return PartitionRead::error(error);
     }
     let high_watermark = log.high_watermark();
@@ -130,6 +217,7 @@ async fn read_partition(shard: &Rc<Shard>, fetch: &PartitionFetch, read_committe
         last_stable_offset: last_stable.0,
         log_start_offset: log_start.0,
         slice: None,
+        diverging_epoch: None,
     };
     if fetch.fetch_offset < log_start.0 || fetch.fetch_offset > log.log_end_offset().0 {
         read.error_code = ResponseError::OffsetOutOfRange.code();
@@ -164,21 +252,32 @@ fn trim_to_budget(reads: &mut [PartitionRead], max_bytes: usize) {
     }
 }
 
-/// Waits on the owners until one of the partitions' high watermark passes what was read, or the deadline.
-async fn wait_for_data(shard: &Rc<Shard>, fetches: &[PartitionFetch], reads: &[PartitionRead], deadline: Instant) {
+/// Waits on the owners until one of the partitions' high watermark (for a follower: log end) passes what was
+/// read, or the deadline.
+async fn wait_for_data(
+    shard: &Rc<Shard>,
+    fetches: &[PartitionFetch],
+    reads: &[PartitionRead],
+    fetcher: Fetcher,
+    deadline: Instant,
+) {
+    let follower = matches!(fetcher, Fetcher::Follower { .. });
     let mut by_owner: Vec<Vec<(String, i32, i64)>> = vec![Vec::new(); shard.shards()];
     for (fetch, read) in fetches.iter().zip(reads) {
-        let seen = read.high_watermark.max(fetch.fetch_offset);
+        let seen = if follower { fetch.fetch_offset } else { read.high_watermark.max(fetch.fetch_offset) };
         by_owner[shard.owner(&fetch.topic, fetch.partition)].push((fetch.topic.clone(), fetch.partition, seen));
     }
-    let waits: Vec<_> = by_owner
-        .into_iter()
-        .enumerate()
-        .filter(|(_, partitions)| !partitions.is_empty())
-        .map(|(owner, partitions)| {
-            Box::pin(shard.run_on(owner, move |owner| async move { wait_on_owner(&owner, partitions, deadline).await }))
-        })
-        .collect();
+    let waits: Vec<_> =
+        by_owner
+            .into_iter()
+            .enumerate()
+            .filter(|(_, partitions)| !partitions.is_empty())
+            .map(|(owner, partitions)| {
+                Box::pin(shard.run_on(owner, move |owner| async move {
+                    wait_on_owner(&owner, partitions, follower, deadline).await
+                }))
+            })
+            .collect();
     if waits.is_empty() {
         return;
     }
@@ -187,13 +286,18 @@ async fn wait_for_data(shard: &Rc<Shard>, fetches: &[PartitionFetch], reads: &[P
     let _ = future::select(future::select_all(waits), timer).await;
 }
 
-async fn wait_on_owner(shard: &Rc<Shard>, partitions: Vec<(String, i32, i64)>, deadline: Instant) {
+async fn wait_on_owner(shard: &Rc<Shard>, partitions: Vec<(String, i32, i64)>, follower: bool, deadline: Instant) {
     let logs: Vec<_> = partitions
         .iter()
         .filter_map(|(topic, partition, seen)| shard.local_log(topic, *partition).ok().map(|log| (log, *seen)))
         .collect();
-    let waits: Vec<_> =
-        logs.iter().map(|(log, seen)| Box::pin(log.high_watermark_watch().wait_for(seen + 1))).collect();
+    let waits: Vec<_> = logs
+        .iter()
+        .map(|(log, seen)| {
+            let watch = if follower { log.log_end_watch() } else { log.high_watermark_watch() };
+            Box::pin(watch.wait_for(seen + 1))
+        })
+        .collect();
     let timer = glommio::timer::sleep(deadline.saturating_duration_since(Instant::now()));
     if waits.is_empty() {
         timer.await;
@@ -251,8 +355,18 @@ pub fn assemble(header: &RequestHeader, request: &FetchRequest, reads: &[Partiti
                 chunks.push(Chunk::Bytes(out.split().freeze()));
                 chunks.push(Chunk::File(slice.clone()));
             }
-            if flexible {
-                out.put_empty_tagged_fields();
+            match (flexible, read.diverging_epoch) {
+                (true, Some((epoch, end_offset))) => {
+                    // One tagged field: DivergingEpoch (tag 0) = epoch i32, end offset i64, no tagged fields.
+                    out.put_uvarint(1);
+                    out.put_uvarint(0);
+                    out.put_uvarint(4 + 8 + 1);
+                    out.put_i32(epoch);
+                    out.put_i64(end_offset);
+                    out.put_empty_tagged_fields();
+                }
+                (true, None) => out.put_empty_tagged_fields(),
+                (false, _) => {}
             }
         }
         if flexible {
@@ -283,6 +397,7 @@ mod tests {
                 len: bytes,
                 first_offset: sluice_engine::Offset(0),
             }),
+            diverging_epoch: None,
         }
     }
 

@@ -1,19 +1,26 @@
-//! FindCoordinator (API 10), versions 0-4: every group's coordinator is this broker (its shards share the
-//! port), once `__consumer_offsets` exists. Only group coordinators (key type 0) exist yet.
+//! FindCoordinator (API 10), versions 0-4: a group's coordinator is the leader of the group's
+//! `__consumer_offsets` partition (Kafka's `abs(hashCode) % partitions`). While that topic does not exist the
+//! active controller is asked to create it, and the answer is COORDINATOR_NOT_AVAILABLE, which clients retry;
+//! a partition with no leader also answers COORDINATOR_NOT_AVAILABLE. Only group coordinators (key type 0)
+//! exist yet.
 
 use std::rc::Rc;
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator as CoordinatorEntry;
 use kafka_protocol::messages::{ApiKey, BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::VersionRange;
+use sluice_replication::controller::commands::ControllerRequest;
 
 use super::api::{text, versions, Api};
 use crate::error::ResponseError;
-use crate::groups::OFFSETS_TOPIC;
+use crate::groups::{partition_for_group, OFFSETS_TOPIC};
 use crate::shard::Shard;
 use crate::wire::RequestHeader;
 
 pub struct FindCoordinator;
+
+/// Where a key's coordinator is, or why there is none.
+type Found = Result<(i32, String, i32), (ResponseError, Option<String>)>;
 
 impl Api for FindCoordinator {
     const KEY: ApiKey = ApiKey::FindCoordinator;
@@ -26,51 +33,70 @@ impl Api for FindCoordinator {
         header: &RequestHeader,
         request: FindCoordinatorRequest,
     ) -> FindCoordinatorResponse {
+        if shard.image().topic(OFFSETS_TOPIC).is_none() && request.key_type == 0 {
+            if let Err(error) = shard.controller_call(ControllerRequest::EnsureOffsetsTopic).await {
+                tracing::debug!(%error, "__consumer_offsets could not be created yet");
+            }
+        }
         let image = shard.image();
-        let (host, port) = (shard.settings.advertised_host.clone(), shard.settings.advertised_port);
-        let answer = |key: &str| -> (i16, Option<String>) {
+        let find = |key: &str| -> Found {
             if request.key_type != 0 {
-                return (
-                    ResponseError::InvalidRequest.code(),
+                return Err((
+                    ResponseError::InvalidRequest,
                     Some("only group coordinators (key type 0) exist yet".into()),
-                );
+                ));
             }
             if key.is_empty() {
-                return (ResponseError::InvalidRequest.code(), Some("empty group id".into()));
+                return Err((ResponseError::InvalidRequest, Some("empty group id".into())));
             }
-            if image.topic(OFFSETS_TOPIC).is_none() {
-                return (ResponseError::CoordinatorNotAvailable.code(), None);
+            let Some(topic) = image.topic(OFFSETS_TOPIC) else {
+                return Err((ResponseError::CoordinatorNotAvailable, None));
+            };
+            let partition = partition_for_group(key, topic.partitions.len() as i32);
+            let leader = image.partition(OFFSETS_TOPIC, partition).map_or(-1, |p| p.leader);
+            match image.brokers.get(&leader).filter(|b| !b.fenced) {
+                Some(broker) => Ok((leader, broker.host.clone(), broker.port)),
+                None => Err((ResponseError::CoordinatorNotAvailable, None)),
             }
-            (0, None)
         };
-        let node = BrokerId(shard.settings.node_id);
         if header.api_version >= 4 {
             let coordinators = request
                 .coordinator_keys
                 .iter()
-                .map(|key| {
-                    let (error, message) = answer(key);
-                    CoordinatorEntry::default()
+                .map(|key| match find(key) {
+                    Ok((node, host, port)) => CoordinatorEntry::default()
                         .with_key(key.clone())
-                        .with_node_id(if error == 0 { node } else { BrokerId(-1) })
-                        .with_host(if error == 0 { text(&host) } else { text("") })
-                        .with_port(if error == 0 { port } else { -1 })
-                        .with_error_code(error)
-                        .with_error_message(message.as_deref().map(text))
+                        .with_node_id(BrokerId(node))
+                        .with_host(text(&host))
+                        .with_port(port),
+                    Err((error, message)) => CoordinatorEntry::default()
+                        .with_key(key.clone())
+                        .with_node_id(BrokerId(-1))
+                        .with_host(text(""))
+                        .with_port(-1)
+                        .with_error_code(error.code())
+                        .with_error_message(message.as_deref().map(text)),
                 })
                 .collect();
             return FindCoordinatorResponse::default().with_coordinators(coordinators);
         }
-        let (error, message) = answer(&request.key);
-        let response = FindCoordinatorResponse::default()
-            .with_error_code(error)
-            .with_node_id(if error == 0 { node } else { BrokerId(-1) })
-            .with_host(if error == 0 { text(&host) } else { text("") })
-            .with_port(if error == 0 { port } else { -1 });
-        if header.api_version >= 1 {
-            response.with_error_message(message.as_deref().map(text))
-        } else {
-            response
-        }
+        let response = match find(&request.key) {
+            Ok((node, host, port)) => {
+                FindCoordinatorResponse::default().with_node_id(BrokerId(node)).with_host(text(&host)).with_port(port)
+            }
+            Err((error, message)) => {
+                let response = FindCoordinatorResponse::default()
+                    .with_error_code(error.code())
+                    .with_node_id(BrokerId(-1))
+                    .with_host(text(""))
+                    .with_port(-1);
+                if header.api_version >= 1 {
+                    response.with_error_message(message.as_deref().map(text))
+                } else {
+                    response
+                }
+            }
+        };
+        response
     }
 }

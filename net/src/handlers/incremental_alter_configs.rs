@@ -1,5 +1,6 @@
-//! IncrementalAlterConfigs (API 44), versions 0-1: sets or deletes single keys of a topic or this broker.
-//! APPEND and SUBTRACT need list-typed keys, which Sluice has none of. The change pipeline is in
+//! IncrementalAlterConfigs (API 44), versions 0-1: SET, DELETE, APPEND and SUBTRACT single keys of a topic or
+//! a broker; APPEND and SUBTRACT apply to list-typed keys (`cleanup.policy`, the replication throttle lists)
+//! and are refused with INVALID_CONFIG on others, as Kafka does. The change pipeline is in
 //! `config_changes.rs`.
 
 use std::rc::Rc;
@@ -8,6 +9,7 @@ use kafka_protocol::messages::{
     incremental_alter_configs_response, ApiKey, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
 };
 use kafka_protocol::protocol::VersionRange;
+use sluice_replication::controller::commands::ConfigOp;
 
 use super::api::{text, versions, Api};
 use super::config_changes::{apply, Change};
@@ -35,12 +37,18 @@ impl Api for IncrementalAlterConfigs {
             let mut ops = Vec::new();
             let mut bad_op = None;
             for config in resource.configs {
-                match config.config_operation {
-                    0 => ops
-                        .push((config.name.to_string(), Some(config.value.map(|v| v.to_string()).unwrap_or_default()))),
-                    1 => ops.push((config.name.to_string(), None)),
-                    op => bad_op = Some(op),
-                }
+                let value = config.value.map(|v| v.to_string()).unwrap_or_default();
+                let op = match config.config_operation {
+                    0 => ConfigOp::Set(value),
+                    1 => ConfigOp::Delete,
+                    2 => ConfigOp::Append(value),
+                    3 => ConfigOp::Subtract(value),
+                    other => {
+                        bad_op = Some(other);
+                        continue;
+                    }
+                };
+                ops.push((config.name.to_string(), op));
             }
             match bad_op {
                 Some(op) => unsupported.push((resource.resource_type, name, op)),
@@ -49,7 +57,7 @@ impl Api for IncrementalAlterConfigs {
         }
         let mut results = apply(shard, changes, request.validate_only).await;
         for (resource_type, name, op) in unsupported {
-            let message = format!("config operation {op} (APPEND/SUBTRACT) needs a list-typed key; Sluice has none");
+            let message = format!("config operation {op} is not SET, DELETE, APPEND or SUBTRACT");
             results.push((resource_type, name, Some((ResponseError::InvalidRequest, message))));
         }
         let responses = results

@@ -1,4 +1,5 @@
-//! InitProducerId (API 22), versions 0-4: a new producer id from the controller's block allocator, or, when
+//! InitProducerId (API 22), versions 0-4: a new producer id from a block the controller allocated to this
+//! broker (blocks are committed to the metadata log, so no id is ever handed out twice), or, when
 //! an idempotent producer presents its id and epoch (KIP-360), the same id with the next epoch. Transactional
 //! ids need the transaction coordinator, which is not built yet: they are refused with
 //! TRANSACTIONAL_ID_AUTHORIZATION_FAILED so a client fails clearly instead of retrying forever.
@@ -9,7 +10,7 @@ use kafka_protocol::messages::{ApiKey, InitProducerIdRequest, InitProducerIdResp
 use kafka_protocol::protocol::VersionRange;
 
 use super::api::{versions, Api};
-use crate::error::{controller_error, ResponseError};
+use crate::error::{admin_error, ResponseError};
 use crate::shard::Shard;
 use crate::wire::RequestHeader;
 
@@ -34,19 +35,9 @@ impl Api for InitProducerId {
         if id >= 0 && (0..i16::MAX - 1).contains(&epoch) {
             return response.with_producer_id(ProducerId(id)).with_producer_epoch(epoch + 1);
         }
-        let allocated = shard
-            .run_on(0, |shard| async move {
-                match shard.controller() {
-                    Some(controller) => {
-                        controller.allocate_producer_id().await.map_err(|error| controller_error(&error).code())
-                    }
-                    None => Err(ResponseError::NotController.code()),
-                }
-            })
-            .await;
-        match allocated {
+        match shard.allocate_producer_id().await {
             Ok(id) => response.with_producer_id(ProducerId(id)).with_producer_epoch(0),
-            Err(code) => response.with_error_code(code),
+            Err(error) => response.with_error_code(admin_error(&error).code()),
         }
     }
 }

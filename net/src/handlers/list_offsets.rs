@@ -1,6 +1,6 @@
 //! ListOffsets (API 2), versions 1-6: earliest (-2), latest (-1, the high watermark, or the last stable
 //! offset for read_committed) and the first offset whose timestamp is at least a given time (-1 with
-//! timestamp -1 when no record qualifies). Each partition is answered by its owner shard.
+//! timestamp -1 when no record qualifies). Each partition is answered by its leader, on its owner shard.
 
 use std::rc::Rc;
 
@@ -70,14 +70,14 @@ async fn list_partition(
     current_leader_epoch: i32,
     read_committed: bool,
 ) -> (i16, i64, i64, i32) {
-    let log = match shard.local_log(topic, partition) {
-        Ok(log) => log,
+    let (log, leader) = match shard.leader_log(topic, partition) {
+        Ok(found) => found,
         Err(error) => return (error.code(), -1, -1, -1),
     };
-    if let Some(error) = shard.check_leader_epoch(topic, partition, current_leader_epoch) {
+    if let Some(error) = shard.check_leader_epoch(&leader, current_leader_epoch) {
         return (error.code(), -1, -1, -1);
     }
-    let epoch = shard.image().partition(topic, partition).map_or(-1, |p| p.leader_epoch);
+    let epoch = leader.leader_epoch();
     let upper = if read_committed { log.last_stable_offset() } else { log.high_watermark() };
     match timestamp {
         EARLIEST => (error::NONE, log.log_start_offset().0, -1, epoch),

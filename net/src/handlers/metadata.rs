@@ -1,6 +1,9 @@
-//! Metadata (API 3), versions 0-12: brokers, controller, cluster id, and for each topic its partitions with
-//! leader, leader epoch, replicas and ISR, all from this shard's read copy of the metadata image. Unknown
-//! topics are created when the request allows it and `auto.create.topics.enable` is on.
+//! Metadata (API 3), versions 0-12: the live (unfenced) brokers, a controller id admin requests can go to,
+//! the cluster id, and for each topic its partitions with leader, leader epoch, replicas, ISR and offline
+//! replicas, all from this shard's read copy of the metadata image. Every broker applies the same committed
+//! log in order, so leader epochs never go back from any of them. A partition without a leader answers
+//! LEADER_NOT_AVAILABLE. Unknown topics are created (through the controller) when the request allows it and
+//! `auto.create.topics.enable` is on.
 
 use std::rc::Rc;
 
@@ -10,7 +13,7 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataResponse};
 use kafka_protocol::protocol::VersionRange;
 use sluice_replication::config::broker;
-use sluice_replication::metadata::TopicImage;
+use sluice_replication::metadata::{ClusterImage, TopicImage};
 
 use super::api::{text, topic_name, versions, Api};
 use super::create_topics;
@@ -52,7 +55,7 @@ impl Api for Metadata {
             }
         }
         let topics: Vec<MetadataResponseTopic> = match requested {
-            None => image.topics.values().map(|topic| describe_topic(topic, topic_operations)).collect(),
+            None => image.topics.values().map(|topic| describe_topic(&image, topic, topic_operations)).collect(),
             Some(requested) => requested
                 .into_iter()
                 .map(|(name, topic_id)| {
@@ -61,7 +64,7 @@ impl Api for Metadata {
                         None => image.topic_by_id(topic_id.as_u128()),
                     };
                     match found {
-                        Some(topic) => describe_topic(topic, topic_operations),
+                        Some(topic) => describe_topic(&image, topic, topic_operations),
                         None => {
                             let error = match &name {
                                 Some(name) if sluice_replication::metadata::validate_topic_name(name).is_err() => {
@@ -82,6 +85,7 @@ impl Api for Metadata {
         let brokers = image
             .brokers
             .values()
+            .filter(|broker| !broker.fenced)
             .map(|broker| {
                 MetadataResponseBroker::default()
                     .with_node_id(BrokerId(broker.node_id))
@@ -109,18 +113,28 @@ pub const TOPIC_OPERATIONS: i32 =
 pub const CLUSTER_OPERATIONS: i32 = (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
 
 /// One topic as Metadata describes it. Public for the criterion bench.
-pub fn describe_topic(topic: &TopicImage, authorized_operations: i32) -> MetadataResponseTopic {
+pub fn describe_topic(image: &ClusterImage, topic: &TopicImage, authorized_operations: i32) -> MetadataResponseTopic {
     let partitions = topic
         .partitions
         .iter()
         .enumerate()
         .map(|(index, partition)| {
+            let offline: Vec<BrokerId> = partition
+                .replicas
+                .iter()
+                .copied()
+                .filter(|replica| image.brokers.get(replica).is_none_or(|b| b.fenced))
+                .map(BrokerId)
+                .collect();
+            let error = if partition.is_offline() { ResponseError::LeaderNotAvailable.code() } else { 0 };
             MetadataResponsePartition::default()
+                .with_error_code(error)
                 .with_partition_index(index as i32)
                 .with_leader_id(BrokerId(partition.leader))
                 .with_leader_epoch(partition.leader_epoch)
                 .with_replica_nodes(partition.replicas.iter().copied().map(BrokerId).collect())
                 .with_isr_nodes(partition.isr.iter().copied().map(BrokerId).collect())
+                .with_offline_replicas(offline)
         })
         .collect();
     MetadataResponseTopic::default()

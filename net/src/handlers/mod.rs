@@ -23,6 +23,7 @@ pub mod config_changes;
 pub mod group_routing;
 
 pub mod alter_configs;
+pub mod alter_partition_reassignments;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
 pub mod create_partitions;
@@ -33,6 +34,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_quorum;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -42,6 +44,7 @@ pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_partition_reassignments;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -93,6 +96,9 @@ pub static APIS: &[ApiEntry] = &[
     ApiEntry::of::<offset_delete::OffsetDelete>(),
     ApiEntry::of::<consumer_group_heartbeat::ConsumerGroupHeartbeat>(),
     ApiEntry::of::<consumer_group_describe::ConsumerGroupDescribe>(),
+    ApiEntry::of::<describe_quorum::DescribeQuorum>(),
+    ApiEntry::of::<alter_partition_reassignments::AlterPartitionReassignments>(),
+    ApiEntry::of::<list_partition_reassignments::ListPartitionReassignments>(),
 ];
 
 /// The registry line of an API key, whatever the version.

@@ -34,15 +34,13 @@ impl Api for OffsetForLeaderEpoch {
                 let owner = shard.owner(&name, partition.partition);
                 shard.run_on(owner, move |owner| async move {
                     let result = EpochEndOffset::default().with_partition(partition.partition);
-                    let log = match owner.local_log(&name, partition.partition) {
-                        Ok(log) => log,
+                    let (log, leader) = match owner.leader_log(&name, partition.partition) {
+                        Ok(found) => found,
                         Err(error) => {
                             return result.with_error_code(error.code()).with_leader_epoch(-1).with_end_offset(-1)
                         }
                     };
-                    if let Some(error) =
-                        owner.check_leader_epoch(&name, partition.partition, partition.current_leader_epoch)
-                    {
+                    if let Some(error) = owner.check_leader_epoch(&leader, partition.current_leader_epoch) {
                         return result.with_error_code(error.code()).with_leader_epoch(-1).with_end_offset(-1);
                     }
                     let (epoch, end) = log.end_offset_for_epoch(LeaderEpoch(partition.leader_epoch));

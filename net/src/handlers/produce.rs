@@ -2,8 +2,12 @@
 //! stay zero-copy slices of the received frame until the owner shard appends them.
 //!
 //! The connection's shard parses the request and sends each partition's records to its owner shard, all
-//! partitions at once. The owner validates and appends (the engine checks magic, CRC, size and producer
-//! sequences) and, for `acks=all`, waits until the records are durable and the high watermark covers them.
+//! partitions at once. The owner checks that this broker leads the partition (NOT_LEADER_OR_FOLLOWER
+//! otherwise), validates and appends in the leader's epoch (the engine checks magic, CRC, size and producer
+//! sequences) and, for `acks=all`, waits until the high watermark covers the records: on disk on every
+//! in-sync replica. acks=all fails with NOT_ENOUGH_REPLICAS when the ISR is below `min.insync.replicas`
+//! before the append, NOT_ENOUGH_REPLICAS_AFTER_APPEND when it shrank below it meanwhile, and
+//! REQUEST_TIMED_OUT after the request's timeout.
 //! `acks=0` gets no response at all. Versions 0-2 carry message formats older than v2, which are refused per
 //! partition with UNSUPPORTED_FOR_MESSAGE_FORMAT.
 
@@ -15,7 +19,6 @@ use futures::future::{self, Either};
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::VersionRange;
 use sluice_engine::{AppendMode, LeaderEpoch, Offset};
-use sluice_replication::config::topic;
 
 use super::api::{versions, Api, DecodeRequest};
 use crate::error::{self, ResponseError};
@@ -167,31 +170,25 @@ async fn produce_partition(
     acks: i16,
     timeout: Duration,
 ) -> PartitionProduced {
-    let log = match shard.local_log(topic, partition) {
-        Ok(log) => log,
+    let (log, leader) = match shard.leader_log(topic, partition) {
+        Ok(found) => found,
         Err(error) => return PartitionProduced::error(error, None),
     };
     let records = match records {
         Some(records) if !records.is_empty() => records,
         _ => return PartitionProduced::error(ResponseError::CorruptMessage, Some("empty record set".into())),
     };
-    let image = shard.image();
-    let (leader_epoch, isr) = match image.partition(topic, partition) {
-        Some(p) => (p.leader_epoch, p.isr.len()),
-        None => return PartitionProduced::error(ResponseError::UnknownTopicOrPartition, None),
-    };
-    if acks == -1 {
-        let min_isr = image
-            .topic(topic)
-            .map(|t| shard.with_config(&image, |config| config.topic(&t.configs, topic::MIN_INSYNC_REPLICAS)))
-            .and_then(|value| usize::try_from(value).ok())
-            .unwrap_or(1);
-        if isr < min_isr {
-            return PartitionProduced::error(ResponseError::NotEnoughReplicas, None);
-        }
+    // acks=all needs min.insync.replicas in the (committed) ISR before anything is appended.
+    if acks == -1 && leader.isr_len() < leader.min_isr() {
+        let message = format!(
+            "the ISR has {} of the {} replicas min.insync.replicas asks for",
+            leader.isr_len(),
+            leader.min_isr()
+        );
+        return PartitionProduced::error(ResponseError::NotEnoughReplicas, Some(message));
     }
-    let info = match log.append(records.to_vec(), AppendMode::Client { leader_epoch: LeaderEpoch(leader_epoch) }).await
-    {
+    let mode = AppendMode::Client { leader_epoch: LeaderEpoch(leader.leader_epoch()) };
+    let info = match log.append(records.to_vec(), mode).await {
         Ok(info) => info,
         Err(engine_error) => {
             tracing::debug!(topic, partition, error = %engine_error, "produce refused");
@@ -199,17 +196,21 @@ async fn produce_partition(
         }
     };
     if acks == -1 {
+        // The high watermark covers the records once every in-sync replica has them on disk.
         let target = info.last_offset.next();
-        let durable = log.high_watermark_watch().wait_for(target.0);
+        let replicated = log.high_watermark_watch().wait_for(target.0);
         let timer = glommio::timer::sleep(timeout);
-        futures::pin_mut!(durable);
+        futures::pin_mut!(replicated);
         futures::pin_mut!(timer);
-        match future::select(durable, timer).await {
+        match future::select(replicated, timer).await {
             Either::Left((Ok(()), _)) => {}
             Either::Left((Err(_), _)) => {
                 return PartitionProduced::error(ResponseError::KafkaStorageError, log.poisoned().map(str::to_string))
             }
             Either::Right(_) => return PartitionProduced::error(ResponseError::RequestTimedOut, None),
+        }
+        if leader.maximal_isr_len() < leader.min_isr() {
+            return PartitionProduced::error(ResponseError::NotEnoughReplicasAfterAppend, None);
         }
     }
     PartitionProduced {

@@ -215,6 +215,32 @@ pub mod broker {
     pub const GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS: BrokerKey<i32> =
         BrokerKey::new("group.consumer.heartbeat.interval.ms");
     pub const GROUP_MAX_SIZE: BrokerKey<i32> = BrokerKey::new("group.max.size");
+    pub const PROCESS_ROLES: BrokerKey<String> = BrokerKey::new("process.roles");
+    pub const NODE_ID: BrokerKey<i32> = BrokerKey::new("node.id");
+    pub const CONTROLLER_QUORUM_VOTERS: BrokerKey<String> = BrokerKey::new("controller.quorum.voters");
+    pub const LISTENERS: BrokerKey<String> = BrokerKey::new("listeners");
+    pub const ADVERTISED_LISTENERS: BrokerKey<String> = BrokerKey::new("advertised.listeners");
+    pub const CONTROLLER_LISTENER_NAMES: BrokerKey<String> = BrokerKey::new("controller.listener.names");
+    pub const LISTENER_SECURITY_PROTOCOL_MAP: BrokerKey<String> = BrokerKey::new("listener.security.protocol.map");
+    pub const INTER_BROKER_LISTENER_NAME: BrokerKey<String> = BrokerKey::new("inter.broker.listener.name");
+    pub const LOG_DIRS: BrokerKey<String> = BrokerKey::new("log.dirs");
+    pub const BROKER_RACK: BrokerKey<String> = BrokerKey::new("broker.rack");
+    pub const BROKER_HEARTBEAT_INTERVAL_MS: BrokerKey<i32> = BrokerKey::new("broker.heartbeat.interval.ms");
+    pub const BROKER_SESSION_TIMEOUT_MS: BrokerKey<i32> = BrokerKey::new("broker.session.timeout.ms");
+    pub const CONTROLLER_QUORUM_ELECTION_TIMEOUT_MS: BrokerKey<i32> =
+        BrokerKey::new("controller.quorum.election.timeout.ms");
+    pub const OFFSETS_TOPIC_REPLICATION_FACTOR: BrokerKey<i32> = BrokerKey::new("offsets.topic.replication.factor");
+    pub const AUTO_LEADER_REBALANCE_ENABLE: BrokerKey<bool> = BrokerKey::new("auto.leader.rebalance.enable");
+    pub const LEADER_IMBALANCE_CHECK_INTERVAL_SECONDS: BrokerKey<i64> =
+        BrokerKey::new("leader.imbalance.check.interval.seconds");
+    pub const REPLICA_LAG_TIME_MAX_MS: BrokerKey<i64> = BrokerKey::new("replica.lag.time.max.ms");
+    pub const REPLICA_FETCH_MAX_BYTES: BrokerKey<i32> = BrokerKey::new("replica.fetch.max.bytes");
+    pub const REPLICA_FETCH_RESPONSE_MAX_BYTES: BrokerKey<i32> = BrokerKey::new("replica.fetch.response.max.bytes");
+    pub const REPLICA_FETCH_WAIT_MAX_MS: BrokerKey<i32> = BrokerKey::new("replica.fetch.wait.max.ms");
+    pub const REPLICA_FETCH_BACKOFF_MS: BrokerKey<i32> = BrokerKey::new("replica.fetch.backoff.ms");
+    pub const LEADER_REPLICATION_THROTTLED_RATE: BrokerKey<i64> = BrokerKey::new("leader.replication.throttled.rate");
+    pub const FOLLOWER_REPLICATION_THROTTLED_RATE: BrokerKey<i64> =
+        BrokerKey::new("follower.replication.throttled.rate");
 }
 
 /// The topic keys, typed: read them with [`EffectiveConfig::topic`].

@@ -27,7 +27,7 @@ use sluice_engine::{FlushPolicy, LogConfig, TimestampType};
 pub use keys::{broker, topic, BrokerKey, ConfigValue, TopicKey, ValueType};
 pub use registry::{
     broker_config_def, topic_config_def, BrokerConfigDef, ConfigKind, ConfigSource, TopicConfigDef, BROKER_CONFIGS,
-    TOPIC_CONFIGS,
+    IGNORED_KAFKA_KEYS, TOPIC_CONFIGS,
 };
 
 /// Kafka's coarser spellings, folded into the canonical key when no finer one is given.
@@ -69,7 +69,12 @@ pub fn validate_broker_config(key: &str, value: &str, dynamic: bool) -> Result<(
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StaticConfig {
     values: BTreeMap<String, String>,
+    /// Kafka keys given and not used ([`IGNORED_KAFKA_KEYS`]), for the start-up log.
+    ignored: Vec<String>,
 }
+
+/// Kafka's older names for keys Sluice reads under the newer one.
+const RENAMED: &[(&str, &str)] = &[("broker.id", "node.id"), ("log.dir", "log.dirs")];
 
 impl StaticConfig {
     /// Parses Kafka `server.properties` text: `key=value` lines, `#` and `!` comments. Keys Sluice does not
@@ -102,6 +107,13 @@ impl StaticConfig {
             self.values.entry((*canonical).to_string()).or_insert(millis);
             return Ok(());
         }
+        if let Some(canonical) = RENAMED.iter().find(|(old, _)| *old == key).map(|(_, new)| *new) {
+            return self.set(canonical, value);
+        }
+        if IGNORED_KAFKA_KEYS.contains(&key) {
+            self.ignored.push(key.to_string());
+            return Ok(());
+        }
         validate_broker_config(key, value, false)?;
         self.values.insert(key.to_string(), value.trim().to_string());
         Ok(())
@@ -109,6 +121,11 @@ impl StaticConfig {
 
     pub fn get(&self, key: &str) -> Option<&str> {
         self.values.get(key).map(String::as_str)
+    }
+
+    /// Kafka keys the configuration named that Sluice does not use.
+    pub fn ignored_keys(&self) -> &[String] {
+        &self.ignored
     }
 }
 

@@ -312,6 +312,136 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         dynamic: false,
     },
     BrokerConfigDef { name: "group.max.size", default: "2147483647", kind: ConfigKind::Int { min: 1 }, dynamic: false },
+    // ----- the cluster: KRaft's keys, with Kafka's meanings ------------------------------------------------
+    BrokerConfigDef {
+        name: "process.roles",
+        default: "broker,controller",
+        kind: ConfigKind::Choice(&["broker,controller", "controller,broker", "broker", "controller"]),
+        dynamic: false,
+    },
+    BrokerConfigDef { name: "node.id", default: "0", kind: ConfigKind::Int { min: 0 }, dynamic: false },
+    // Empty: a single node that is its own quorum of one.
+    BrokerConfigDef { name: "controller.quorum.voters", default: "", kind: ConfigKind::Text, dynamic: false },
+    BrokerConfigDef { name: "listeners", default: "PLAINTEXT://0.0.0.0:9092", kind: ConfigKind::Text, dynamic: false },
+    BrokerConfigDef { name: "advertised.listeners", default: "", kind: ConfigKind::Text, dynamic: false },
+    BrokerConfigDef {
+        name: "controller.listener.names",
+        default: "CONTROLLER",
+        kind: ConfigKind::Text,
+        dynamic: false,
+    },
+    BrokerConfigDef {
+        name: "listener.security.protocol.map",
+        default: "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        kind: ConfigKind::Text,
+        dynamic: false,
+    },
+    BrokerConfigDef {
+        name: "inter.broker.listener.name",
+        default: "PLAINTEXT",
+        kind: ConfigKind::Text,
+        dynamic: false,
+    },
+    BrokerConfigDef { name: "log.dirs", default: "./sluice-data", kind: ConfigKind::Text, dynamic: false },
+    BrokerConfigDef { name: "broker.rack", default: "", kind: ConfigKind::Text, dynamic: false },
+    // Sluice: 500 ms and 2 s against Kafka's 2 s and 9 s, for a failover window under 3 s (README).
+    BrokerConfigDef {
+        name: "broker.heartbeat.interval.ms",
+        default: "500",
+        kind: ConfigKind::Int { min: 10 },
+        dynamic: false,
+    },
+    BrokerConfigDef {
+        name: "broker.session.timeout.ms",
+        default: "2000",
+        kind: ConfigKind::Int { min: 100 },
+        dynamic: false,
+    },
+    BrokerConfigDef {
+        name: "controller.quorum.election.timeout.ms",
+        default: "1000",
+        kind: ConfigKind::Int { min: 100 },
+        dynamic: false,
+    },
+    BrokerConfigDef {
+        name: "offsets.topic.replication.factor",
+        default: "3",
+        kind: ConfigKind::Int { min: 1 },
+        dynamic: false,
+    },
+    BrokerConfigDef { name: "auto.leader.rebalance.enable", default: "true", kind: ConfigKind::Bool, dynamic: false },
+    BrokerConfigDef {
+        name: "leader.imbalance.check.interval.seconds",
+        default: "300",
+        kind: ConfigKind::Long { min: 1 },
+        dynamic: false,
+    },
+    // ----- replication ---------------------------------------------------------------------------------
+    // Sluice: 10 s against Kafka's 30 s, so a follower that stalls leaves the ISR (and stops holding acks=all
+    // back) sooner.
+    BrokerConfigDef {
+        name: "replica.lag.time.max.ms",
+        default: "10000",
+        kind: ConfigKind::Long { min: 1 },
+        dynamic: false,
+    },
+    BrokerConfigDef {
+        name: "replica.fetch.max.bytes",
+        default: "1048576",
+        kind: ConfigKind::Int { min: 1024 },
+        dynamic: false,
+    },
+    BrokerConfigDef {
+        name: "replica.fetch.response.max.bytes",
+        default: "10485760",
+        kind: ConfigKind::Int { min: 1024 },
+        dynamic: false,
+    },
+    BrokerConfigDef {
+        name: "replica.fetch.wait.max.ms",
+        default: "500",
+        kind: ConfigKind::Int { min: 0 },
+        dynamic: false,
+    },
+    BrokerConfigDef {
+        name: "replica.fetch.backoff.ms",
+        default: "1000",
+        kind: ConfigKind::Int { min: 0 },
+        dynamic: false,
+    },
+    BrokerConfigDef {
+        name: "leader.replication.throttled.rate",
+        default: "9223372036854775807",
+        kind: ConfigKind::Long { min: 0 },
+        dynamic: true,
+    },
+    BrokerConfigDef {
+        name: "follower.replication.throttled.rate",
+        default: "9223372036854775807",
+        kind: ConfigKind::Long { min: 0 },
+        dynamic: true,
+    },
+];
+
+/// Kafka keys a `server.properties` may carry that Sluice accepts and does not use: thread pools and socket
+/// buffers (Sluice runs one thread per core and lets the kernel size buffers) and topics it has no use for
+/// yet. A config file written for Kafka starts unchanged; each is logged once at start.
+pub const IGNORED_KAFKA_KEYS: &[&str] = &[
+    "num.network.threads",
+    "num.io.threads",
+    "num.replica.fetchers",
+    "num.recovery.threads.per.data.dir",
+    "background.threads",
+    "socket.send.buffer.bytes",
+    "socket.receive.buffer.bytes",
+    "transaction.state.log.replication.factor",
+    "transaction.state.log.min.isr",
+    "share.coordinator.state.topic.replication.factor",
+    "share.coordinator.state.topic.min.isr",
+    "group.coordinator.rebalance.protocols",
+    "log.cleaner.enable",
+    "zookeeper.connection.timeout.ms",
+    "controlled.shutdown.enable",
 ];
 
 pub fn topic_config_def(name: &str) -> Option<&'static TopicConfigDef> {

@@ -1,0 +1,386 @@
+//! The active controller: the single writer of the metadata log.
+//!
+//! Runs on shard 0 of every controller node, but acts only on the one that leads the quorum. A command
+//! ([`commands::ControllerRequest`]) arrives from a local handler or over the controller listener; the
+//! controller takes its write lock, plans the command against the applied image (pure functions in
+//! [`topics`], [`configs`], [`brokers`] and [`partitions`]), proposes the records through the quorum, and
+//! answers once they are committed and applied here, with the index of their entry. The lock makes every
+//! plan see every earlier change: commands are serialised at the quorum's commit latency.
+//!
+//! The controller also keeps the brokers' sessions: a broker whose heartbeats stop for
+//! `broker.session.timeout.ms` is fenced, and one whose controller connection closes gets a short grace
+//! instead (a dead process closes its sockets at once, so a kill -9 is noticed in well under a second).
+//! A new active controller starts every session afresh. Every `leader.imbalance.check.interval.seconds` it
+//! moves leadership back to preferred replicas that are in sync.
+
+pub mod brokers;
+pub mod commands;
+pub mod configs;
+pub mod partitions;
+pub mod topics;
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use glommio::sync::Semaphore;
+
+use crate::config::{EffectiveConfig, StaticConfig};
+use crate::metadata::{ClusterImage, MetadataRecord, NodeId, PRODUCER_ID_BLOCK};
+use crate::quorum::QuorumNode;
+
+use commands::{AdminError, AdminErrorKind, AdminResult, Committed, ControllerRequest, ControllerResponse};
+
+/// How long a broker whose controller connection closed keeps its session, in case it reconnects.
+const DISCONNECT_GRACE: Duration = Duration::from_millis(500);
+/// How often sessions are checked.
+const SESSION_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Clone)]
+pub struct ControllerSettings {
+    pub static_config: StaticConfig,
+    pub session_timeout: Duration,
+    /// `auto.leader.rebalance.enable` and `leader.imbalance.check.interval.seconds`.
+    pub rebalance_interval: Option<Duration>,
+}
+
+pub struct Controller {
+    quorum: Rc<QuorumNode>,
+    settings: ControllerSettings,
+    /// Broker id → session deadline.
+    sessions: RefCell<BTreeMap<NodeId, Instant>>,
+    /// The term whose sessions were started; a new active controller starts them afresh.
+    session_term: Cell<u64>,
+    write_lock: Rc<Semaphore>,
+}
+
+/// Whether a topic allows unclean leader election: its override, else the broker default.
+fn unclean_allowed(static_config: &StaticConfig, image: &ClusterImage, topic: &str) -> bool {
+    let config = EffectiveConfig { static_config, dynamic: &image.broker_configs };
+    let overrides = image.topic(topic).map(|t| t.configs.clone()).unwrap_or_default();
+    config.topic(&overrides, crate::config::topic::UNCLEAN_LEADER_ELECTION_ENABLE)
+}
+
+impl Controller {
+    pub fn new(quorum: Rc<QuorumNode>, settings: ControllerSettings) -> Rc<Controller> {
+        let controller = Rc::new(Controller {
+            quorum,
+            settings,
+            sessions: RefCell::new(BTreeMap::new()),
+            session_term: Cell::new(0),
+            write_lock: Rc::new(Semaphore::new(1)),
+        });
+        let timers = controller.clone();
+        glommio::spawn_local(async move { timers.run_timers().await }).detach();
+        controller
+    }
+
+    pub fn quorum(&self) -> &Rc<QuorumNode> {
+        &self.quorum
+    }
+
+    /// Runs one command on the active controller.
+    pub async fn handle(&self, request: ControllerRequest) -> AdminResult<Committed> {
+        if !self.quorum.state().leader_ready {
+            return Err(self.quorum.not_controller());
+        }
+        self.start_sessions_if_new_term();
+        let _permit = Semaphore::acquire_static_permit(&self.write_lock, 1)
+            .await
+            .map_err(|_| AdminError::new(AdminErrorKind::NotController, "the controller is stopping"))?;
+        let image = self.quorum.image();
+        let (records, response) = self.plan(&image, request)?;
+        if records.is_empty() {
+            return Ok(Committed { response, metadata_offset: image.version });
+        }
+        let index = self.quorum.propose(&records).await?;
+        let response = match response {
+            // A broker's epoch is the index of the entry that registered it.
+            ControllerResponse::RegisterBroker { .. } => {
+                ControllerResponse::RegisterBroker { broker_epoch: index as i64 }
+            }
+            other => other,
+        };
+        Ok(Committed { response, metadata_offset: index as i64 })
+    }
+
+    fn plan(
+        &self,
+        image: &ClusterImage,
+        request: ControllerRequest,
+    ) -> AdminResult<(Vec<MetadataRecord>, ControllerResponse)> {
+        let static_config = &self.settings.static_config;
+        let config = EffectiveConfig { static_config, dynamic: &image.broker_configs };
+        let unclean = |image: &ClusterImage, topic: &str| unclean_allowed(static_config, image, topic);
+        Ok(match request {
+            ControllerRequest::CreateTopics { topics, validate_only } => {
+                let (records, answers) = topics::create(&config, image, &topics);
+                (if validate_only { Vec::new() } else { records }, ControllerResponse::CreateTopics(answers))
+            }
+            ControllerRequest::DeleteTopics { topics } => {
+                let (records, answers) = topics::delete(&config, image, &topics);
+                (records, ControllerResponse::DeleteTopics(answers))
+            }
+            ControllerRequest::CreatePartitions { topics, validate_only } => {
+                let (records, answers) = topics::add_partitions(image, &topics);
+                (if validate_only { Vec::new() } else { records }, ControllerResponse::CreatePartitions(answers))
+            }
+            ControllerRequest::AlterConfigs { changes, validate_only } => {
+                let (records, answers) = configs::alter(image, &changes);
+                (if validate_only { Vec::new() } else { records }, ControllerResponse::AlterConfigs(answers))
+            }
+            ControllerRequest::AllocateProducerIds => {
+                let first = image.next_producer_id_block;
+                let record = MetadataRecord::ProducerIdBlock { next_block_start: first + PRODUCER_ID_BLOCK };
+                (vec![record], ControllerResponse::ProducerIds { first, count: PRODUCER_ID_BLOCK })
+            }
+            ControllerRequest::RegisterController { node_id, directory_id, replace } => {
+                match image.controllers.get(&node_id) {
+                    Some(existing) if *existing == directory_id => (Vec::new(), ControllerResponse::RegisterController),
+                    Some(existing) if !replace => {
+                        return Err(AdminError::new(
+                            AdminErrorKind::StaleDirectory,
+                            format!(
+                                "voter {node_id} was registered with data directory {existing} but came back with                                  {directory_id}: its log.dirs was wiped or replaced, and a voter that lost its log                                  must not vote as if it still held it. Restore the directory from a backup, or                                  restart the node with `sluice serve --rejoin-with-empty-log`: it then takes no part                                  in elections until it has copied the committed log from the other voters"
+                            ),
+                        ))
+                    }
+                    _ => (
+                        vec![MetadataRecord::RegisterController { node_id, directory_id }],
+                        ControllerResponse::RegisterController,
+                    ),
+                }
+            }
+            ControllerRequest::RegisterBroker(registration) => {
+                let alive = self.session_alive(registration.node_id);
+                let records = brokers::register(image, &registration, alive, &unclean)?;
+                self.touch(registration.node_id);
+                // The epoch is the index of the entry these records go into: the next one.
+                (records, ControllerResponse::RegisterBroker { broker_epoch: -1 })
+            }
+            ControllerRequest::BrokerHeartbeat(heartbeat) => {
+                let (records, answer) = brokers::heartbeat(image, &heartbeat, &unclean)?;
+                self.touch(heartbeat.node_id);
+                (records, ControllerResponse::BrokerHeartbeat(answer))
+            }
+            ControllerRequest::AlterPartition(alter) => {
+                let Some(state) = image.partition(&alter.topic, alter.partition) else {
+                    return Err(AdminError::new(
+                        AdminErrorKind::UnknownTopicOrPartition,
+                        format!("no partition {}-{}", alter.topic, alter.partition),
+                    ));
+                };
+                let next = partitions::alter_isr(image, state, &alter, image)?;
+                let records = if next == *state {
+                    Vec::new()
+                } else {
+                    vec![MetadataRecord::PartitionChange {
+                        topic: alter.topic.clone(),
+                        partition: alter.partition,
+                        state: next.clone(),
+                    }]
+                };
+                (records, ControllerResponse::AlterPartition(next))
+            }
+            ControllerRequest::AlterReassignments { reassignments } => {
+                let mut records = Vec::new();
+                let answers = reassignments
+                    .iter()
+                    .map(|wanted| {
+                        let Some(state) = image.partition(&wanted.topic, wanted.partition) else {
+                            return Err(AdminError::new(
+                                AdminErrorKind::UnknownTopicOrPartition,
+                                format!("no partition {}-{}", wanted.topic, wanted.partition),
+                            ));
+                        };
+                        let next = partitions::reassign(image, state, wanted)?;
+                        if next != *state {
+                            records.push(MetadataRecord::PartitionChange {
+                                topic: wanted.topic.clone(),
+                                partition: wanted.partition,
+                                state: next,
+                            });
+                        }
+                        Ok(())
+                    })
+                    .collect();
+                (records, ControllerResponse::AlterReassignments(answers))
+            }
+            ControllerRequest::ListReassignments { partitions } => {
+                let ongoing = image
+                    .partitions()
+                    .filter(|(topic, partition, state)| {
+                        state.is_reassigning()
+                            && partitions
+                                .as_ref()
+                                .is_none_or(|wanted| wanted.iter().any(|(t, p)| t == topic && p == partition))
+                    })
+                    .map(|(topic, partition, state)| commands::OngoingReassignment {
+                        topic: topic.to_string(),
+                        partition,
+                        replicas: state.replicas.clone(),
+                        adding: state.adding.clone(),
+                        removing: state.removing.clone(),
+                    })
+                    .collect();
+                (Vec::new(), ControllerResponse::ListReassignments(ongoing))
+            }
+            ControllerRequest::EnsureOffsetsTopic => {
+                let record = topics::offsets_topic(&config, image)?;
+                (record.into_iter().collect(), ControllerResponse::EnsureOffsetsTopic)
+            }
+        })
+    }
+
+    fn session_alive(&self, node: NodeId) -> bool {
+        self.sessions.borrow().get(&node).is_some_and(|deadline| *deadline > Instant::now())
+    }
+
+    fn touch(&self, node: NodeId) {
+        self.sessions.borrow_mut().insert(node, Instant::now() + self.settings.session_timeout);
+    }
+
+    /// A broker's controller connection closed: unless it heartbeats again soon, its session ends.
+    pub fn on_disconnect(&self, node: NodeId) {
+        let mut sessions = self.sessions.borrow_mut();
+        if let Some(deadline) = sessions.get_mut(&node) {
+            *deadline = (*deadline).min(Instant::now() + DISCONNECT_GRACE);
+        }
+    }
+
+    fn start_sessions_if_new_term(&self) {
+        let state = self.quorum.state();
+        if !state.leader_ready || self.session_term.get() == state.term {
+            return;
+        }
+        self.session_term.set(state.term);
+        let deadline = Instant::now() + self.settings.session_timeout;
+        let image = self.quorum.image();
+        *self.sessions.borrow_mut() = image.brokers.keys().map(|id| (*id, deadline)).collect();
+    }
+
+    /// Session expiry, the cluster id of a new cluster, and preferred leaders, while this node leads.
+    async fn run_timers(self: Rc<Self>) {
+        let mut last_rebalance = Instant::now();
+        loop {
+            glommio::timer::sleep(SESSION_CHECK_INTERVAL).await;
+            if !self.quorum.state().leader_ready {
+                continue;
+            }
+            self.start_sessions_if_new_term();
+            let image = self.quorum.image();
+            if image.cluster_id.is_empty() {
+                let cluster_id = new_cluster_id();
+                let record = MetadataRecord::ClusterId { cluster_id: cluster_id.clone() };
+                match self
+                    .commit_with(|image| if image.cluster_id.is_empty() { vec![record] } else { Vec::new() })
+                    .await
+                {
+                    Ok(_) => tracing::info!(%cluster_id, "formed a new cluster"),
+                    Err(error) => tracing::warn!(%error, "could not commit the cluster id yet"),
+                }
+                continue;
+            }
+            self.create_offsets_topic_when_brokers_are_up(&image).await;
+            let now = Instant::now();
+            let expired: Vec<NodeId> = image
+                .brokers
+                .values()
+                .filter(|broker| !broker.fenced)
+                .filter(|broker| self.sessions.borrow().get(&broker.node_id).is_none_or(|deadline| *deadline <= now))
+                .map(|broker| broker.node_id)
+                .collect();
+            for node in expired {
+                let static_config = &self.settings.static_config;
+                let fenced = self
+                    .commit_with(|image| {
+                        brokers::fence(image, node, &|image, topic| unclean_allowed(static_config, image, topic))
+                    })
+                    .await;
+                match fenced {
+                    Ok(Some(_)) => tracing::warn!(node, "broker session expired: fenced it and moved its leaderships"),
+                    Ok(None) => {}
+                    Err(error) => tracing::warn!(node, %error, "fencing the broker failed; retrying"),
+                }
+            }
+            if let Some(interval) = self.settings.rebalance_interval {
+                if last_rebalance.elapsed() >= interval {
+                    last_rebalance = Instant::now();
+                    self.prefer_leaders().await;
+                }
+            }
+        }
+    }
+
+    /// Creates `__consumer_offsets` once as many brokers are active as it wants replicas (at most one per
+    /// voter), so a cluster that forms gets it fully replicated and a single node gets it at once. A group
+    /// client that comes earlier has FindCoordinator create it, capped at the brokers then active.
+    async fn create_offsets_topic_when_brokers_are_up(&self, image: &ClusterImage) {
+        if image.topic(topics::OFFSETS_TOPIC).is_some() {
+            return;
+        }
+        let static_config = &self.settings.static_config;
+        let config = EffectiveConfig { static_config, dynamic: &image.broker_configs };
+        let wanted = usize::try_from(config.get(crate::config::broker::OFFSETS_TOPIC_REPLICATION_FACTOR)).unwrap_or(1);
+        let wanted = wanted.min(self.quorum.config().voters.len()).max(1);
+        if image.active_brokers().count() < wanted {
+            return;
+        }
+        let created = self
+            .commit_with(|image| {
+                let config = EffectiveConfig { static_config, dynamic: &image.broker_configs };
+                topics::offsets_topic(&config, image).ok().flatten().into_iter().collect()
+            })
+            .await;
+        if let Err(error) = created {
+            tracing::warn!(%error, "could not create __consumer_offsets yet");
+        }
+    }
+
+    async fn prefer_leaders(&self) {
+        let moved = Cell::new(0);
+        let result = self
+            .commit_with(|image| {
+                let records: Vec<MetadataRecord> = image
+                    .partitions()
+                    .filter_map(|(topic, partition, state)| {
+                        partitions::prefer_leader(state, image).map(|state| MetadataRecord::PartitionChange {
+                            topic: topic.to_string(),
+                            partition,
+                            state,
+                        })
+                    })
+                    .take(1000)
+                    .collect();
+                moved.set(records.len());
+                records
+            })
+            .await;
+        match result {
+            Ok(Some(_)) => tracing::info!(partitions = moved.get(), "moved leadership back to preferred replicas"),
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, "preferred leader election failed"),
+        }
+    }
+
+    /// Commits what the controller decided itself: planned under the write lock against the current image.
+    /// `Ok(None)` when the plan had nothing to do.
+    async fn commit_with(&self, plan: impl FnOnce(&ClusterImage) -> Vec<MetadataRecord>) -> AdminResult<Option<u64>> {
+        let _permit = Semaphore::acquire_static_permit(&self.write_lock, 1)
+            .await
+            .map_err(|_| AdminError::new(AdminErrorKind::NotController, "the controller is stopping"))?;
+        let records = plan(&self.quorum.image());
+        if records.is_empty() {
+            return Ok(None);
+        }
+        self.quorum.propose(&records).await.map(Some)
+    }
+}
+
+/// A Kafka-style cluster id: 16 random bytes in URL-safe base64 without padding (22 characters).
+pub fn new_cluster_id() -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bits = uuid::Uuid::new_v4().as_u128();
+    (0..22).map(|i| ALPHABET[((bits >> (i * 6)) & 63) as usize] as char).collect()
+}

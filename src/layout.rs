@@ -1,0 +1,252 @@
+//! Where a node listens and what it is: Kafka's KRaft keys (`process.roles`, `node.id`,
+//! `controller.quorum.voters`, `listeners`, `advertised.listeners`, `controller.listener.names`,
+//! `listener.security.protocol.map`, `inter.broker.listener.name`, `log.dirs`, `broker.rack`) read from the
+//! static configuration, with `sluice serve`'s flags over them.
+//!
+//! Only PLAINTEXT listeners exist yet: a listener mapped to SSL or SASL is refused at start with a clear
+//! error rather than served in the clear.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use sluice_replication::config::{broker, EffectiveConfig, StaticConfig};
+use sluice_replication::node::{Roles, Voter};
+
+/// What `sluice serve` flags say, each overriding its configuration key when given.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub advertise: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub node_id: Option<i32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub node_id: i32,
+    pub roles: Roles,
+    /// Empty: a single node that is its own quorum of one.
+    pub voters: Vec<Voter>,
+    /// The client (and inter-broker) listener, for the broker role.
+    pub client_listener: Option<SocketAddr>,
+    /// The controller listener, for a voter of a quorum of more than one.
+    pub controller_listener: Option<SocketAddr>,
+    pub advertised_host: String,
+    pub advertised_port: i32,
+    pub data_dir: PathBuf,
+    pub rack: Option<String>,
+}
+
+/// `NAME://host:port,...` → name → (host, port).
+fn parse_listeners(key: &str, text: &str) -> anyhow::Result<BTreeMap<String, (String, u16)>> {
+    let mut out = BTreeMap::new();
+    for item in text.split(',').map(str::trim).filter(|item| !item.is_empty()) {
+        let (name, address) =
+            item.split_once("://").with_context(|| format!("{key}: '{item}' is not NAME://host:port"))?;
+        let (host, port) = address.rsplit_once(':').with_context(|| format!("{key}: '{item}' has no port"))?;
+        let port: u16 = port.parse().with_context(|| format!("{key}: '{item}' has a bad port"))?;
+        out.insert(name.trim().to_uppercase(), (host.trim_matches(['[', ']']).to_string(), port));
+    }
+    Ok(out)
+}
+
+fn resolve(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
+    let bind_host = if host.is_empty() { "0.0.0.0" } else { host };
+    (bind_host, port)
+        .to_socket_addrs()
+        .with_context(|| format!("{host}:{port} is not an address"))?
+        .next()
+        .with_context(|| format!("{host}:{port} resolves to nothing"))
+}
+
+pub fn layout(config: &StaticConfig, overrides: &Overrides) -> anyhow::Result<Layout> {
+    let dynamic = BTreeMap::new();
+    let effective = EffectiveConfig { static_config: config, dynamic: &dynamic };
+    let node_id = overrides.node_id.unwrap_or_else(|| effective.get(broker::NODE_ID));
+    let roles_text = effective.get(broker::PROCESS_ROLES);
+    let roles = Roles { broker: roles_text.contains("broker"), controller: roles_text.contains("controller") };
+    let voters = Voter::parse_list(&effective.get(broker::CONTROLLER_QUORUM_VOTERS))
+        .map_err(|reason| anyhow::anyhow!("controller.quorum.voters: {reason}"))?;
+    if voters.is_empty() && !roles.controller {
+        bail!("process.roles={roles_text} needs controller.quorum.voters to find the controllers");
+    }
+    if !roles.controller && voters.iter().any(|v| v.node_id == node_id) {
+        bail!(
+            "node.id={node_id} is a voter in controller.quorum.voters, but process.roles={roles_text} has no \
+             controller: a node id names one node, so this is another node's id"
+        );
+    }
+    if roles.controller && !voters.is_empty() && !voters.iter().any(|v| v.node_id == node_id) {
+        bail!(
+            "process.roles has controller but node.id={node_id} is not in controller.quorum.voters ({}): \
+             Sluice's controllers are exactly the voters",
+            Voter::list_text(&voters)
+        );
+    }
+    let listeners = parse_listeners("listeners", &effective.get(broker::LISTENERS))?;
+    let protocols: BTreeMap<String, String> = effective
+        .get(broker::LISTENER_SECURITY_PROTOCOL_MAP)
+        .split(',')
+        .filter_map(|pair| pair.split_once(':'))
+        .map(|(name, protocol)| (name.trim().to_uppercase(), protocol.trim().to_uppercase()))
+        .collect();
+    for name in listeners.keys() {
+        let protocol = protocols.get(name).cloned().unwrap_or_else(|| name.clone());
+        if protocol != "PLAINTEXT" {
+            bail!(
+                "listener {name} uses {protocol}; Sluice serves PLAINTEXT listeners only so far (TLS and SASL come \
+                 later), and will not serve a {protocol} listener in the clear"
+            );
+        }
+    }
+    let controller_names: Vec<String> = effective
+        .get(broker::CONTROLLER_LISTENER_NAMES)
+        .split(',')
+        .map(|name| name.trim().to_uppercase())
+        .filter(|name| !name.is_empty())
+        .collect();
+    let inter_broker = effective.get(broker::INTER_BROKER_LISTENER_NAME).trim().to_uppercase();
+    let client = listeners
+        .get(&inter_broker)
+        .or_else(|| listeners.iter().find(|(name, _)| !controller_names.contains(name)).map(|(_, address)| address))
+        .cloned();
+    let controller = listeners.iter().find(|(name, _)| controller_names.contains(name)).map(|(_, a)| a.clone());
+
+    let client_listener = match (&overrides.listen, client, roles.broker) {
+        (_, _, false) => None,
+        (Some(listen), _, true) => Some(
+            listen
+                .to_socket_addrs()
+                .with_context(|| format!("--listen {listen}: not an address"))?
+                .next()
+                .with_context(|| format!("--listen {listen}: resolves to nothing"))?,
+        ),
+        (None, Some((host, port)), true) => Some(resolve(&host, port).context("listeners")?),
+        (None, None, true) => bail!("process.roles has broker but listeners has no client listener"),
+    };
+    let controller_listener = if roles.controller && !voters.is_empty() {
+        let (host, port) = match controller {
+            Some(address) => address,
+            None => {
+                let own = voters.iter().find(|v| v.node_id == node_id).map(|v| (v.host.clone(), v.port));
+                own.context("no controller listener")?
+            }
+        };
+        Some(resolve(&host, port).context("the controller listener")?)
+    } else {
+        None
+    };
+
+    let advertised_listeners = parse_listeners("advertised.listeners", &effective.get(broker::ADVERTISED_LISTENERS))?;
+    let (advertised_host, advertised_port) = match (&overrides.advertise, client_listener) {
+        (Some(advertise), _) => {
+            let (host, port) =
+                advertise.rsplit_once(':').with_context(|| format!("--advertise {advertise}: expected HOST:PORT"))?;
+            let port: u16 = port.parse().with_context(|| format!("--advertise {advertise}: bad port"))?;
+            (host.trim_matches(['[', ']']).to_string(), i32::from(port))
+        }
+        (None, Some(listen)) => match advertised_listeners
+            .get(&inter_broker)
+            .or_else(|| advertised_listeners.iter().find(|(n, _)| !controller_names.contains(n)).map(|(_, a)| a))
+        {
+            Some((host, port)) if overrides.listen.is_none() => (host.clone(), i32::from(*port)),
+            _ => {
+                let host = if listen.ip().is_unspecified() { "localhost".to_string() } else { listen.ip().to_string() };
+                (host, i32::from(listen.port()))
+            }
+        },
+        (None, None) => ("localhost".to_string(), 0),
+    };
+    let data_dir = match &overrides.data_dir {
+        Some(dir) => dir.clone(),
+        None => {
+            let dirs = effective.get(broker::LOG_DIRS);
+            let mut dirs = dirs.split(',').map(str::trim).filter(|d| !d.is_empty());
+            let first = dirs.next().unwrap_or("./sluice-data").to_string();
+            if dirs.next().is_some() {
+                bail!("log.dirs names several directories; Sluice keeps one data directory per node (use one)");
+            }
+            PathBuf::from(first)
+        }
+    };
+    let rack = Some(effective.get(broker::BROKER_RACK)).filter(|rack| !rack.trim().is_empty());
+    Ok(Layout {
+        node_id,
+        roles,
+        voters,
+        client_listener,
+        controller_listener,
+        advertised_host,
+        advertised_port,
+        data_dir,
+        rack,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> StaticConfig {
+        let mut config = StaticConfig::default();
+        for (key, value) in pairs {
+            config.set(key, value).unwrap_or_else(|e| panic!("{key}: {e}"));
+        }
+        config
+    }
+
+    #[test]
+    fn no_configuration_is_a_single_node_on_9092() {
+        let layout = layout(&StaticConfig::default(), &Overrides::default()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(layout.node_id, 0);
+        assert!(layout.voters.is_empty() && layout.roles.broker && layout.roles.controller);
+        assert_eq!(layout.client_listener.map(|a| a.port()), Some(9092));
+        assert_eq!((layout.advertised_host.as_str(), layout.advertised_port), ("localhost", 9092));
+        assert!(layout.controller_listener.is_none());
+        assert_eq!(layout.data_dir, PathBuf::from("./sluice-data"));
+    }
+
+    #[test]
+    fn a_kraft_combined_properties_file_is_read_as_kafka_reads_it() {
+        let config = config(&[
+            ("process.roles", "broker,controller"),
+            ("node.id", "2"),
+            ("controller.quorum.voters", "1@127.0.0.1:9093,2@127.0.0.2:9093,3@127.0.0.3:9093"),
+            ("listeners", "PLAINTEXT://127.0.0.2:9092,CONTROLLER://127.0.0.2:9093"),
+            ("advertised.listeners", "PLAINTEXT://127.0.0.2:9092"),
+            ("controller.listener.names", "CONTROLLER"),
+            ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"),
+            ("inter.broker.listener.name", "PLAINTEXT"),
+            ("log.dirs", "/var/lib/sluice/data"),
+            ("broker.rack", "a"),
+            ("num.network.threads", "3"),
+        ]);
+        let layout = layout(&config, &Overrides::default()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(layout.node_id, 2);
+        assert_eq!(layout.voters.len(), 3);
+        assert_eq!(layout.client_listener.map(|a| a.to_string()), Some("127.0.0.2:9092".into()));
+        assert_eq!(layout.controller_listener.map(|a| a.to_string()), Some("127.0.0.2:9093".into()));
+        assert_eq!((layout.advertised_host.as_str(), layout.advertised_port), ("127.0.0.2", 9092));
+        assert_eq!(layout.rack.as_deref(), Some("a"));
+        assert_eq!(layout.data_dir, PathBuf::from("/var/lib/sluice/data"));
+        // Flags win over the file.
+        let flagged = Overrides { node_id: Some(7), data_dir: Some("/tmp/x".into()), ..Default::default() };
+        assert!(layout_err(&config, &flagged).contains("not in controller.quorum.voters"));
+    }
+
+    fn layout_err(config: &StaticConfig, overrides: &Overrides) -> String {
+        layout(config, overrides).map(|_| String::new()).unwrap_or_else(|e| e.to_string())
+    }
+
+    #[test]
+    fn unsupported_and_inconsistent_settings_are_refused() {
+        let ssl = config(&[("listeners", "SSL://0.0.0.0:9093"), ("listener.security.protocol.map", "SSL:SSL")]);
+        assert!(layout_err(&ssl, &Overrides::default()).contains("PLAINTEXT listeners only"));
+        let broker_only = config(&[("process.roles", "broker")]);
+        assert!(layout_err(&broker_only, &Overrides::default()).contains("needs controller.quorum.voters"));
+        let two_dirs = config(&[("log.dirs", "/a,/b")]);
+        assert!(layout_err(&two_dirs, &Overrides::default()).contains("one data directory"));
+    }
+}
