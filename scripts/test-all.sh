@@ -26,6 +26,9 @@ echo "== end-to-end client tests (release broker, --shards 1 and 2)"
 cargo build --release --locked --bin sluice
 SLUICE_BIN="$PWD/target/release/sluice" tests/clients/.venv/bin/python -m pytest -q -p no:cacheprovider tests/clients
 
+echo "== cluster tests (separate sluice processes on 127.0.0.1-4, --shards 1)"
+SLUICE_BIN="$PWD/target/release/sluice" tests/clients/.venv/bin/python -m pytest -q -p no:cacheprovider tests/cluster
+
 echo "== benches and fuzz targets build"
 cargo bench --workspace --locked --no-run
 if command -v cargo-fuzz >/dev/null; then
