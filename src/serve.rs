@@ -41,6 +41,9 @@ use crate::layout::{layout, Layout, Overrides};
 
 /// Locked memory each glommio executor needs for its io_uring rings.
 const IO_MEMORY_BYTES: usize = 512 << 10;
+/// How long a stopping quorum leader waits for another voter to take over before it stops anyway.
+const QUORUM_HANDOVER_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// How long a controlled shutdown may take before the broker stops anyway.
 const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -144,7 +147,9 @@ fn node_settings(layout: &Layout, config: &StaticConfig, rejoin_with_empty_log: 
             u64::try_from(effective.get(broker::LEADER_IMBALANCE_CHECK_INTERVAL_SECONDS)).unwrap_or(300),
         )
     });
-    let quorum_tick = Duration::from_millis(100);
+    // 50 ms ticks: raft-rs draws each election timeout from [election, 2 x election) in whole ticks, so finer
+    // ticks make two voters timing out together, and splitting the vote, rarer.
+    let quorum_tick = Duration::from_millis(50);
     let election_timeout = millis(i64::from(effective.get(broker::CONTROLLER_QUORUM_ELECTION_TIMEOUT_MS)));
     let election_ticks = (election_timeout.as_millis() / quorum_tick.as_millis()).max(2) as usize;
     NodeSettings {
@@ -160,6 +165,7 @@ fn node_settings(layout: &Layout, config: &StaticConfig, rejoin_with_empty_log: 
             rack: layout.rack.clone(),
             heartbeat_interval: millis(i64::from(effective.get(broker::BROKER_HEARTBEAT_INTERVAL_MS))),
             session_timeout,
+            self_fence_after: session_timeout + 2 * election_timeout,
         }),
         quorum_tick,
         election_ticks,
@@ -457,6 +463,9 @@ async fn shard_main(
             } else {
                 tracing::warn!("controlled shutdown did not finish in time; stopping anyway");
             }
+        }
+        if startup.node.voters.len() > 1 {
+            node.resign_quorum_leadership(QUORUM_HANDOVER_TIMEOUT).await;
         }
         startup.handed_over.store(true, Ordering::SeqCst);
         node.stop();

@@ -544,6 +544,8 @@ impl Shard {
             tracing::warn!(from = %from.display(), to = %to.display(), "partition directory not in the metadata log; set aside");
             if let Err(error) = glommio::io::rename(&from, &to).await {
                 tracing::error!(path = %from.display(), %error, "could not set an orphaned partition aside");
+            } else if let Err(error) = sluice_engine::checkpoint::sync_dir(&self.settings.data_dir).await {
+                tracing::warn!(%error, "could not sync the data directory after setting a partition aside");
             }
         }
     }

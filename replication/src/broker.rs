@@ -131,6 +131,10 @@ pub struct LifecycleSettings {
     pub rack: Option<String>,
     pub heartbeat_interval: Duration,
     pub session_timeout: Duration,
+    /// How long without reaching the controller before this broker assumes it is fenced and stops leading:
+    /// the session timeout plus time for the quorum to elect a new controller, which starts every session
+    /// afresh (so a broker cut off only by an election is never fenced).
+    pub self_fence_after: Duration,
 }
 
 /// Where this broker stands with the controller.
@@ -207,7 +211,7 @@ impl BrokerLifecycle {
     /// Whether the controller heard from this broker within its session timeout: past it, the broker must
     /// assume it was fenced and its leaderships moved.
     pub fn in_session(&self) -> bool {
-        self.last_contact.get().is_some_and(|at| at.elapsed() < self.settings.session_timeout)
+        self.last_contact.get().is_some_and(|at| at.elapsed() < self.settings.self_fence_after)
             && matches!(self.state.get(), BrokerState::Running | BrokerState::ShuttingDown)
     }
 
@@ -333,7 +337,7 @@ impl BrokerLifecycle {
                 if !self.in_session() && self.state.get() == BrokerState::Running {
                     tracing::error!(
                         node = self.settings.node_id,
-                        "no contact with the controller quorum for longer than broker.session.timeout.ms: this \
+                        "no contact with the controller quorum for longer than its session and an election: this \
                          broker assumes it is fenced and stops leading until it reaches the quorum again"
                     );
                     self.set_state(BrokerState::Fenced);

@@ -184,7 +184,8 @@ impl ClusterNode {
                 voters,
                 tick: self.settings.quorum_tick,
                 election_ticks: self.settings.election_ticks,
-                heartbeat_ticks: 1,
+                // Raft heartbeats every 100 ms whatever the tick.
+                heartbeat_ticks: (100 / self.settings.quorum_tick.as_millis().max(1)).max(1) as usize,
                 snapshot_every_entries: 5000,
                 snapshot_keep_entries: 500,
                 catch_up_first: formation == Formation::Join,
@@ -336,6 +337,16 @@ impl ClusterNode {
     pub fn stop(&self) {
         if let Some(quorum) = self.quorum() {
             quorum.stop();
+        }
+    }
+
+    /// At a clean shutdown, before [`ClusterNode::stop`]: if this node leads the controller quorum, hands the
+    /// leadership to another voter (bounded by `timeout`).
+    pub async fn resign_quorum_leadership(&self, timeout: std::time::Duration) {
+        if let Some(quorum) = self.quorum() {
+            if !quorum.resign(timeout).await {
+                tracing::warn!("could not hand the controller quorum's leadership over; the others will elect one");
+            }
         }
     }
 

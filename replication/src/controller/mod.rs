@@ -34,6 +34,10 @@ use commands::{AdminError, AdminErrorKind, AdminResult, Committed, ControllerReq
 
 /// How long a broker whose controller connection closed keeps its session, in case it reconnects.
 const DISCONNECT_GRACE: Duration = Duration::from_millis(500);
+/// The first session a new active controller gives a broker that is also a voter (see
+/// `start_sessions_if_new_term`).
+const VOTER_FIRST_SESSION: Duration = Duration::from_secs(1);
+
 /// How often sessions are checked.
 const SESSION_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -52,6 +56,8 @@ pub struct Controller {
     sessions: RefCell<BTreeMap<NodeId, Instant>>,
     /// The term whose sessions were started; a new active controller starts them afresh.
     session_term: Cell<u64>,
+    /// When this node's sessions for its term started.
+    session_start: Cell<Instant>,
     write_lock: Rc<Semaphore>,
 }
 
@@ -69,6 +75,7 @@ impl Controller {
             settings,
             sessions: RefCell::new(BTreeMap::new()),
             session_term: Cell::new(0),
+            session_start: Cell::new(Instant::now()),
             write_lock: Rc::new(Semaphore::new(1)),
         });
         let timers = controller.clone();
@@ -255,9 +262,31 @@ impl Controller {
             return;
         }
         self.session_term.set(state.term);
-        let deadline = Instant::now() + self.settings.session_timeout;
+        let now = Instant::now();
+        self.session_start.set(now);
         let image = self.quorum.image();
-        *self.sessions.borrow_mut() = image.brokers.keys().map(|id| (*id, deadline)).collect();
+        let me = self.quorum.config().node_id;
+        // Sessions start afresh: the new controller has heard no heartbeat yet. A broker that is also a voter
+        // shows it is alive sooner, by answering this leader's Raft heartbeats; one that does not (its process
+        // died with the old controller's) gets a short first session instead of a whole one, so its
+        // partitions move on without waiting out `broker.session.timeout.ms` again.
+        let first = |id: NodeId| {
+            let voter = id != me && self.quorum.config().voters.contains(&id);
+            now + if voter {
+                self.settings.session_timeout.min(VOTER_FIRST_SESSION)
+            } else {
+                self.settings.session_timeout
+            }
+        };
+        *self.sessions.borrow_mut() = image.brokers.keys().map(|id| (*id, first(*id))).collect();
+    }
+
+    /// A voter broker that has not reached this controller yet, in the first session period of its term, but
+    /// whose Raft messages arrive: alive, just slow to find the new controller.
+    fn alive_by_raft(&self, node: NodeId) -> bool {
+        self.session_start.get().elapsed() < self.settings.session_timeout
+            && self.quorum.config().voters.contains(&node)
+            && self.quorum.heard_within(node, VOTER_FIRST_SESSION)
     }
 
     /// Session expiry, the cluster id of a new cluster, and preferred leaders, while this node leads.
@@ -289,6 +318,7 @@ impl Controller {
                 .values()
                 .filter(|broker| !broker.fenced)
                 .filter(|broker| self.sessions.borrow().get(&broker.node_id).is_none_or(|deadline| *deadline <= now))
+                .filter(|broker| !self.alive_by_raft(broker.node_id))
                 .map(|broker| broker.node_id)
                 .collect();
             for node in expired {
@@ -380,7 +410,6 @@ impl Controller {
 
 /// A Kafka-style cluster id: 16 random bytes in URL-safe base64 without padding (22 characters).
 pub fn new_cluster_id() -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let bits = uuid::Uuid::new_v4().as_u128();
-    (0..22).map(|i| ALPHABET[((bits >> (i * 6)) & 63) as usize] as char).collect()
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes())
 }

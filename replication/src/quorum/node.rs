@@ -348,6 +348,45 @@ impl QuorumNode {
         }
     }
 
+    /// Whether a Raft message from `peer` arrived within `window` (a live voter answers the leader's
+    /// heartbeats every few ticks).
+    pub fn heard_within(&self, peer: NodeId, window: Duration) -> bool {
+        let since = sluice_engine::types::now_ms() - i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+        self.last_heard.borrow().get(&peer).is_some_and(|at| *at >= since)
+    }
+
+    /// On the leader, at a clean shutdown: hands leadership to the most up-to-date other voter, so the quorum
+    /// does not sit out an election timeout without a controller. Returns whether another node leads within
+    /// `timeout` (true at once when this node does not lead).
+    pub async fn resign(&self, timeout: Duration) -> bool {
+        let target = {
+            let raw = self.raw.borrow();
+            if raw.raft.state != StateRole::Leader {
+                return true;
+            }
+            self.config
+                .voters
+                .iter()
+                .filter(|voter| **voter != self.config.node_id)
+                .filter_map(|voter| raw.raft.prs().get(raft_id(*voter)).map(|p| (p.matched, *voter)))
+                .max()
+                .map(|(_, voter)| voter)
+        };
+        let Some(target) = target else { return false };
+        tracing::info!(node = self.config.node_id, to = target, "handing the controller quorum's leadership over");
+        self.raw.borrow_mut().transfer_leader(raft_id(target));
+        self.wake.advance(self.wake.get() + 1);
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            let state = self.state.get();
+            if state.role != StateRole::Leader && state.leader.is_some_and(|l| l != self.config.node_id) {
+                return true;
+            }
+            glommio::timer::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
     /// On the leader: forgets what a peer had acknowledged, because it came back with an empty log (a voter
     /// whose directory was lost). Replication to it starts over from its first entry (or a snapshot).
     /// Nothing committed changes: commitment only ever counts acknowledgements still to come.
@@ -456,6 +495,14 @@ impl QuorumNode {
             self.on_role(soft.raft_state, soft.leader_id);
         }
         self.send(ready.take_messages());
+        // The hard state goes to disk before the entries or snapshot it came with: a log with entries but no
+        // hard state then always means a lost file (refused at start), never a crash between the writes. Its
+        // commit index may run ahead of the entries for that moment; loading clamps it to the log.
+        if let Some(hard_state) = ready.hs().cloned() {
+            if ready.must_sync() {
+                self.disk.save_hard_state(&hard_state).await?;
+            }
+        }
         if !ready.snapshot().is_empty() {
             self.install_snapshot(ready.snapshot().clone()).await?;
         }
@@ -466,9 +513,6 @@ impl QuorumNode {
             self.raw.borrow_mut().mut_store().append(&entries);
         }
         if let Some(hard_state) = ready.hs().cloned() {
-            if ready.must_sync() {
-                self.disk.save_hard_state(&hard_state).await?;
-            }
             self.raw.borrow_mut().mut_store().hard_state = hard_state;
         }
         self.send(ready.take_persisted_messages());

@@ -83,7 +83,10 @@ impl StoredSnapshot {
         if crc32c::crc32c(body.as_bytes()) != stored {
             return Err("CRC mismatch".into());
         }
-        let json = body.strip_prefix(SNAPSHOT_KIND).ok_or("not a metadata snapshot")?;
+        let (kind, json) = body.split_once('\n').ok_or("not a metadata snapshot")?;
+        if kind != SNAPSHOT_KIND {
+            return Err(format!("not a metadata snapshot of this version ('{kind}')"));
+        }
         serde_json::from_str(json.trim()).map_err(|e| e.to_string())
     }
 
@@ -257,7 +260,8 @@ pub struct DiskLog {
 impl DiskLog {
     pub fn new(log: Rc<PartitionLog>) -> DiskLog {
         let dir = log.dir().to_path_buf();
-        // Nothing is committed until the quorum says so.
+        // The high watermark is the commit index, which `load` sets from the hard state; until then it stays
+        // at what the partition's checkpoint recovered (never above a commit index this node saw).
         log.set_replica_bound(Offset::ZERO);
         DiskLog { log, dir }
     }
@@ -275,7 +279,20 @@ impl DiskLog {
     /// Loads the hard state, the snapshot and the entries after it.
     pub async fn load(&self) -> Result<(MemoryLog, Option<StoredSnapshot>), StoreError> {
         let mut memory = MemoryLog::default();
-        if let Some(bytes) = checkpoint::read_small(&self.dir.join(HARD_STATE_FILE)).await? {
+        let hard_state = checkpoint::read_small(&self.dir.join(HARD_STATE_FILE)).await?;
+        let snapshot_bytes = checkpoint::read_small(&self.dir.join(SNAPSHOT_FILE)).await?;
+        if hard_state.is_none() && (snapshot_bytes.is_some() || self.log.log_end_offset() > Offset::ZERO) {
+            // The hard state is written before any entry or snapshot (see the driver), so entries without it
+            // mean it was lost, and with it the vote this node cast: voting again could elect two leaders.
+            return Err(StoreError::Corrupt {
+                path: self.dir.join(HARD_STATE_FILE),
+                reason: "missing while the metadata log holds entries: the vote this node cast is lost. Remove \
+                         the __cluster_metadata-0 directory and start with --rejoin-with-empty-log to copy the \
+                         log back from the other voters"
+                    .into(),
+            });
+        }
+        if let Some(bytes) = hard_state {
             let rows = checkpoint::decode("quorum-state", &bytes).ok_or_else(|| StoreError::Corrupt {
                 path: self.dir.join(HARD_STATE_FILE),
                 reason: "unreadable hard state (a vote may be lost: refusing to guess)".into(),
@@ -294,7 +311,7 @@ impl DiskLog {
                 }
             }
         }
-        let snapshot = match checkpoint::read_small(&self.dir.join(SNAPSHOT_FILE)).await? {
+        let snapshot = match snapshot_bytes {
             Some(bytes) => Some(
                 StoredSnapshot::decode(&bytes)
                     .map_err(|reason| StoreError::Corrupt { path: self.dir.join(SNAPSHOT_FILE), reason })?,
@@ -305,6 +322,16 @@ impl DiskLog {
             memory.install(&stored.to_raft());
         }
         let mut position = Offset(i64::try_from(memory.snapshot_index).unwrap_or(i64::MAX));
+        if self.log.log_end_offset() < position {
+            // A snapshot from the leader was written but the log was not yet restarted after it (a crash
+            // between the two steps of `install_snapshot`): finish the install.
+            tracing::warn!(
+                snapshot_index = position.0,
+                log_end = self.log.log_end_offset().0,
+                "the metadata log ends before its snapshot: restarting it after the snapshot"
+            );
+            self.log.reset_to(position).await?;
+        }
         let end = self.log.log_end_offset();
         if position < self.log.log_start_offset() {
             return Err(StoreError::Corrupt {
@@ -430,5 +457,55 @@ mod tests {
         let mut torn = bytes.clone();
         torn[30] ^= 1;
         assert!(StoredSnapshot::decode(&torn).is_err());
+    }
+
+    /// Opens `__cluster_metadata-0` under `root` as the node does, and runs `body` on its disk log.
+    fn with_disk_log(
+        body: impl FnOnce(DiskLog) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> + Send + 'static,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        let ex = glommio::LocalExecutorBuilder::default().io_memory(512 << 10).make().unwrap();
+        ex.run(async move {
+            let manager = sluice_engine::LogManager::new(&root, sluice_engine::ManagerOptions::default(), false);
+            manager.spawn_background();
+            let tp = sluice_engine::TopicPartition::new(crate::metadata::METADATA_TOPIC, 0);
+            let config = sluice_engine::LogConfig { retention_ms: -1, ..Default::default() };
+            let log = manager.open_log(&tp, config).await.unwrap();
+            body(DiskLog::new(log)).await;
+        });
+    }
+
+    #[test]
+    fn entries_without_a_hard_state_are_refused_not_voted_on() {
+        with_disk_log(|disk| {
+            Box::pin(async move {
+                disk.save_hard_state(&HardState { term: 1, vote: 1, commit: 0, ..Default::default() }).await.unwrap();
+                disk.append(&[entry(1, 1, b"[]"), entry(2, 1, b"[]")]).await.unwrap();
+                assert_eq!(disk.load().await.unwrap().0.last_index(), 2);
+                std::fs::remove_file(disk.dir().join(HARD_STATE_FILE)).unwrap();
+                let error = disk.load().await.err().unwrap().to_string();
+                assert!(error.contains("vote") && error.contains("--rejoin-with-empty-log"), "{error}");
+            })
+        });
+    }
+
+    #[test]
+    fn a_snapshot_install_cut_short_by_a_crash_is_finished_at_load() {
+        with_disk_log(|disk| {
+            Box::pin(async move {
+                disk.save_hard_state(&HardState { term: 2, vote: 1, commit: 10, ..Default::default() }).await.unwrap();
+                disk.append(&[entry(1, 1, b"[]"), entry(2, 1, b"[]")]).await.unwrap();
+                // The snapshot file is written, and the process dies before the log restarts after it.
+                let stored = StoredSnapshot { index: 10, term: 2, voters: vec![1], image: ClusterImage::default() };
+                checkpoint::write_with(disk.dir(), SNAPSHOT_FILE, stored.encode(), Durability::Now).await.unwrap();
+                let (memory, snapshot) = disk.load().await.unwrap();
+                assert_eq!(snapshot.unwrap().index, 10);
+                assert_eq!((memory.snapshot_index, memory.last_index()), (10, 10));
+                // The next entry from the leader continues the log.
+                disk.append(&[entry(11, 2, b"[]")]).await.unwrap();
+                assert_eq!(disk.load().await.unwrap().0.last_index(), 11);
+            })
+        });
     }
 }

@@ -203,7 +203,12 @@ impl ReplicaManager {
             return Err(ReplicaError::NotLeader);
         }
         let read = leader.follower_fetch(follower, partition)?;
-        if let Some(request) = leader.isr_change_wanted(Some(follower), self.settings.lag_time_max, self.broker_epoch())
+        // Only a broker that is running may join an ISR; the controller would refuse a fenced or stopping one,
+        // and asking at each of its fetches would only flood it with refusals.
+        let eligible = image.brokers.get(&follower).is_some_and(|b| !b.fenced && !b.shutting_down);
+        if let Some(request) = eligible
+            .then(|| leader.isr_change_wanted(Some(follower), self.settings.lag_time_max, self.broker_epoch()))
+            .flatten()
         {
             self.submit_isr_change(replica.clone(), leader.clone(), request);
         }
