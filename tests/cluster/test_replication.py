@@ -1,132 +1,16 @@
 """Cluster, part 2: replicated partitions with real clients. RF=3 writes read back exactly once through
-another broker; leaders killed (kill -9), paused (SIGSTOP) and stopped (SIGTERM) under idempotent acks=all
-load lose nothing and duplicate nothing, and the replicas agree offset by offset; ISR shrink and expand,
+another broker; leaders killed (kill -9), paused (SIGSTOP) and stopped (SIGTERM, which moves their leaderships
+first and fails no write) under idempotent acks=all load lose nothing and duplicate nothing, and the replicas agree offset by offset; ISR shrink and expand,
 min.insync.replicas, a diverged follower's truncation, a reassignment onto a fourth broker, and a consumer
 group whose coordinator moves."""
 
-import threading
 import time
 
 import kafka
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from harness import create_topic, replica_batches, wait_until
-
-
-class Load:
-    """An idempotent acks=all producer writing unique values in a thread until stopped; remembers what was
-    acknowledged (value -> (partition, offset)) and what failed for good."""
-
-    def __init__(self, bootstrap, topic, rate_per_s=500):
-        self.acked = {}
-        self.failed = []
-        self.ack_times = []
-        self.stopping = threading.Event()
-        self.producer = Producer({
-            "bootstrap.servers": bootstrap,
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 2,
-            "message.timeout.ms": 60000,
-            "topic.metadata.refresh.interval.ms": 1000,
-        })
-        self.topic = topic
-        self.rate = rate_per_s
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def report(self, err, msg):
-        value = msg.value().decode()
-        if err is not None:
-            self.failed.append((value, str(err)))
-        else:
-            self.acked[value] = (msg.partition(), msg.offset())
-            self.ack_times.append(time.time())
-
-    def run(self):
-        i = 0
-        while not self.stopping.is_set():
-            try:
-                self.producer.produce(self.topic, value=f"v{i}".encode(), key=str(i % 17).encode(), on_delivery=self.report)
-                i += 1
-            except BufferError:
-                pass
-            self.producer.poll(1.0 / self.rate)
-        self.producer.flush(90)
-        self.sent = i
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stopping.set()
-        self.thread.join(120)
-
-    def longest_gap(self, since):
-        """The longest time without an acknowledgement after `since` (the failover window)."""
-        times = sorted(t for t in self.ack_times if t >= since)
-        if len(times) < 2:
-            return None
-        first_gap = times[0] - since
-        return max([first_gap] + [b - a for a, b in zip(times, times[1:])])
-
-
-def read_all(bootstrap, topic, partitions, timeout=60):
-    """Every record of the partitions, from the start up to the end seen when the read began, as
-    (partition, offset, value)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "checker", "enable.auto.commit": False})
-    ends = {}
-    for p in partitions:
-        _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-        ends[p] = high
-    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-    out = []
-    done = {p for p, end in ends.items() if end == 0}
-    deadline = time.time() + timeout
-    while len(done) < len(partitions) and time.time() < deadline:
-        for msg in consumer.consume(num_messages=1000, timeout=0.5):
-            if msg.error():
-                raise KafkaException(msg.error())
-            if msg.offset() < ends[msg.partition()]:
-                out.append((msg.partition(), msg.offset(), msg.value().decode()))
-            if msg.offset() + 1 >= ends[msg.partition()]:
-                done.add(msg.partition())
-    consumer.close()
-    assert len(done) == len(partitions), f"read did not reach the end: {ends}, got {len(out)}"
-    return out
-
-
-def check_history(load, records):
-    """0 lost, 0 duplicated, and every acknowledged value at the offset it was acknowledged at."""
-    seen = {}
-    for partition, offset, value in records:
-        assert value not in seen, f"duplicate: {value} at {seen[value]} and {(partition, offset)}"
-        seen[value] = (partition, offset)
-    lost = [v for v in load.acked if v not in seen]
-    assert not lost, f"{len(lost)} acknowledged records lost, e.g. {lost[:5]}"
-    moved = [(v, load.acked[v], seen[v]) for v in load.acked if load.acked[v] != seen[v]]
-    assert not moved, f"acknowledged at one offset, read at another: {moved[:5]}"
-    failed_but_read = [v for v, _ in load.failed if v in seen]
-    assert not failed_but_read, f"definitely failed writes were read: {failed_but_read[:5]}"
-
-
-def assert_replicas_agree(cluster, topic, partitions):
-    """Below the high watermark, every replica holds the same batches at the same offsets."""
-    for p in partitions:
-        consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "hw"})
-        _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-        consumer.close()
-
-        def agree():
-            views = replica_batches(cluster, topic, p, upto=high)
-            distinct = {tuple(v) for v in views.values()}
-            return len(views) >= 2 and len(distinct) == 1
-
-        wait_until(agree, timeout=30, what=f"replicas of {topic}-{p} agreeing below {high}")
-
-
-def leader_of(cluster, topic, partition):
-    return cluster.leaders(topic)[partition][0]
+from workload import Load, assert_replicas_agree, check_history, leader_of, read_all
 
 
 def test_rf3_written_through_one_broker_reads_back_once_through_another(cluster):
@@ -166,6 +50,31 @@ def test_kill9_of_leaders_under_idempotent_load_loses_and_duplicates_nothing(clu
     check_history(load, records)
     assert_replicas_agree(cluster, "failover", [0, 1, 2])
     print(f"failover windows after kill -9 (s): {windows}")
+
+
+def test_sigterm_of_a_leader_moves_its_leadership_first_and_fails_nothing(cluster):
+    create_topic(cluster.nodes[1].bootstrap, "handover", partitions=3, replication_factor=3,
+                 config={"min.insync.replicas": "2"})
+    windows = []
+    with Load(cluster.bootstrap, "handover") as load:
+        for round_ in range(2):
+            time.sleep(2)
+            victim = leader_of(cluster, "handover", round_)
+            led = [p for p, (leader, _, _) in cluster.leaders("handover").items() if leader == victim]
+            stopped_at = time.time()
+            cluster.nodes[victim].stop()
+            assert "controlled shutdown" in cluster.nodes[victim].log()
+            wait_until(lambda: all(cluster.leaders("handover")[p][0] not in (victim, -1) for p in led), timeout=10,
+                       what="the stopped broker's partitions led elsewhere")
+            time.sleep(2)
+            windows.append(load.longest_gap(stopped_at, partitions=led))
+            cluster.nodes[victim].start()
+            wait_until(lambda: all(len(isr) == 3 for _, _, isr in cluster.leaders("handover").values()),
+                       timeout=60, what="the ISR whole again")
+    assert not load.failed, load.failed[:5]
+    check_history(load, read_all(cluster.bootstrap, "handover", [0, 1, 2]))
+    assert_replicas_agree(cluster, "handover", [0, 1, 2])
+    print(f"windows without acks after SIGTERM (s): {windows}")
 
 
 def test_a_paused_leader_is_fenced_and_its_partition_stays_intact(make_cluster):
