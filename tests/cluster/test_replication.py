@@ -116,14 +116,18 @@ def test_isr_shrinks_and_expands_and_min_insync_replicas_is_enforced(make_cluste
     assert results and results[0] is not None and results[0].name() == "NOT_ENOUGH_REPLICAS", results
     cluster.nodes[follower].resume()
     wait_until(lambda: len(cluster.leaders("isr")[0][2]) == 3, timeout=30, what="the ISR expanding")
+    # Other brokers may show the new ISR a moment before the leader acts on it, so this write is sent the way
+    # clients send it, with retries (NOT_ENOUGH_REPLICAS is retriable).
     results.clear()
-    producer.produce("isr", value=b"back", on_delivery=lambda err, msg: results.append(err))
-    producer.flush(20)
+    retrying = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "message.timeout.ms": 20000})
+    retrying.produce("isr", value=b"back", on_delivery=lambda err, msg: results.append(err))
+    retrying.flush(30)
     assert results == [None], results
 
 
 def test_a_diverged_follower_truncates_to_the_leader(make_cluster):
-    cluster = make_cluster(3)
+    # Sessions long enough that the paused followers stay in the ISR while the leader writes alone.
+    cluster = make_cluster(3, extra={"broker.session.timeout.ms": "8000"})
     create_topic(cluster.nodes[1].bootstrap, "diverge", partitions=1, replication_factor=3)
     acks_all = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
     for i in range(100):
@@ -134,6 +138,9 @@ def test_a_diverged_follower_truncates_to_the_leader(make_cluster):
     # The followers stop fetching for a moment while the leader takes acks=1 writes only it will have...
     for f in followers:
         cluster.nodes[f].pause()
+    # A follower's long-poll fetch already at the leader would still carry new records into its socket; wait
+    # until those fetches have been answered (replica.fetch.wait.max.ms is 500 ms).
+    time.sleep(1.5)
     acks_one = Producer({"bootstrap.servers": cluster.nodes[leader].bootstrap, "acks": "1"})
     for i in range(50):
         acks_one.produce("diverge", value=f"orphan-{i}".encode())
