@@ -83,9 +83,13 @@ impl Fetcher {
                 .map(|f| (f.replica.clone(), f.leader_epoch))
                 .collect();
             if active.is_empty() {
+                // Sleep until a partition is added (woken) or the first parked one may be fetched again.
+                let now = Instant::now();
+                let next_unpark = self.partitions.borrow().values().filter_map(|f| f.parked_until).min();
+                let nap = next_unpark.map_or(settings.fetch_backoff, |until| until.saturating_duration_since(now));
                 let seen = self.wake.get();
                 let wait = self.wake.wait_for(seen + 1);
-                let timer = glommio::timer::sleep(settings.fetch_backoff);
+                let timer = glommio::timer::sleep(nap.min(settings.fetch_backoff));
                 futures::pin_mut!(wait);
                 futures::pin_mut!(timer);
                 let _ = futures::future::select(wait, timer).await;
@@ -183,6 +187,20 @@ impl Fetcher {
                     self.park(tp);
                 }
             }
+            (
+                Some(
+                    error @ (ReplicaError::NotLeader
+                    | ReplicaError::UnknownTopicOrPartition
+                    | ReplicaError::UnknownLeaderEpoch),
+                ),
+                _,
+            ) => {
+                // The leader has not applied the metadata that made it leader yet (every broker applies the
+                // same records, a moment apart): ask again soon rather than after a whole backoff, which
+                // would stall every acks=all write to a new partition or leader for that long.
+                tracing::debug!(partition = %tp, leader = self.leader, ?error, "leader not ready for the fetch yet");
+                self.park_for(tp, LEADER_NOT_READY_BACKOFF);
+            }
             (Some(error), _) => {
                 tracing::debug!(partition = %tp, leader = self.leader, ?error, "leader refused the fetch; waiting for metadata");
                 self.park(tp);
@@ -193,11 +211,18 @@ impl Fetcher {
     /// Skips a partition for a while after an error (`replica.fetch.backoff.ms`).
     fn park(&self, tp: &TopicPartition) {
         let backoff = self.manager.upgrade().map_or(Duration::from_secs(1), |m| m.settings().fetch_backoff);
+        self.park_for(tp, backoff);
+    }
+
+    fn park_for(&self, tp: &TopicPartition, backoff: Duration) {
         if let Some(followed) = self.partitions.borrow_mut().get_mut(tp) {
             followed.parked_until = Some(Instant::now() + backoff);
         }
     }
 }
+
+/// How soon a partition is fetched again after its leader said it does not lead it yet.
+const LEADER_NOT_READY_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Where a follower truncates given the leader's (epoch, end offset) for its last fetched epoch (Kafka's
 /// `getOffsetTruncationState`): the smaller of the leader's end for that epoch and the follower's own.
