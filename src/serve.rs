@@ -192,6 +192,12 @@ struct Startup {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    if sluice_net::handlers::produce::unsafe_ack_on_leader_append() {
+        tracing::error!(
+            "SLUICE_UNSAFE_ACK_ON_LEADER_APPEND=1: acks=all is answered before the followers have the records. \
+             This broker loses acknowledged writes on failover; it exists only to test the fault checker."
+        );
+    }
     let static_config = static_config(&args)?;
     for key in static_config.ignored_keys() {
         tracing::info!(key, "a Kafka setting Sluice does not use (thread pools, socket buffers, ...): ignored");

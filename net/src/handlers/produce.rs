@@ -198,7 +198,12 @@ async fn produce_partition(
     if acks == -1 {
         // The high watermark covers the records once every in-sync replica has them on disk.
         let target = info.last_offset.next();
-        let replicated = log.high_watermark_watch().wait_for(target.0);
+        let replicated = async {
+            if unsafe_ack_on_leader_append() {
+                return log.wait_durable(target).await.map_err(|_| ());
+            }
+            log.high_watermark_watch().wait_for(target.0).await.map_err(|_| ())
+        };
         let timer = glommio::timer::sleep(timeout);
         futures::pin_mut!(replicated);
         futures::pin_mut!(timer);
@@ -220,6 +225,14 @@ async fn produce_partition(
         log_append_time_ms: info.log_append_time_ms,
         log_start_offset: info.log_start_offset.0.max(Offset::ZERO.0),
     }
+}
+
+/// A deliberately broken broker, for proving that the fault tests' checker catches lost writes: with the
+/// environment variable `SLUICE_UNSAFE_ACK_ON_LEADER_APPEND=1`, acks=all is answered once the leader alone has
+/// the records on disk, without waiting for the followers. Never set it anywhere else; `sluice serve` warns.
+pub fn unsafe_ack_on_leader_append() -> bool {
+    static UNSAFE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *UNSAFE.get_or_init(|| std::env::var("SLUICE_UNSAFE_ACK_ON_LEADER_APPEND").is_ok_and(|v| v == "1"))
 }
 
 /// ProduceResponse v0-v9.
