@@ -39,7 +39,7 @@ use sluice_replication::config::{broker, topic, EffectiveConfig, StaticConfig};
 use sluice_replication::controller::commands::{AdminError, AdminErrorKind, ControllerRequest, ControllerResponse};
 use sluice_replication::metadata::{owner_shard, ClusterImage, NodeId, SharedImage, METADATA_TOPIC};
 use sluice_replication::node::ClusterNode;
-use sluice_replication::replica::{LeaderState, ReplicaManager};
+use sluice_replication::replica::{throttle, LeaderState, ReplicaManager, ReplicaPolicy, ThrottleRates};
 
 use crate::error::ResponseError;
 use crate::groups::{Coordinator, GroupConfig, OFFSETS_TOPIC};
@@ -410,10 +410,12 @@ impl Shard {
         let mut to_open = Vec::new();
         let mut logs = Vec::new();
         for topic_image in image.topics.values() {
-            let (config, min_isr) = self.with_config(&image, |config| {
+            let (config, min_isr, leader_throttled, follower_throttled) = self.with_config(&image, |config| {
                 (
                     config.log_config(&topic_image.configs),
                     config.topic(&topic_image.configs, topic::MIN_INSYNC_REPLICAS),
+                    config.topic(&topic_image.configs, topic::LEADER_REPLICATION_THROTTLED_REPLICAS),
+                    config.topic(&topic_image.configs, topic::FOLLOWER_REPLICATION_THROTTLED_REPLICAS),
                 )
             });
             let min_isr = usize::try_from(min_isr).unwrap_or(1);
@@ -422,27 +424,32 @@ impl Shard {
                 if self.owner(&topic_image.name, partition) != self.id || !state.replicas.contains(&node) {
                     continue;
                 }
+                let policy = ReplicaPolicy {
+                    min_isr,
+                    leader_throttled: throttle::lists(&leader_throttled, partition, node),
+                    follower_throttled: throttle::lists(&follower_throttled, partition, node),
+                };
                 let tp = TopicPartition::new(topic_image.name.clone(), partition);
                 match self.manager.get(&tp) {
                     Some(log) => {
                         if log.config() != config {
                             log.set_config(config.clone());
                         }
-                        logs.push((log, min_isr));
+                        logs.push((log, policy));
                     }
                     None if self.manager.offline_reason(&tp).is_some() => {}
-                    None => to_open.push((tp, config.clone(), min_isr)),
+                    None => to_open.push((tp, config.clone(), policy)),
                 }
             }
         }
         let manager = self.manager.clone();
-        let opened: Vec<(Rc<PartitionLog>, usize)> = stream::iter(to_open)
-            .map(|(tp, config, min_isr)| {
+        let opened: Vec<(Rc<PartitionLog>, ReplicaPolicy)> = stream::iter(to_open)
+            .map(|(tp, config, policy)| {
                 let manager = manager.clone();
                 self.assert_owner(&tp.topic, tp.partition);
                 async move {
                     match manager.open_log(&tp, config).await {
-                        Ok(log) => Some((log, min_isr)),
+                        Ok(log) => Some((log, policy)),
                         Err(error) => {
                             tracing::error!(partition = %tp.dir_name(), %error, "partition is offline");
                             None
@@ -456,7 +463,11 @@ impl Shard {
             .await;
         logs.extend(opened);
         if let Some(replicas) = self.replicas() {
-            replicas.apply_image(image.clone(), logs).await;
+            let rates = self.with_config(&image, |config| ThrottleRates {
+                leader: throttle::shard_rate(config.get(broker::LEADER_REPLICATION_THROTTLED_RATE), self.shards()),
+                follower: throttle::shard_rate(config.get(broker::FOLLOWER_REPLICATION_THROTTLED_RATE), self.shards()),
+            });
+            replicas.apply_image(image.clone(), logs, rates).await;
         }
         self.load_group_partitions(&image).await;
         self.applied.advance(image.version);

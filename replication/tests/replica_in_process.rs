@@ -22,7 +22,7 @@ use sluice_replication::controller::partitions::alter_isr;
 use sluice_replication::metadata::{ClusterImage, MetadataRecord, NodeId, PartitionImage, SharedImage};
 use sluice_replication::replica::{
     FetchRequest, FetchResponse, FetchTransport, FetchedPartition, IsrChannel, ReplicaError, ReplicaManager,
-    ReplicaSettings,
+    ReplicaPolicy, ReplicaSettings, ThrottleRates,
 };
 use sluice_replication::transport::{LocalFuture, TransportError};
 
@@ -141,7 +141,7 @@ impl World {
             let mut image = self.image.borrow().clone();
             image.local_broker_epoch = image.brokers[&node].epoch;
             let image: SharedImage = Arc::new(image);
-            replicas.apply_image(image, vec![(log, 2)]).await;
+            replicas.apply_image(image, vec![(log, ReplicaPolicy::unthrottled(2))], ThrottleRates::NONE).await;
         }
     }
 

@@ -232,3 +232,47 @@ def _coordinator_of(cluster, group):
     partition = abs(h) % 50
     md = cluster.metadata(next(n for n in cluster.nodes.values() if n.alive()))
     return md.topics["__consumer_offsets"].partitions[partition].leader
+
+
+def test_a_throttled_reassignment_keeps_to_its_rate(make_cluster):
+    from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
+                                       ResourceType)
+    cluster = make_cluster(3)
+    create_topic(cluster.nodes[1].bootstrap, "throttled", partitions=1, replication_factor=1)
+    producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "linger.ms": 5})
+    value = b"x" * 1000
+    for i in range(6000):
+        producer.produce("throttled", value=value)
+        if i % 1000 == 0:
+            producer.poll(0)
+    assert producer.flush(30) == 0
+    # Kafka's way (kafka-reassign-partitions --throttle): the rates as dynamic broker configs, the replicas to
+    # hold back as topic configs.
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    rate = 1_000_000
+    set_ = AlterConfigOpType.SET
+    brokers = [ConfigResource(ResourceType.BROKER, str(node), incremental_configs=[
+        ConfigEntry("leader.replication.throttled.rate", str(rate), incremental_operation=set_),
+        ConfigEntry("follower.replication.throttled.rate", str(rate), incremental_operation=set_)])
+        for node in (1, 2, 3)]
+    topic = ConfigResource(ResourceType.TOPIC, "throttled", incremental_configs=[
+        ConfigEntry("leader.replication.throttled.replicas", "*", incremental_operation=set_),
+        ConfigEntry("follower.replication.throttled.replicas", "*", incremental_operation=set_)])
+    for resource in [*brokers, topic]:  # librdkafka takes one broker resource per call
+        for future in admin.incremental_alter_configs([resource]).values():
+            future.result(30)
+    leader = cluster.leaders("throttled")[0][0]
+    target = next(i for i in (1, 2, 3) if i != leader)
+    import subprocess
+    from harness import SLUICE
+    started = time.time()
+    out = subprocess.run([SLUICE, "topic", "reassign", "throttled", "--partition", "0", "--replicas",
+                          f"{leader},{target}", "--wait", "60", "--bootstrap", cluster.nodes[1].bootstrap],
+                         capture_output=True, text=True, timeout=90)
+    took = time.time() - started
+    assert out.returncode == 0, out.stderr + out.stdout
+    # About 6 MB at 1 MB/s: the copy cannot finish in much less than the rate allows (a burst of one second's
+    # allowance at each end, at most), however fast loopback is.
+    assert took >= 3.0, f"a 6 MB copy at 1 MB/s took {took:.1f} s"
+    assert_replicas_agree(cluster, "throttled", [0])
+    print(f"throttled catch-up of 6 MB at 1 MB/s took {took:.1f} s")

@@ -186,11 +186,20 @@ async fn read_for_follower(
         slice: None,
         diverging_epoch: answer.diverging,
     };
-    if answer.diverging.is_some() || fetch.max_bytes == 0 || fetch.fetch_offset >= log.log_end_offset().0 {
+    if answer.diverging.is_some()
+        || answer.throttled
+        || fetch.max_bytes == 0
+        || fetch.fetch_offset >= log.log_end_offset().0
+    {
         return read;
     }
     match log.read(sluice_engine::Offset(fetch.fetch_offset), fetch.max_bytes, log.log_end_offset()).await {
-        Ok(slice) => read.slice = slice,
+        Ok(slice) => {
+            if let Some(slice) = &slice {
+                replicas.record_follower_read(log.topic_partition(), replica, slice.len as usize);
+            }
+            read.slice = slice
+        }
         Err(engine_error) => {
             tracing::warn!(topic = %fetch.topic, partition = fetch.partition, error = %engine_error, "replica read failed");
             read.error_code = error::engine_error_code(&engine_error);

@@ -22,7 +22,7 @@ impl ConfigKind {
             ConfigKind::Int { .. } => ValueType::Int,
             ConfigKind::Long { .. } => ValueType::Long,
             ConfigKind::Bool => ValueType::Bool,
-            ConfigKind::Choice(_) | ConfigKind::Text => ValueType::Text,
+            ConfigKind::Choice(_) | ConfigKind::Text | ConfigKind::ReplicaList => ValueType::Text,
         }
     }
 }
@@ -261,4 +261,8 @@ pub mod topic {
     pub const FLUSH_MS: TopicKey<i64> = TopicKey::new("flush.ms");
     pub const MIN_INSYNC_REPLICAS: TopicKey<i32> = TopicKey::new("min.insync.replicas");
     pub const UNCLEAN_LEADER_ELECTION_ENABLE: TopicKey<bool> = TopicKey::new("unclean.leader.election.enable");
+    pub const LEADER_REPLICATION_THROTTLED_REPLICAS: TopicKey<String> =
+        TopicKey::new("leader.replication.throttled.replicas");
+    pub const FOLLOWER_REPLICATION_THROTTLED_REPLICAS: TopicKey<String> =
+        TopicKey::new("follower.replication.throttled.replicas");
 }

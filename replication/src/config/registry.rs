@@ -5,11 +5,17 @@
 /// How a value is checked; also gives Kafka's DescribeConfigs type code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigKind {
-    Long { min: i64 },
-    Int { min: i64 },
+    Long {
+        min: i64,
+    },
+    Int {
+        min: i64,
+    },
     Bool,
     Choice(&'static [&'static str]),
     Text,
+    /// Kafka's throttled-replica lists: `*`, or `partition:broker` pairs separated by commas (or empty).
+    ReplicaList,
 }
 
 impl ConfigKind {
@@ -20,6 +26,7 @@ impl ConfigKind {
             ConfigKind::Text | ConfigKind::Choice(_) => 2,
             ConfigKind::Int { .. } => 3,
             ConfigKind::Long { .. } => 5,
+            ConfigKind::ReplicaList => 7,
         }
     }
 
@@ -47,6 +54,21 @@ impl ConfigKind {
                 }
             }
             ConfigKind::Text => Ok(()),
+            ConfigKind::ReplicaList => {
+                let value = value.trim();
+                if value.is_empty() || value == "*" {
+                    return Ok(());
+                }
+                for pair in value.split(',').map(str::trim) {
+                    let well_formed = pair
+                        .split_once(':')
+                        .is_some_and(|(p, b)| p.trim().parse::<i32>().is_ok() && b.trim().parse::<i32>().is_ok());
+                    if !well_formed {
+                        return Err(format!("'{pair}' is not partition:broker (the list is '*' or such pairs)"));
+                    }
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -154,6 +176,18 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         broker_key: "unclean.leader.election.enable",
         kind: ConfigKind::Bool,
         doc: "",
+    },
+    TopicConfigDef {
+        name: "leader.replication.throttled.replicas",
+        broker_key: "leader.replication.throttled.replicas",
+        kind: ConfigKind::ReplicaList,
+        doc: "replicas whose leader side is held to leader.replication.throttled.rate while they are out of sync",
+    },
+    TopicConfigDef {
+        name: "follower.replication.throttled.replicas",
+        broker_key: "follower.replication.throttled.replicas",
+        kind: ConfigKind::ReplicaList,
+        doc: "replicas whose follower side is held to follower.replication.throttled.rate while out of sync",
     },
 ];
 
@@ -419,6 +453,20 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         name: "follower.replication.throttled.rate",
         default: "9223372036854775807",
         kind: ConfigKind::Long { min: 0 },
+        dynamic: true,
+    },
+    // Topic-level in Kafka; the broker-level defaults exist because every topic key has one here. Empty: no
+    // replica is throttled unless its topic says so.
+    BrokerConfigDef {
+        name: "leader.replication.throttled.replicas",
+        default: "",
+        kind: ConfigKind::ReplicaList,
+        dynamic: true,
+    },
+    BrokerConfigDef {
+        name: "follower.replication.throttled.replicas",
+        default: "",
+        kind: ConfigKind::ReplicaList,
         dynamic: true,
     },
 ];

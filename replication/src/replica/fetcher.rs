@@ -74,7 +74,6 @@ impl Fetcher {
             let settings = manager.settings().clone();
             let node_id = manager.node_id();
             let broker_epoch = manager.broker_epoch();
-            drop(manager);
             let active: Vec<(Rc<Replica>, i32)> = self
                 .partitions
                 .borrow()
@@ -96,7 +95,17 @@ impl Fetcher {
                 continue;
             }
             let mut partitions = Vec::with_capacity(active.len());
+            // Kafka's follower-side throttle: listed replicas that are out of sync sit out while its quota is
+            // spent; the bytes they bring are counted when the answer comes.
+            let quota_spent = manager.follower_throttle().exceeded();
+            let mut throttled = std::collections::HashSet::new();
             for (replica, leader_epoch) in &active {
+                if replica.policy().follower_throttled && !manager.in_sync(&replica.tp) {
+                    if quota_spent {
+                        continue;
+                    }
+                    throttled.insert(replica.tp.clone());
+                }
                 let log = &replica.log;
                 // Report only what is durable: the leader's high watermark counts this offset as on disk.
                 if log.wait_durable(log.log_end_offset()).await.is_err() {
@@ -112,6 +121,11 @@ impl Fetcher {
                     max_bytes: settings.fetch_partition_max_bytes,
                 });
             }
+            drop(manager);
+            if partitions.is_empty() {
+                glommio::timer::sleep(THROTTLED_PAUSE.min(settings.fetch_backoff)).await;
+                continue;
+            }
             let request = FetchRequest {
                 replica: node_id,
                 broker_epoch,
@@ -123,6 +137,15 @@ impl Fetcher {
             match self.transport.fetch(self.leader, request).await {
                 Ok(response) => {
                     self.failures.set(0);
+                    if let Some(manager) = self.manager.upgrade() {
+                        let bytes: usize = response
+                            .partitions
+                            .iter()
+                            .filter(|f| throttled.contains(&f.tp))
+                            .map(|f| f.records.len())
+                            .sum();
+                        manager.follower_throttle().record(bytes);
+                    }
                     for fetched in response.partitions {
                         self.handle(fetched).await;
                     }
@@ -220,6 +243,9 @@ impl Fetcher {
         }
     }
 }
+
+/// How long a fetcher whose partitions all wait on the follower throttle pauses before it looks again.
+const THROTTLED_PAUSE: Duration = Duration::from_millis(100);
 
 /// How soon a partition is fetched again after its leader said it does not lead it yet.
 const LEADER_NOT_READY_BACKOFF: Duration = Duration::from_millis(50);

@@ -52,6 +52,8 @@ pub struct FollowerRead {
     pub log_start: Offset,
     /// The follower's log diverges: (epoch, end offset) to truncate to; nothing is read.
     pub diverging: Option<(i32, i64)>,
+    /// The leader's replication throttle holds this partition back for now: nothing is read.
+    pub throttled: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,6 +122,11 @@ impl LeaderState {
     }
 
     /// The committed ISR plus a member an expansion in flight adds.
+    /// Whether `node` is in the committed ISR.
+    pub fn in_sync(&self, node: NodeId) -> bool {
+        self.committed.borrow().isr.contains(&node)
+    }
+
     pub fn maximal_isr_len(&self) -> usize {
         let committed = self.committed.borrow();
         match &*self.pending.borrow() {
@@ -187,6 +194,7 @@ impl LeaderState {
                     high_watermark: self.log.high_watermark(),
                     log_start,
                     diverging: Some((epoch.0, end.0)),
+                    throttled: false,
                 });
             }
         }
@@ -207,7 +215,7 @@ impl LeaderState {
             progress.log_end = fetch.fetch_offset;
         }
         self.update_high_watermark();
-        Ok(FollowerRead { high_watermark: self.log.high_watermark(), log_start, diverging: None })
+        Ok(FollowerRead { high_watermark: self.log.high_watermark(), log_start, diverging: None, throttled: false })
     }
 
     /// Moves the high watermark to the smallest log end over the maximal ISR (see the module doc).

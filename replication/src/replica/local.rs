@@ -1,11 +1,12 @@
 //! One local replica of a partition and the role this broker plays for it.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use sluice_engine::{PartitionLog, TopicPartition};
 
 use super::leader::LeaderState;
+use super::throttle::ReplicaPolicy;
 use crate::metadata::NodeId;
 
 /// One local replica.
@@ -13,6 +14,8 @@ pub struct Replica {
     pub tp: TopicPartition,
     pub log: Rc<PartitionLog>,
     pub(super) role: RefCell<Role>,
+    /// Its topic's `min.insync.replicas` and replication throttles, as of the last image.
+    pub(super) policy: Cell<ReplicaPolicy>,
 }
 
 pub(super) enum Role {
@@ -26,6 +29,10 @@ pub(super) enum Role {
 }
 
 impl Replica {
+    pub fn policy(&self) -> ReplicaPolicy {
+        self.policy.get()
+    }
+
     pub fn leader(&self) -> Option<Rc<LeaderState>> {
         match &*self.role.borrow() {
             Role::Leader(state) => Some(state.clone()),

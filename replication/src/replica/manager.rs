@@ -1,7 +1,7 @@
 //! The replica manager of one shard: makes each local replica a leader or a follower as images arrive, starts
 //! and stops the fetchers, serves the leader side of follower fetches, and sends ISR changes.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
@@ -11,6 +11,7 @@ use sluice_engine::{LeaderEpoch, PartitionLog, TopicPartition};
 use super::fetcher::Fetcher;
 use super::leader::{FollowerRead, LeaderState};
 use super::local::{Replica, Role};
+use super::throttle::{ReplicaPolicy, Throttle};
 use super::types::*;
 use crate::controller::commands::AlterPartition;
 use crate::metadata::{NodeId, PartitionImage, SharedImage};
@@ -23,6 +24,20 @@ pub struct ReplicaManager {
     transport: Rc<dyn FetchTransport>,
     isr: Rc<dyn IsrChannel>,
     image: RefCell<SharedImage>,
+    /// `leader.replication.throttled.rate` and `follower.replication.throttled.rate`, this shard's share.
+    leader_throttle: Throttle,
+    follower_throttle: Throttle,
+}
+
+/// The replication throttle rates an image sets, in bytes per second for this shard (`u64::MAX`: none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottleRates {
+    pub leader: u64,
+    pub follower: u64,
+}
+
+impl ThrottleRates {
+    pub const NONE: ThrottleRates = ThrottleRates { leader: u64::MAX, follower: u64::MAX };
 }
 
 impl ReplicaManager {
@@ -40,6 +55,8 @@ impl ReplicaManager {
             transport,
             isr,
             image: RefCell::new(SharedImage::default()),
+            leader_throttle: Throttle::default(),
+            follower_throttle: Throttle::default(),
         });
         let checker = Rc::downgrade(&replicas);
         let interval = (replicas.settings.lag_time_max / 2).max(Duration::from_millis(100));
@@ -73,8 +90,15 @@ impl ReplicaManager {
 
     /// Makes each local replica of `image` a leader or follower as it says. `logs` are the partitions this
     /// shard owns and has open, with the topic's `min.insync.replicas`.
-    pub async fn apply_image(self: &Rc<Self>, image: SharedImage, logs: Vec<(Rc<PartitionLog>, usize)>) {
+    pub async fn apply_image(
+        self: &Rc<Self>,
+        image: SharedImage,
+        logs: Vec<(Rc<PartitionLog>, ReplicaPolicy)>,
+        rates: ThrottleRates,
+    ) {
         *self.image.borrow_mut() = image.clone();
+        self.leader_throttle.set_rate(rates.leader);
+        self.follower_throttle.set_rate(rates.follower);
         // Only this process's own registration may lead or follow: an image from before it registered (or a
         // process with a duplicate id, never registered) describes another incarnation's roles.
         let registered = image.brokers.get(&self.node_id).map(|b| b.epoch);
@@ -83,7 +107,7 @@ impl ReplicaManager {
             return;
         }
         let mut seen = std::collections::HashSet::new();
-        for (log, min_isr) in logs {
+        for (log, policy) in logs {
             let tp = log.topic_partition().clone();
             let Some(state) = image.partition(&tp.topic, tp.partition) else { continue };
             if !state.replicas.contains(&self.node_id) {
@@ -95,10 +119,16 @@ impl ReplicaManager {
                 .borrow_mut()
                 .entry(tp.clone())
                 .or_insert_with(|| {
-                    Rc::new(Replica { tp: tp.clone(), log: log.clone(), role: RefCell::new(Role::Offline) })
+                    Rc::new(Replica {
+                        tp: tp.clone(),
+                        log: log.clone(),
+                        role: RefCell::new(Role::Offline),
+                        policy: Cell::new(policy),
+                    })
                 })
                 .clone();
-            self.transition(&replica, state, effective_min_isr(min_isr, state.replicas.len())).await;
+            replica.policy.set(policy);
+            self.transition(&replica, state, effective_min_isr(policy.min_isr, state.replicas.len())).await;
         }
         let gone: Vec<TopicPartition> =
             self.replicas.borrow().keys().filter(|tp| !seen.contains(*tp)).cloned().collect();
@@ -202,7 +232,12 @@ impl ReplicaManager {
             // A stale incarnation of the follower (KIP-903).
             return Err(ReplicaError::NotLeader);
         }
-        let read = leader.follower_fetch(follower, partition)?;
+        let mut read = leader.follower_fetch(follower, partition)?;
+        // Kafka's leader-side throttle: a listed replica that is out of sync gets no data while the quota is
+        // spent (an in-sync one never waits, so the high watermark never does).
+        if replica.policy().leader_throttled && !leader.in_sync(follower) && self.leader_throttle.exceeded() {
+            read.throttled = true;
+        }
         // Only a broker that is running may join an ISR; the controller would refuse a fenced or stopping one,
         // and asking at each of its fetches would only flood it with refusals.
         let eligible = image.brokers.get(&follower).is_some_and(|b| !b.fenced && !b.shutting_down);
@@ -244,6 +279,17 @@ impl ReplicaManager {
     }
 }
 
+impl ReplicaManager {
+    /// Counts bytes sent to a follower against the leader-side throttle, if that replica is throttled.
+    pub fn record_follower_read(&self, tp: &TopicPartition, follower: NodeId, bytes: usize) {
+        let Some(replica) = self.get(tp) else { return };
+        let Some(leader) = replica.leader() else { return };
+        if replica.policy().leader_throttled && !leader.in_sync(follower) {
+            self.leader_throttle.record(bytes);
+        }
+    }
+}
+
 impl FetcherHost for ReplicaManager {
     fn node_id(&self) -> NodeId {
         self.node_id
@@ -255,5 +301,13 @@ impl FetcherHost for ReplicaManager {
 
     fn broker_epoch(&self) -> i64 {
         ReplicaManager::broker_epoch(self)
+    }
+
+    fn follower_throttle(&self) -> &Throttle {
+        &self.follower_throttle
+    }
+
+    fn in_sync(&self, tp: &TopicPartition) -> bool {
+        self.image.borrow().partition(&tp.topic, tp.partition).is_some_and(|p| p.isr.contains(&self.node_id))
     }
 }

@@ -22,10 +22,12 @@ pub mod fetcher;
 pub mod leader;
 mod local;
 mod manager;
+pub mod throttle;
 mod types;
 
 pub use fetcher::Fetcher;
 pub use leader::{FollowerRead, LeaderState};
 pub use local::Replica;
-pub use manager::ReplicaManager;
+pub use manager::{ReplicaManager, ThrottleRates};
+pub use throttle::{ReplicaPolicy, Throttle};
 pub use types::*;

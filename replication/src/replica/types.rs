@@ -103,4 +103,8 @@ pub trait FetcherHost {
     fn settings(&self) -> &ReplicaSettings;
     /// This broker's epoch, sent with every fetch so a leader can refuse a stale incarnation.
     fn broker_epoch(&self) -> i64;
+    /// The follower side's replication throttle (`follower.replication.throttled.rate`, this shard's share).
+    fn follower_throttle(&self) -> &super::throttle::Throttle;
+    /// Whether this broker is in the partition's ISR, as the last image says.
+    fn in_sync(&self, tp: &TopicPartition) -> bool;
 }
