@@ -100,3 +100,27 @@ fn truncation_below_the_high_watermark_stops_the_process() {
         let _ = log.truncate_to(Offset(4)).await;
     });
 }
+
+#[test]
+fn truncating_to_the_log_end_forgets_an_epoch_started_there() {
+    // A replica led in epoch 7 and wrote nothing in it; following the next leader, it is told its log diverges
+    // at its own end. Truncation cuts no record, but the empty epoch must go, or the follower would send it
+    // as its last fetched epoch and hear "diverging" again on every fetch.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_owned();
+    run(move || async move {
+        let manager = manager(&path, false);
+        let log = open(&manager, 0, LogConfig::default()).await;
+        log.append(simple_batch(2, 10, 0), leader(3)).await.unwrap();
+        log.start_leader_epoch(LeaderEpoch(7)).await.unwrap();
+        assert_eq!(log.latest_epoch(), Some(LeaderEpoch(7)));
+        log.truncate_to(Offset(2)).await.unwrap();
+        assert_eq!(log.log_end_offset(), Offset(2));
+        assert_eq!(log.latest_epoch(), Some(LeaderEpoch(3)));
+        // An empty log loses every epoch.
+        let empty = open(&manager, 1, LogConfig::default()).await;
+        empty.start_leader_epoch(LeaderEpoch(4)).await.unwrap();
+        empty.truncate_to(Offset(0)).await.unwrap();
+        assert_eq!(empty.latest_epoch(), None);
+    });
+}

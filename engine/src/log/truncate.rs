@@ -30,6 +30,12 @@ impl PartitionLog {
     async fn truncate_locked(self: &Rc<Self>, offset: Offset) -> Result<()> {
         self.check_writable()?;
         if offset >= self.log_end_offset() {
+            // Nothing to cut, but an epoch this replica started as leader and wrote nothing in may sit at the
+            // log end: a follower that kept it would send it as its last fetched epoch and be told it diverges
+            // again on every fetch (Kafka's `truncateTo` drops it too).
+            if self.epochs.borrow_mut().truncate_from_end(self.log_end_offset()) {
+                self.write_epoch_checkpoint().await?;
+            }
             return Ok(());
         }
         if offset < self.log_start.get() {
