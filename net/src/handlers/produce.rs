@@ -205,14 +205,24 @@ async fn produce_partition(
             log.high_watermark_watch().wait_for(target.0).await.map_err(|_| ())
         };
         let timer = glommio::timer::sleep(timeout);
+        let resigned = leader.resigned();
         futures::pin_mut!(replicated);
         futures::pin_mut!(timer);
-        match future::select(replicated, timer).await {
-            Either::Left((Ok(()), _)) => {}
-            Either::Left((Err(_), _)) => {
+        futures::pin_mut!(resigned);
+        match future::select(future::select(replicated, resigned), timer).await {
+            Either::Left((Either::Left((Ok(()), _)), _)) => {}
+            Either::Left((Either::Left((Err(_), _)), _)) => {
                 return PartitionProduced::error(ResponseError::KafkaStorageError, log.poisoned().map(str::to_string))
             }
+            Either::Left((Either::Right(_), _)) => {}
             Either::Right(_) => return PartitionProduced::error(ResponseError::RequestTimedOut, None),
+        }
+        // Checked even when the offset was reached: a deposed leader's high watermark is its new leader's, which
+        // can pass these offsets with other records (the write was truncated away). The client retries; an
+        // idempotent producer's retry of a write that did commit is answered as a duplicate, with its offset.
+        if leader.has_resigned() {
+            let message = "leadership moved while the write waited for the in-sync replicas";
+            return PartitionProduced::error(ResponseError::NotLeaderOrFollower, Some(message.into()));
         }
         if leader.maximal_isr_len() < leader.min_isr() {
             return PartitionProduced::error(ResponseError::NotEnoughReplicasAfterAppend, None);

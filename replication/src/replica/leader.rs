@@ -16,6 +16,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use sluice_engine::types::now_ms;
+use sluice_engine::watch::OffsetWatch;
 use sluice_engine::{LeaderEpoch, Offset, PartitionLog};
 
 use super::types::{FetchPartition, ReplicaError};
@@ -76,6 +77,8 @@ pub struct LeaderState {
     min_isr: Cell<usize>,
     topic: String,
     partition: i32,
+    /// Reaches 1 when this leadership ends (see [`LeaderState::resign`]).
+    resigned: OffsetWatch,
 }
 
 impl LeaderState {
@@ -103,9 +106,27 @@ impl LeaderState {
             min_isr: Cell::new(min_isr),
             topic: tp.topic,
             partition: tp.partition,
+            resigned: OffsetWatch::new(0),
         });
         leader.update_high_watermark();
         leader
+    }
+
+    /// Ends this leadership: the replica became a follower, went offline, was removed, or leads again in a
+    /// newer epoch. Whoever waits for an offset to be committed under it must give up (Kafka's
+    /// `checkEnoughReplicasReachOffset` answers NOT_LEADER_OR_FOLLOWER once the partition is no longer led here):
+    /// a deposed leader's high watermark is the new leader's, and its own records past it may be truncated.
+    pub fn resign(&self) {
+        self.resigned.advance(1);
+    }
+
+    pub fn has_resigned(&self) -> bool {
+        self.resigned.get() > 0
+    }
+
+    /// Resolves once this leadership has ended.
+    pub async fn resigned(&self) {
+        let _ = self.resigned.wait_for(1).await;
     }
 
     pub fn leader_epoch(&self) -> i32 {

@@ -33,6 +33,20 @@ impl Replica {
         self.policy.get()
     }
 
+    /// Changes the role. A leadership that ends (to any other role, or to a new leadership) resigns, which
+    /// answers the acks=all writes still waiting on it with NOT_LEADER_OR_FOLLOWER: once deposed, its log may be
+    /// truncated and its high watermark is the new leader's, so reaching an offset no longer means the write is
+    /// committed.
+    pub(super) fn set_role(&self, role: Role) {
+        let old = std::mem::replace(&mut *self.role.borrow_mut(), role);
+        if let Role::Leader(old) = old {
+            let kept = matches!(&*self.role.borrow(), Role::Leader(new) if Rc::ptr_eq(new, &old));
+            if !kept {
+                old.resign();
+            }
+        }
+    }
+
     pub fn leader(&self) -> Option<Rc<LeaderState>> {
         match &*self.role.borrow() {
             Role::Leader(state) => Some(state.clone()),

@@ -133,7 +133,10 @@ impl ReplicaManager {
         let gone: Vec<TopicPartition> =
             self.replicas.borrow().keys().filter(|tp| !seen.contains(*tp)).cloned().collect();
         for tp in gone {
-            self.replicas.borrow_mut().remove(&tp);
+            let removed = self.replicas.borrow_mut().remove(&tp);
+            if let Some(replica) = removed {
+                replica.set_role(Role::Offline);
+            }
             for fetcher in self.fetchers.borrow().values() {
                 fetcher.remove(&tp);
             }
@@ -163,7 +166,7 @@ impl ReplicaManager {
                         log_end = replica.log.log_end_offset().0,
                         "became leader"
                     );
-                    *replica.role.borrow_mut() = Role::Leader(leader);
+                    replica.set_role(Role::Leader(leader));
                 }
             }
             return;
@@ -171,7 +174,7 @@ impl ReplicaManager {
         if state.is_offline() {
             self.stop_following(tp);
             replica.log.set_replica_bound(replica.log.high_watermark());
-            *replica.role.borrow_mut() = Role::Offline;
+            replica.set_role(Role::Offline);
             return;
         }
         let already = matches!(&*replica.role.borrow(), Role::Follower { leader, leader_epoch }
@@ -182,7 +185,7 @@ impl ReplicaManager {
         self.stop_following(tp);
         // A deposed leader keeps its high watermark; the new leader's arrives with the first fetch.
         replica.log.set_replica_bound(replica.log.high_watermark());
-        *replica.role.borrow_mut() = Role::Follower { leader: state.leader, leader_epoch: state.leader_epoch };
+        replica.set_role(Role::Follower { leader: state.leader, leader_epoch: state.leader_epoch });
         tracing::debug!(partition = %tp, leader = state.leader, leader_epoch = state.leader_epoch, "became follower");
         self.fetcher_for(state.leader).add(replica.clone(), state.leader_epoch);
     }
@@ -192,7 +195,7 @@ impl ReplicaManager {
         let replicas: Vec<Rc<Replica>> = self.replicas.borrow_mut().drain().map(|(_, r)| r).collect();
         for replica in replicas {
             self.stop_following(&replica.tp);
-            *replica.role.borrow_mut() = Role::Offline;
+            replica.set_role(Role::Offline);
         }
     }
 
