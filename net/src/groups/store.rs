@@ -126,7 +126,11 @@ impl Coordinator {
         let result = self.replay(&log).await;
         self.loading.borrow_mut().remove(&partition);
         let applied = result?;
-        self.logs.borrow_mut().insert(partition, CoordinatorLog { log, leader_epoch });
+        let resigned = Rc::new(sluice_engine::watch::OffsetWatch::new(0));
+        let replaced = self.logs.borrow_mut().insert(partition, CoordinatorLog { log, leader_epoch, resigned });
+        if let Some(replaced) = replaced {
+            replaced.resigned.advance(1);
+        }
         Ok(applied)
     }
 
@@ -211,7 +215,7 @@ impl Coordinator {
         if records.is_empty() {
             return Ok(());
         }
-        let CoordinatorLog { log, leader_epoch } = self.log_for(group_id)?;
+        let CoordinatorLog { log, leader_epoch, resigned } = self.log_for(group_id)?;
         let now = now_ms();
         let encoded: Vec<(Vec<u8>, Option<Vec<u8>>)> =
             records.iter().map(|(key, value)| (serde_json::to_vec(key).unwrap_or_default(), value.clone())).collect();
@@ -225,10 +229,17 @@ impl Coordinator {
             tracing::error!(group = group_id, %error, "writing to __consumer_offsets failed");
             ResponseError::KafkaStorageError
         })?;
-        log.high_watermark_watch()
-            .wait_for(info.last_offset.next().0)
-            .await
-            .map_err(|_| ResponseError::KafkaStorageError)?;
+        let committed = log.high_watermark_watch().wait_for(info.last_offset.next().0);
+        let deposed = resigned.wait_for(1);
+        futures::pin_mut!(committed);
+        futures::pin_mut!(deposed);
+        if let futures::future::Either::Left((reached, _)) = futures::future::select(committed, deposed).await {
+            reached.map_err(|_| ResponseError::KafkaStorageError)?;
+        }
+        // Checked even when the offset was reached: see `CoordinatorLog::resigned`.
+        if resigned.get() > 0 {
+            return Err(ResponseError::NotCoordinator);
+        }
         Ok(())
     }
 

@@ -263,6 +263,10 @@ pub(super) fn parse_subscription_topics(metadata: &[u8]) -> Vec<String> {
 pub struct CoordinatorLog {
     pub log: Rc<PartitionLog>,
     pub leader_epoch: sluice_engine::LeaderEpoch,
+    /// Reaches 1 when this shard gives the partition up (or loads it again in a newer epoch): a write waiting
+    /// for the high watermark then fails with NOT_COORDINATOR, since a deposed leader's high watermark is the
+    /// new leader's and its own records past it may be truncated.
+    pub resigned: Rc<sluice_engine::watch::OffsetWatch>,
 }
 
 /// The groups of one shard, for the `__consumer_offsets` partitions it owns.
@@ -325,7 +329,10 @@ impl Coordinator {
     /// Gives up a partition whose leadership moved away: its groups leave this shard (their waiting members
     /// are answered with errors as their channels close) and later requests get NOT_COORDINATOR.
     pub fn unload_partition(&self, partition: i32) {
-        self.logs.borrow_mut().remove(&partition);
+        let removed = self.logs.borrow_mut().remove(&partition);
+        if let Some(removed) = removed {
+            removed.resigned.advance(1);
+        }
         self.loading.borrow_mut().remove(&partition);
         let partitions = self.offsets_partitions.get();
         let gone: Vec<Rc<RefCell<Group>>> = {
