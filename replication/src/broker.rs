@@ -261,7 +261,9 @@ impl BrokerLifecycle {
 
     async fn register(&self) {
         let mut attempt = 0u32;
-        let started = Instant::now();
+        // Since when every answer has been "registered by a live process": the clock starts at the first such
+        // answer, not at process start, since waiting out a controller election first must not count.
+        let mut refused_since: Option<Instant> = None;
         loop {
             let request = ControllerRequest::RegisterBroker(BrokerRegistration {
                 node_id: self.settings.node_id,
@@ -285,15 +287,20 @@ impl BrokerLifecycle {
                     return;
                 }
                 // This node's previous process holds the id until its session ends (a restart right after a
-                // kill -9); past a few session timeouts, another live process has it.
-                Err(error)
-                    if error.kind == AdminErrorKind::DuplicateBrokerRegistration
-                        && started.elapsed() > self.settings.session_timeout * 3 =>
-                {
-                    (self.fatal)(error.message);
-                    return;
+                // kill -9); refused for a few session timeouts in a row, another live process has it.
+                Err(error) if error.kind == AdminErrorKind::DuplicateBrokerRegistration => {
+                    let since = *refused_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() > self.settings.session_timeout * 3 {
+                        (self.fatal)(error.message);
+                        return;
+                    }
+                    attempt += 1;
+                    if attempt % 10 == 1 {
+                        tracing::warn!(node = self.settings.node_id, %error, "the previous process's session has not ended yet; retrying");
+                    }
                 }
                 Err(error) => {
+                    refused_since = None;
                     attempt += 1;
                     if attempt % 10 == 1 {
                         tracing::warn!(node = self.settings.node_id, %error, "cannot register with the controller quorum yet; retrying");
