@@ -11,6 +11,10 @@ command -v python3 >/dev/null || need_apt+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 command -v node >/dev/null || need_apt+=(nodejs)
 command -v npm >/dev/null || need_apt+=(npm)
+# The cluster's fault tests: network namespaces and veth pairs (ip), small ext4 data disks (mkfs.ext4, losetup).
+command -v ip >/dev/null || need_apt+=(iproute2)
+command -v mkfs.ext4 >/dev/null || need_apt+=(e2fsprogs)
+command -v losetup >/dev/null || need_apt+=(mount)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing ${need_apt[*]} from Debian"
   sudo_cmd=""

@@ -1,7 +1,9 @@
 """A local Sluice cluster for tests: each node a `sluice serve` process on its own loopback address
 (127.0.0.1, .2, .3, ...), with the same ports and its own data directory, started from a Kafka-style
-server.properties file. Nodes can be stopped (SIGTERM), killed (SIGKILL), paused (SIGSTOP) and resumed, and
-restarted with their data kept. Everything started is stopped when the cluster closes."""
+server.properties file. Optionally each node runs in a network namespace of its own, so the test can cut
+links (netns.py), and keeps its data on a small disk of its own, so the test can fill it (disks.py). Nodes
+can be stopped (SIGTERM), killed (SIGKILL), paused (SIGSTOP) and resumed, and restarted with their data kept.
+Everything started is stopped, and every namespace and disk removed, when the cluster closes."""
 
 import json
 import os
@@ -54,15 +56,23 @@ class Node:
     def __init__(self, cluster, node_id, roles="broker,controller", extra=None):
         self.cluster = cluster
         self.node_id = node_id
-        self.host = f"127.0.0.{node_id}"
+        self.host = cluster.host_of(node_id)
         self.roles = roles
         self.extra = dict(extra or {})
-        self.data_dir = cluster.root / f"node-{node_id}" / "data"
+        self.disk = None
+        if cluster.disk_mb:
+            from disks import Disk
+            home = cluster.root / f"node-{node_id}"
+            self.disk = Disk(home / "disk.img", home / "disk", cluster.disk_mb)
+            self.data_dir = home / "disk" / "data"
+        else:
+            self.data_dir = cluster.root / f"node-{node_id}" / "data"
         self.properties = cluster.root / f"node-{node_id}" / "server.properties"
         self.log_path = cluster.root / f"node-{node_id}" / "sluice.log"
         self.proc = None
         self.extra_args = []
         self.paused = False
+        self.ready_before = 0
 
     @property
     def bootstrap(self):
@@ -105,19 +115,27 @@ class Node:
     def start(self, wait=True, extra_args=()):
         assert self.proc is None or self.proc.poll() is not None, f"node {self.node_id} is already running"
         self.write_properties()
+        if self.disk:
+            self.disk.mount()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         before = self.ready_count()
+        self.ready_before = before
         log = open(self.log_path, "ab")
         args = [SLUICE, "serve", "--config", str(self.properties), "--shards", str(self.cluster.shards),
                 *self.extra_args, *extra_args]
+        if self.cluster.network:
+            args = self.cluster.network.wrap(self.node_id, args)
         self.proc = subprocess.Popen(args, stdout=log, stderr=log,
-                                     env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "info")})
+                                     env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "info"),
+                                          **self.cluster.env})
         if wait:
             self.wait_ready(before)
         return self
 
     def wait_ready(self, before=None, timeout=60):
-        before = self.ready_count() - 1 if before is None else before
+        """Waits for the "ready to serve" line of the start that counted `before` such lines (by default the
+        last start)."""
+        before = self.ready_before if before is None else before
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -134,8 +152,9 @@ class Node:
         """Running and not paused: it can answer."""
         return self.alive() and not self.paused
 
-    def stop(self, timeout=30):
-        """SIGTERM: a controlled shutdown. Returns the exit code."""
+    def stop(self, timeout=30, force=False):
+        """SIGTERM: a controlled shutdown. Returns the exit code. A node still running after `timeout` is killed,
+        and that fails the caller unless `force`."""
         if self.alive():
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -143,7 +162,8 @@ class Node:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-                raise AssertionError(f"node {self.node_id} did not stop within {timeout} s of SIGTERM")
+                if not force:
+                    raise AssertionError(f"node {self.node_id} did not stop within {timeout} s of SIGTERM")
         return self.proc.returncode if self.proc else None
 
     def kill9(self):
@@ -167,9 +187,11 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, root, size=3, shards=1, extra=None, voters=None):
+    def __init__(self, root, size=3, shards=1, extra=None, voters=None, network=False, disk_mb=None):
         self.root = Path(root)
         self.shards = shards
+        self.disk_mb = disk_mb
+        self.env = {}  # extra environment for every node's process
         self.extra = {
             # Fast failure detection for tests, still Sluice's defaults otherwise.
             "num.partitions": "1",
@@ -177,11 +199,19 @@ class Cluster:
         }
         ids = list(range(1, size + 1))
         voter_ids = voters or ids
-        hosts = [f"127.0.0.{i}" for i in range(1, max(ids) + 2)]
-        self.broker_port = free_port_on_all(hosts)
+        self.network = None
+        if network:
+            from netns import Network
+            self.network = Network(range(1, max(ids) + 2)).create()
+            self.broker_port = 9092  # each namespace is fresh: every port is free
+        else:
+            self.broker_port = free_port_on_all([self.host_of(i) for i in range(1, max(ids) + 2)])
         self.controller_port = self.broker_port + 1
-        self.voters = ",".join(f"{i}@127.0.0.{i}:{self.controller_port}" for i in voter_ids)
+        self.voters = ",".join(f"{i}@{self.host_of(i)}:{self.controller_port}" for i in voter_ids)
         self.nodes = {i: Node(self, i) for i in ids}
+
+    def host_of(self, node_id):
+        return self.network.address(node_id) if self.network else f"127.0.0.{node_id}"
 
     def add_node(self, node_id, roles="broker", extra=None):
         node = Node(self, node_id, roles=roles, extra=extra)
@@ -209,6 +239,11 @@ class Cluster:
                     pass
                 node.proc.kill()
                 node.proc.wait()
+        for node in self.nodes.values():
+            if node.disk:
+                node.disk.close()
+        if self.network:
+            self.network.close()
 
     def describe(self, via=None):
         """`sluice cluster describe --json` through one node."""
@@ -255,9 +290,9 @@ def create_topic(bootstrap, name, partitions=1, replication_factor=3, config=Non
     futures[name].result(timeout)
 
 
-def assert_clean_log(node):
+def assert_clean_log(node, bad_lines=("panicked", "response encoding failed", "shard stopped with an error")):
     log = node.log()
-    for bad in ("panicked", "response encoding failed", "shard stopped with an error"):
+    for bad in bad_lines:
         assert bad not in log, f"node {node.node_id} log contains '{bad}':\n{log[-4000:]}"
 
 
