@@ -35,6 +35,7 @@ def main():
     parser.add_argument("--seed", type=int, default=int(time.time()) % 100000)
     parser.add_argument("--per-run", type=int, default=50, help="faults per cluster (one seed each)")
     parser.add_argument("--dir", default="/tmp/sluice-fault-runs")
+    parser.add_argument("--nodes", type=int, default=3, help="1 runs the single broker")
     parser.add_argument("--unsafe", action="store_true", help="the test-only unsafe broker (should fail)")
     parser.add_argument("--keep", action="store_true", help="keep passing runs' directories too")
     parser.add_argument("--out", default=str(ROOT / "perf" / "FAULTS.md"))
@@ -49,7 +50,7 @@ def main():
         directory = Path(args.dir) / f"seed-{seed}"
         shutil.rmtree(directory, ignore_errors=True)
         try:
-            result = faultrun.run(directory, seed, count, unsafe=args.unsafe)
+            result = faultrun.run(directory, seed, count, unsafe=args.unsafe, nodes=args.nodes)
         except Exception as error:  # noqa: BLE001 - a run that breaks is reported, and the others go on
             traceback.print_exc()
             result = {"seed": seed, "faults": count, "error": repr(error), "anomalies": {}, "windows": [],
@@ -87,7 +88,8 @@ def report(args, runs, elapsed):
     lines = [f"\n## {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {sum(kinds.values())} faults, seeds {seeds}"
              f"{' (UNSAFE broker)' if args.unsafe else ''}, rev {rev}\n",
              f"Command: `scripts/fault-run.py --faults {args.faults} --seed {args.seed} --per-run {args.per_run}"
-             f"{' --unsafe' if args.unsafe else ''}`, {elapsed / 60:.0f} min, 3 nodes, `--shards 1`, 2 vCPUs.\n",
+             f"{' --unsafe' if args.unsafe else ''} --nodes {args.nodes}`, {elapsed / 60:.0f} min, {args.nodes} node(s), "
+             "`--shards 1`, 2 vCPUs.\n",
              "| runs | passed | acknowledged writes | " + " | ".join(checker.ANOMALIES) + " | not recovered |",
              "|" + "---|" * (len(checker.ANOMALIES) + 4),
              f"| {len(runs)} | {sum(ok for _, _, ok, _ in runs)} | {totals['acknowledged']} | "

@@ -20,14 +20,16 @@ PARTITIONS = [0, 1, 2]
 FAST = {"replica.lag.time.max.ms": "3000", "broker.session.timeout.ms": "2000", "log.segment.bytes": "8388608"}
 
 
-def run(root, seed, faults, network=True, disk_mb=256, unsafe=False, kinds=None, log=print):
+def run(root, seed, faults, network=True, disk_mb=256, unsafe=False, kinds=None, nodes=3, log=print):
+    """One run; `nodes=1` is the single broker under kill -9, pauses, restarts and full disks."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    kinds = kinds or kinds_available(network, bool(disk_mb))
-    plan = schedule(seed, faults, kinds)
+    network = network and nodes > 1
+    kinds = kinds or kinds_available(network, bool(disk_mb), nodes)
+    plan = schedule(seed, faults, kinds, nodes)
     log(f"fault run: seed {seed}, {faults} faults, kinds {kinds}, directory {root}")
     log("schedule: " + json.dumps(plan))
-    cluster = Cluster(root / "cluster", size=3, extra=FAST, network=network, disk_mb=disk_mb)
+    cluster = Cluster(root / "cluster", size=nodes, extra=FAST, network=network, disk_mb=disk_mb)
     if unsafe:
         cluster.env["SLUICE_UNSAFE_ACK_ON_LEADER_APPEND"] = "1"
     history = History()
@@ -35,8 +37,8 @@ def run(root, seed, faults, network=True, disk_mb=256, unsafe=False, kinds=None,
     result = {"seed": seed, "faults": faults, "kinds": kinds, "schedule": plan, "unsafe": unsafe}
     try:
         cluster.start()
-        create_topic(cluster.bootstrap, TOPIC, partitions=len(PARTITIONS), replication_factor=3,
-                     config={"min.insync.replicas": "2"})
+        create_topic(cluster.bootstrap, TOPIC, partitions=len(PARTITIONS), replication_factor=min(3, nodes),
+                     config={"min.insync.replicas": str(min(2, nodes))})
         bootstrap = ",".join(n.bootstrap for n in cluster.nodes.values())
         clients = standard_workload(history, bootstrap, TOPIC, PARTITIONS)
         for client in clients:

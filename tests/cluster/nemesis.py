@@ -28,17 +28,22 @@ HOLD = {"kill": (0.5, 3.0), "pause": (3.5, 5.0), "restart": (0.0, 1.0), "isolate
         "bridge": (3.0, 6.0), "disk": (2.0, 4.0), "stall": (0.5, 1.0), "double": (3.0, 5.0)}
 
 
-def kinds_available(network, disk):
-    return [k for k in SINGLE_KINDS if (network or k not in NEEDS_NETWORK) and (disk or k not in NEEDS_DISK)]
+NEEDS_PEERS = NEEDS_NETWORK | {"kill-follower", "stall-kill-leader"}
 
 
-def schedule(seed, count, kinds):
+def kinds_available(network, disk, nodes=3):
+    """The kinds a cluster of `nodes` supports: a single node has no peers to cut off, follow or stall."""
+    return [k for k in SINGLE_KINDS if (network or k not in NEEDS_NETWORK) and (disk or k not in NEEDS_DISK)
+            and (nodes > 1 or k not in NEEDS_PEERS)]
+
+
+def schedule(seed, count, kinds, nodes=3):
     """`count` faults, every kind in turn in a seeded order first so a short run covers them all, then drawn at
-    random; about one in six is a double fault."""
+    random; about one in six is a double fault (on two different nodes, so never on a single node)."""
     rng = random.Random(seed)
     plan = []
     seconds = [k for k in kinds if k not in ("restart", "stall-kill-leader")]
-    doubles = len(kinds) > 1 and seconds
+    doubles = nodes > 1 and len(kinds) > 1 and seconds
     order = list(kinds) + (["double"] if doubles else [])
     rng.shuffle(order)
     while len(plan) < count:

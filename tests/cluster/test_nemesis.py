@@ -36,6 +36,15 @@ def test_nemesis_loses_duplicates_and_reorders_nothing(tmp_path):
     assert len(kinds) >= min(faults, 12), kinds
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="loop disks need root")
+def test_a_single_broker_under_kill_pause_restart_and_full_disk_loses_nothing(tmp_path):
+    seed = seed_from_env()
+    result = faultrun.run(tmp_path / f"single-{seed}", seed, 6, nodes=1)
+    print(checker.summary(result))
+    assert not checker.failed(result), f"seed {seed}: {checker.summary(result)}\nhistory and logs in {tmp_path}"
+    assert not result["not_recovered"], f"seed {seed}: the broker did not recover after {result['not_recovered']}"
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces and loop disks need root")
 def test_the_checker_catches_a_broker_that_acknowledges_before_replicating(tmp_path):
     seed = seed_from_env()
