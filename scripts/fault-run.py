@@ -43,6 +43,8 @@ def main():
     os.environ.setdefault("SLUICE_BIN", str(ROOT / "target" / "release" / "sluice"))
 
     started = time.time()
+    rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                         text=True).stdout.strip()
     runs = []
     left, seed = args.faults, args.seed
     while left > 0:
@@ -66,11 +68,11 @@ def main():
         runs.append((seed, result, ok, directory))
         left -= count
         seed += 1
-    report(args, runs, time.time() - started)
+    report(args, runs, time.time() - started, rev)
     return 0 if all(ok for _, _, ok, _ in runs) else 1
 
 
-def report(args, runs, elapsed):
+def report(args, runs, elapsed, rev):
     kinds = Counter()
     windows = []
     totals = Counter()
@@ -82,8 +84,6 @@ def report(args, runs, elapsed):
         totals["not recovered"] += len(result["not_recovered"])
         for name, cases in result.get("anomalies", {}).items():
             totals[name] += len(cases)
-    rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                         text=True).stdout.strip()
     seeds = f"{runs[0][0]}..{runs[-1][0]}"
     lines = [f"\n## {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {sum(kinds.values())} faults, seeds {seeds}"
              f"{' (UNSAFE broker)' if args.unsafe else ''}, rev {rev}\n",
