@@ -51,7 +51,7 @@ def wait_until(predicate, timeout=30.0, interval=0.1, what="condition"):
 
 
 class Node:
-    def __init__(self, cluster, node_id, roles="broker,controller", extra=None):
+    def __init__(self, cluster, node_id, roles="broker,controller", extra=None, lossy=False):
         self.cluster = cluster
         self.node_id = node_id
         self.host = f"127.0.0.{node_id}"
@@ -63,6 +63,13 @@ class Node:
         self.proc = None
         self.extra_args = []
         self.paused = False
+        # lossy: the data directory is a lossyfs mount (tests/cluster/lossyfs.py), so power_loss() can drop
+        # what the node wrote but did not fsync. Mounted at the first start, unmounted when the cluster closes.
+        self.mount = None
+        if lossy:
+            from lossyfs import LossyMount
+            self.mount = LossyMount(cluster.root / f"node-{node_id}" / "data.backing", self.data_dir,
+                                    cluster.root / f"node-{node_id}" / "lossyfs.log")
 
     @property
     def bootstrap(self):
@@ -105,6 +112,8 @@ class Node:
     def start(self, wait=True, extra_args=()):
         assert self.proc is None or self.proc.poll() is not None, f"node {self.node_id} is already running"
         self.write_properties()
+        if self.mount is not None and self.mount.proc is None:
+            self.mount.start()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         before = self.ready_count()
         log = open(self.log_path, "ab")
@@ -151,6 +160,12 @@ class Node:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait()
 
+    def power_loss(self):
+        """The node's unsynced writes vanish, as in a power cut. The node must be down (kill -9 it first)."""
+        assert self.mount is not None, f"node {self.node_id} is not on lossyfs"
+        assert not self.alive(), f"node {self.node_id} is running: kill it before its power fails"
+        return self.mount.power_loss()
+
     def pause(self):
         os.kill(self.proc.pid, signal.SIGSTOP)
         self.paused = True
@@ -167,7 +182,7 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, root, size=3, shards=1, extra=None, voters=None):
+    def __init__(self, root, size=3, shards=1, extra=None, voters=None, lossy=()):
         self.root = Path(root)
         self.shards = shards
         self.extra = {
@@ -181,7 +196,7 @@ class Cluster:
         self.broker_port = free_port_on_all(hosts)
         self.controller_port = self.broker_port + 1
         self.voters = ",".join(f"{i}@127.0.0.{i}:{self.controller_port}" for i in voter_ids)
-        self.nodes = {i: Node(self, i) for i in ids}
+        self.nodes = {i: Node(self, i, lossy=i in lossy) for i in ids}
 
     def add_node(self, node_id, roles="broker", extra=None):
         node = Node(self, node_id, roles=roles, extra=extra)
@@ -209,6 +224,9 @@ class Cluster:
                     pass
                 node.proc.kill()
                 node.proc.wait()
+        for node in self.nodes.values():
+            if node.mount is not None:
+                node.mount.close()
 
     def describe(self, via=None):
         """`sluice cluster describe --json` through one node."""
