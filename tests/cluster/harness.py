@@ -224,9 +224,11 @@ class Cluster:
                     pass
                 node.proc.kill()
                 node.proc.wait()
-        for node in self.nodes.values():
-            if node.mount is not None:
-                node.mount.close()
+        mounts = [node.mount for node in self.nodes.values() if node.mount is not None]
+        for mount in mounts:
+            mount.request_stop()
+        for mount in mounts:
+            mount.close()
 
     def describe(self, via=None):
         """`sluice cluster describe --json` through one node."""

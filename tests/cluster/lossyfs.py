@@ -75,12 +75,17 @@ class LossyMount:
         """Drops every unsynced byte; returns {'files': F, 'bytes': B} of what was dropped."""
         return {k: int(v) for k, v in self.command("power-loss").items()}
 
+    def request_stop(self):
+        """Asks lossyfs to unmount and exit (SIGTERM), without waiting: `close()` waits."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
     def close(self, timeout=10):
         """Unmounts (SIGTERM to lossyfs); if that does not work in time, detaches the mount and kills it."""
         if self.proc is None:
             return
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.request_stop()
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:

@@ -176,15 +176,27 @@ fn main() -> Result<()> {
     if session.guard.is_finished() {
         return session.join().context("the FUSE session failed");
     }
-    if let Err(e) = session.umount_and_join() {
-        // Busy (a process still has files open there): detach it; the kernel ends the session when the last
-        // user is gone, and this process exits now, so that user's I/O then fails.
-        let mountpoint = sys::c_name(args.mountpoint.as_os_str())?;
-        // SAFETY: `mountpoint` is a valid C string.
-        if unsafe { libc::umount2(mountpoint.as_ptr(), libc::MNT_DETACH) } != 0 {
-            bail!("unmounting {}: {e}; lazy unmount: {}", args.mountpoint.display(), std::io::Error::last_os_error());
+    // Unmount, then wait (bounded) for the session to end. It may not: a copy of this mount in another mount
+    // namespace (`ip netns exec` makes one of every mount) keeps the connection alive after our unmount.
+    // Exiting then closes /dev/fuse, which aborts the connection everywhere.
+    let (done, finished) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(session.umount_and_join());
+    });
+    match finished.recv_timeout(Duration::from_secs(1)) {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            // Busy (a process still has files open there): detach it; exiting aborts the connection, so that
+            // process's I/O then fails.
+            let mountpoint = sys::c_name(args.mountpoint.as_os_str())?;
+            // SAFETY: `mountpoint` is a valid C string.
+            if unsafe { libc::umount2(mountpoint.as_ptr(), libc::MNT_DETACH) } != 0 {
+                let lazy = std::io::Error::last_os_error();
+                bail!("unmounting {}: {e}; lazy unmount: {lazy}", args.mountpoint.display());
+            }
+            eprintln!("lossyfs: unmount failed ({e}); detached it lazily");
         }
-        eprintln!("lossyfs: unmount failed ({e}); detached it lazily");
+        Err(_) => eprintln!("lossyfs: unmounted, but the session lives on elsewhere; exiting ends it"),
     }
     Ok(())
 }
