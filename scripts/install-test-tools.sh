@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the client tests need on a fresh Debian machine: kcat (Debian's, linking librdkafka 2.0.2),
-# Python clients in a venv (confluent-kafka with its bundled librdkafka, kafka-python, pytest), and kafkajs
-# from npm. Idempotent: a second run installs nothing.
+# Python clients in a venv (confluent-kafka with its bundled librdkafka, kafka-python, pytest), kafkajs
+# from npm, and fuse3 (fusermount3, for the power-loss tests' lossyfs mounts when not root). Idempotent: a
+# second run installs nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,7 @@ command -v npm >/dev/null || need_apt+=(npm)
 command -v ip >/dev/null || need_apt+=(iproute2)
 command -v mkfs.ext4 >/dev/null || need_apt+=(e2fsprogs)
 command -v losetup >/dev/null || need_apt+=(mount)
+command -v fusermount3 >/dev/null || need_apt+=(fuse3)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing ${need_apt[*]} from Debian"
   sudo_cmd=""

@@ -11,7 +11,7 @@ if [ "$memlock_kib" != unlimited ] && [ "$memlock_kib" -lt 4096 ]; then
 fi
 command -v cargo >/dev/null || { echo "cargo is required (rustup)" >&2; exit 1; }
 
-echo "== test tools (kcat, Python clients, kafkajs)"
+echo "== test tools (kcat, fuse3, Python clients, kafkajs)"
 ./scripts/install-test-tools.sh
 
 echo "== format, lints and module cycles"
@@ -26,8 +26,10 @@ echo "== end-to-end client tests (release broker, --shards 1 and 2)"
 cargo build --release --locked --bin sluice
 SLUICE_BIN="$PWD/target/release/sluice" tests/clients/.venv/bin/python -m pytest -q -p no:cacheprovider tests/clients
 
-echo "== cluster tests (separate sluice processes on 127.0.0.1-4, --shards 1)"
-SLUICE_BIN="$PWD/target/release/sluice" tests/clients/.venv/bin/python -m pytest -q -p no:cacheprovider tests/cluster
+echo "== cluster tests (separate sluice processes on 127.0.0.1-4, --shards 1; power loss on lossyfs mounts)"
+cargo build --release --locked -p lossyfs
+SLUICE_BIN="$PWD/target/release/sluice" LOSSYFS_BIN="$PWD/target/release/lossyfs" \
+  tests/clients/.venv/bin/python -m pytest -q -p no:cacheprovider tests/cluster
 
 echo "== benches and fuzz targets build"
 cargo bench --workspace --locked --no-run

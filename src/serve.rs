@@ -435,8 +435,8 @@ async fn shard_main(
         bail!("{reason}");
     }
     shard.set_aside_orphans().await;
-    if manager.sync_recovered().await.context("making the recovered logs durable")? {
-        tracing::info!(shard = id, "recovered logs made durable with one syncfs");
+    if let Some(method) = manager.sync_recovered().await.context("making the recovered logs durable")? {
+        tracing::info!(shard = id, ?method, "recovered logs made durable");
     }
     shard.spawn_group_housekeeping();
     if id == 0 {

@@ -25,6 +25,7 @@ pub mod manager;
 pub mod prewrite;
 pub mod producer;
 pub mod segment;
+pub mod syncfs;
 pub mod types;
 pub mod watch;
 

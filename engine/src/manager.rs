@@ -30,6 +30,7 @@ use crate::context::ShardContext;
 use crate::error::{EngineError, Result};
 use crate::log::PartitionLog;
 use crate::prewrite::PrewriteBudget;
+use crate::syncfs::{sync_filesystem, SyncMethod};
 use crate::types::{now_ms, TopicPartition};
 
 pub const CLEAN_SHUTDOWN_MARKER: &str = ".clean-shutdown";
@@ -173,19 +174,20 @@ impl LogManager {
     }
 
     /// Ends [`LogManager::defer_recovery_sync`] once every open it covered has returned: one `syncfs` of the data
-    /// directory's filesystem if any open deferred a sync. Call it before serving: nothing may build on a
-    /// recovered log until it returns. Returns whether it synced.
-    pub async fn sync_recovered(&self) -> Result<bool> {
+    /// directory's filesystem if any open deferred a sync (an fsync of every file under the data directory
+    /// where `syncfs` is not trusted: [`crate::syncfs`]). Call it before serving: nothing may build on a
+    /// recovered log until it returns. Returns how it synced, if it had to.
+    pub async fn sync_recovered(&self) -> Result<Option<SyncMethod>> {
         self.ctx.defer_recovery_sync.set(false);
         if !self.ctx.recovery_sync_owed.replace(false) {
-            return Ok(false);
+            return Ok(None);
         }
         let dir = self.data_dir.clone();
-        glommio::executor()
+        let method = glommio::executor()
             .spawn_blocking(move || sync_filesystem(&dir))
             .await
             .map_err(|e| EngineError::io("syncfs after recovery", &self.data_dir, e))?;
-        Ok(true)
+        Ok(Some(method))
     }
 
     /// Zero bytes pre-written past this shard's log ends (see [`crate::prewrite`]).
@@ -390,23 +392,13 @@ pub fn take_clean_shutdown_marker(data_dir: &Path) -> std::io::Result<bool> {
     }
 }
 
-/// After every shard closed its logs cleanly: one `syncfs` makes the checkpoints they wrote durable, then the
-/// marker says they can be trusted. Blocking; call after the shards stopped.
+/// After every shard closed its logs cleanly: one `syncfs` (or, where it is not trusted, an fsync of every
+/// file: [`crate::syncfs`]) makes the checkpoints they wrote durable, then the marker says they can be
+/// trusted. Blocking; call after the shards stopped.
 pub fn write_clean_shutdown_marker(data_dir: &Path) -> std::io::Result<()> {
     sync_filesystem(data_dir)?;
     let marker = data_dir.join(CLEAN_SHUTDOWN_MARKER);
     let file = std::fs::File::create(&marker)?;
     file.sync_all()?;
     std::fs::File::open(data_dir)?.sync_all()
-}
-
-/// `syncfs` of the filesystem holding `data_dir`: everything written there, data and metadata, made durable
-/// with one call (and one device cache flush). Blocking.
-fn sync_filesystem(data_dir: &Path) -> std::io::Result<()> {
-    let dir = std::fs::File::open(data_dir)?;
-    // SAFETY: syncfs only reads the descriptor, which `dir` keeps open for the call.
-    if unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&dir)) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
 }

@@ -7,6 +7,7 @@
 mod common;
 
 use common::*;
+use sluice_engine::syncfs::SyncMethod;
 use sluice_engine::{LogConfig, Offset};
 
 #[test]
@@ -31,14 +32,14 @@ fn recoveries_during_a_start_owe_one_syncfs_and_later_opens_sync_on_their_own() 
     let path = dir.path().to_owned();
     run(move || async move {
         let manager = manager(&path, false);
-        assert!(!manager.sync_recovered().await.unwrap(), "nothing deferred, nothing owed");
+        assert!(manager.sync_recovered().await.unwrap().is_none(), "nothing deferred, nothing owed");
         manager.defer_recovery_sync();
         let mut logs = Vec::new();
         for partition in 0..3 {
             logs.push(open(&manager, partition, LogConfig::default()).await);
         }
-        assert!(manager.sync_recovered().await.unwrap(), "the recoveries owed one syncfs");
-        assert!(!manager.sync_recovered().await.unwrap(), "and only one");
+        assert_eq!(manager.sync_recovered().await.unwrap(), Some(SyncMethod::Syncfs), "the recoveries owed one syncfs");
+        assert!(manager.sync_recovered().await.unwrap().is_none(), "and only one");
         assert!(logs[1].recovery_report().truncated_bytes > 0);
         assert_eq!(logs[1].log_end_offset(), Offset(8));
         for (partition, log) in logs.iter().enumerate() {
@@ -47,6 +48,6 @@ fn recoveries_during_a_start_owe_one_syncfs_and_later_opens_sync_on_their_own() 
         }
         // After the start, an open syncs on its own and owes nothing.
         open(&manager, 7, LogConfig::default()).await;
-        assert!(!manager.sync_recovered().await.unwrap());
+        assert!(manager.sync_recovered().await.unwrap().is_none());
     });
 }

@@ -53,7 +53,7 @@ def wait_until(predicate, timeout=30.0, interval=0.1, what="condition"):
 
 
 class Node:
-    def __init__(self, cluster, node_id, roles="broker,controller", extra=None):
+    def __init__(self, cluster, node_id, roles="broker,controller", extra=None, lossy=False):
         self.cluster = cluster
         self.node_id = node_id
         self.host = cluster.host_of(node_id)
@@ -73,6 +73,17 @@ class Node:
         self.extra_args = []
         self.paused = False
         self.ready_before = 0
+        # lossy: the data directory is a lossyfs mount (tests/cluster/lossyfs.py), so power_loss() can drop
+        # what the node wrote but did not fsync; with a disk of its own, lossyfs keeps its backing directory
+        # there. Mounted at the first start, unmounted when the cluster closes.
+        self.mount = None
+        if lossy:
+            from lossyfs import LossyMount
+            home = cluster.root / f"node-{node_id}"
+            if self.disk:
+                self.data_dir = home / "data"
+            backing = home / "disk" / "backing" if self.disk else home / "data.backing"
+            self.mount = LossyMount(backing, self.data_dir, home / "lossyfs.log")
 
     @property
     def bootstrap(self):
@@ -117,6 +128,8 @@ class Node:
         self.write_properties()
         if self.disk:
             self.disk.mount()
+        if self.mount is not None and self.mount.proc is None:
+            self.mount.start()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         before = self.ready_count()
         self.ready_before = before
@@ -171,6 +184,12 @@ class Node:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait()
 
+    def power_loss(self):
+        """The node's unsynced writes vanish, as in a power cut. The node must be down (kill -9 it first)."""
+        assert self.mount is not None, f"node {self.node_id} is not on lossyfs"
+        assert not self.alive(), f"node {self.node_id} is running: kill it before its power fails"
+        return self.mount.power_loss()
+
     def pause(self):
         os.kill(self.proc.pid, signal.SIGSTOP)
         self.paused = True
@@ -187,7 +206,7 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, root, size=3, shards=1, extra=None, voters=None, network=False, disk_mb=None):
+    def __init__(self, root, size=3, shards=1, extra=None, voters=None, network=False, disk_mb=None, lossy=()):
         self.root = Path(root)
         self.shards = shards
         self.disk_mb = disk_mb
@@ -208,7 +227,7 @@ class Cluster:
             self.broker_port = free_port_on_all([self.host_of(i) for i in range(1, max(ids) + 2)])
         self.controller_port = self.broker_port + 1
         self.voters = ",".join(f"{i}@{self.host_of(i)}:{self.controller_port}" for i in voter_ids)
-        self.nodes = {i: Node(self, i) for i in ids}
+        self.nodes = {i: Node(self, i, lossy=i in lossy) for i in ids}
 
     def host_of(self, node_id):
         return self.network.address(node_id) if self.network else f"127.0.0.{node_id}"
@@ -239,6 +258,11 @@ class Cluster:
                     pass
                 node.proc.kill()
                 node.proc.wait()
+        mounts = [node.mount for node in self.nodes.values() if node.mount is not None]
+        for mount in mounts:
+            mount.request_stop()
+        for mount in mounts:
+            mount.close()
         for node in self.nodes.values():
             if node.disk:
                 node.disk.close()
