@@ -191,6 +191,12 @@ impl ClusterNode {
                 catch_up_first: formation == Formation::Join,
             };
             let quorum = QuorumNode::start(config, disk, transport.clone()).await.map_err(|e| e.to_string())?;
+            let (watched, fatal) = (quorum.clone(), self.fatal.clone());
+            glommio::spawn_local(async move {
+                let reason = watched.failed().await;
+                fatal(format!("the metadata log failed: {reason}"));
+            })
+            .detach();
             let controller = Controller::new(quorum.clone(), self.settings.controller.clone());
             self.client.set_local(controller.clone());
             *self.controller.borrow_mut() = Some(controller);

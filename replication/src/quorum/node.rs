@@ -94,6 +94,9 @@ pub struct QuorumNode {
     /// When each peer was last heard from (for DescribeQuorum).
     last_heard: RefCell<BTreeMap<NodeId, i64>>,
     stopped: Cell<bool>,
+    /// Why the metadata log failed (the driver then stops); `failed` reaches 1 at that moment.
+    failure: RefCell<Option<String>>,
+    failed: sluice_engine::watch::OffsetWatch,
 }
 
 fn logger() -> slog::Logger {
@@ -170,6 +173,8 @@ impl QuorumNode {
             catch_up_target: Cell::new(0),
             last_heard: RefCell::new(BTreeMap::new()),
             stopped: Cell::new(false),
+            failure: RefCell::new(None),
+            failed: sluice_engine::watch::OffsetWatch::new(0),
         });
         let driver = node.clone();
         glommio::spawn_local(async move { driver.drive().await }).detach();
@@ -340,12 +345,23 @@ impl QuorumNode {
             self.step_inbox();
             self.propose_queued();
             if let Err(error) = self.handle_ready().await {
-                // The metadata log could not be written: this controller cannot go on safely.
+                // The metadata log could not be written (a full or failing disk): this voter cannot go on
+                // safely, since Raft needs what it acknowledged on disk. It stops; whoever started it stops the
+                // process (Kafka halts a broker whose metadata log directory fails).
                 tracing::error!(%error, "the metadata log failed; this node stops taking part in the quorum");
                 self.fail_pending(AdminError::new(AdminErrorKind::Storage, error.to_string()));
-                panic!("metadata log failed: {error}");
+                *self.failure.borrow_mut() = Some(error.to_string());
+                self.stopped.set(true);
+                self.failed.advance(1);
+                return;
             }
         }
+    }
+
+    /// Resolves, with the reason, once the metadata log failed and this voter stopped.
+    pub async fn failed(&self) -> String {
+        let _ = self.failed.wait_for(1).await;
+        self.failure.borrow().clone().unwrap_or_default()
     }
 
     /// Whether a Raft message from `peer` arrived within `window` (a live voter answers the leader's
