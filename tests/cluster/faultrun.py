@@ -20,16 +20,21 @@ PARTITIONS = [0, 1, 2]
 FAST = {"replica.lag.time.max.ms": "3000", "broker.session.timeout.ms": "2000", "log.segment.bytes": "8388608"}
 
 
-def run(root, seed, faults, network=True, disk_mb=256, unsafe=False, kinds=None, nodes=3, log=print):
-    """One run; `nodes=1` is the single broker under kill -9, pauses, restarts and full disks."""
+def run(root, seed, faults, network=True, disk_mb=256, unsafe=False, kinds=None, nodes=3, lossy=None, log=print):
+    """One run; `nodes=1` is the single broker under kill -9, pauses, restarts, full disks and power loss.
+    `lossy` (default: wherever lossyfs can mount) puts every node's data on lossyfs, for the power-loss fault."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     network = network and nodes > 1
-    kinds = kinds or kinds_available(network, bool(disk_mb), nodes)
+    if lossy is None:
+        from lossyfs import unavailable
+        lossy = unavailable() is None
+    kinds = kinds or kinds_available(network, bool(disk_mb), nodes, lossy)
     plan = schedule(seed, faults, kinds, nodes)
     log(f"fault run: seed {seed}, {faults} faults, kinds {kinds}, directory {root}")
     log("schedule: " + json.dumps(plan))
-    cluster = Cluster(root / "cluster", size=nodes, extra=FAST, network=network, disk_mb=disk_mb)
+    cluster = Cluster(root / "cluster", size=nodes, extra=FAST, network=network, disk_mb=disk_mb,
+                      lossy=range(1, nodes + 1) if lossy else ())
     if unsafe:
         cluster.env["SLUICE_UNSAFE_ACK_ON_LEADER_APPEND"] = "1"
     history = History()

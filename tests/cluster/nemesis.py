@@ -8,6 +8,7 @@ workload runs, each healed before the next. Kinds:
 - split: a majority/minority split of the nodes, the clients on the majority side;
 - bridge: two nodes that cannot see each other, both seeing the third;
 - disk-full: one node's data disk filled, then emptied and the node restarted;
+- power-loss: kill -9 of one node, its unsynced writes dropped (its data directory is on lossyfs), a restart;
 - stall-kill-leader: the followers paused for a moment, the leader killed, the followers resumed;
 - double: two faults of the kinds above at once, on different nodes.
 
@@ -23,18 +24,20 @@ NEEDS_NETWORK = {"isolate-leader", "isolate-controller", "split", "bridge"}
 NEEDS_DISK = {"disk-full"}
 SINGLE_KINDS = ("kill-leader", "kill-follower", "kill-controller", "kill-random", "pause-leader", "pause-random",
                 "restart", "isolate-leader", "isolate-controller", "split", "bridge", "disk-full",
-                "stall-kill-leader")
+                "stall-kill-leader", "power-loss")
+NEEDS_LOSSY = {"power-loss"}
 HOLD = {"kill": (0.5, 3.0), "pause": (3.5, 5.0), "restart": (0.0, 1.0), "isolate": (3.0, 6.0), "split": (3.0, 6.0),
-        "bridge": (3.0, 6.0), "disk": (2.0, 4.0), "stall": (0.5, 1.0), "double": (3.0, 5.0)}
+        "bridge": (3.0, 6.0), "disk": (2.0, 4.0), "stall": (0.5, 1.0), "double": (3.0, 5.0),
+        "power": (0.5, 2.0)}
 
 
 NEEDS_PEERS = NEEDS_NETWORK | {"kill-follower", "stall-kill-leader"}
 
 
-def kinds_available(network, disk, nodes=3):
+def kinds_available(network, disk, nodes=3, lossy=False):
     """The kinds a cluster of `nodes` supports: a single node has no peers to cut off, follow or stall."""
     return [k for k in SINGLE_KINDS if (network or k not in NEEDS_NETWORK) and (disk or k not in NEEDS_DISK)
-            and (nodes > 1 or k not in NEEDS_PEERS)]
+            and (lossy or k not in NEEDS_LOSSY) and (nodes > 1 or k not in NEEDS_PEERS)]
 
 
 def schedule(seed, count, kinds, nodes=3):
@@ -138,6 +141,12 @@ class Nemesis:
                 node.stop(timeout=30, force=True)
                 node.start(wait=False)
             return [target], heal
+        if kind == "power-loss":
+            target = self.leader(pick, avoid) if pick < 0.5 else self.random_node(pick, avoid)
+            node = c.nodes[target]
+            node.kill9()
+            node.power_loss()
+            return [target], lambda: node.start(wait=False)
         if kind == "stall-kill-leader":
             leader = self.leader(pick, avoid)
             followers = [i for i in self.node_ids() if i != leader and c.nodes[i].serving()]

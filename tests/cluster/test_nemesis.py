@@ -48,7 +48,7 @@ def test_a_single_broker_under_kill_pause_restart_and_full_disk_loses_nothing(tm
 @pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces and loop disks need root")
 def test_the_checker_catches_a_broker_that_acknowledges_before_replicating(tmp_path):
     seed = seed_from_env()
-    result = faultrun.run(tmp_path / "unsafe", seed, 6, network=False, disk_mb=None, unsafe=True,
+    result = faultrun.run(tmp_path / "unsafe", seed, 6, network=False, disk_mb=None, lossy=False, unsafe=True,
                           kinds=["stall-kill-leader"])
     print(checker.summary(result))
     assert result["anomalies"]["lost"] or result["anomalies"]["unseen"], checker.summary(result)
