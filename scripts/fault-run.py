@@ -11,6 +11,7 @@ and the test venv installed (scripts/install-test-tools.sh); it re-runs itself u
 import argparse
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -30,6 +31,8 @@ import faultrun  # noqa: E402
 
 
 def main():
+    # SIGTERM ends the run like Ctrl-C: the cluster's finally blocks remove its namespaces, mounts and disks.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--faults", type=int, default=300)
     parser.add_argument("--seed", type=int, default=int(time.time()) % 100000)

@@ -218,11 +218,14 @@ async fn produce_partition(
             Either::Right(_) => return PartitionProduced::error(ResponseError::RequestTimedOut, None),
         }
         // Checked even when the offset was reached: a deposed leader's high watermark is its new leader's, which
-        // can pass these offsets with other records (the write was truncated away). The client retries; an
-        // idempotent producer's retry of a write that did commit is answered as a duplicate, with its offset.
+        // can pass these offsets with other records (the write was truncated away). Whether the write committed
+        // is unknown here, and the answer says so: REQUEST_TIMED_OUT, which clients retry with the same producer
+        // sequence (the new leader then answers a committed write as a duplicate, with its offset). Kafka answers
+        // NOT_LEADER_OR_FOLLOWER, which librdkafka takes for "not persisted": it renumbers the retry under a
+        // bumped producer epoch, and a write that had committed is written twice (the fault run's seed 2002).
         if leader.has_resigned() {
-            let message = "leadership moved while the write waited for the in-sync replicas";
-            return PartitionProduced::error(ResponseError::NotLeaderOrFollower, Some(message.into()));
+            let message = "leadership moved while the write waited for the in-sync replicas: its outcome is unknown";
+            return PartitionProduced::error(ResponseError::RequestTimedOut, Some(message.into()));
         }
         if leader.maximal_isr_len() < leader.min_isr() {
             return PartitionProduced::error(ResponseError::NotEnoughReplicasAfterAppend, None);
