@@ -7,7 +7,8 @@
 //! shards). A writer of a deleted log that runs on after the deletion writes by path into a directory that is
 //! gone (`create checkpoint failed ... No such file or directory`) or that now belongs to the topic created
 //! again, whose checkpoint it then overwrites with the old incarnation's offsets. So every write to a
-//! partition's directory takes the log's write lock, and a closed log writes nothing.
+//! partition's directory takes the log's write lock, and a closed log writes nothing; nor does it read, since
+//! it would reopen its segments by path and find its successor's.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -85,5 +86,24 @@ fn a_deleted_log_writes_nothing_into_the_directory_of_its_successor() {
                 "partition {partition}: the new incarnation's checkpoint was overwritten by the old one's"
             );
         }
+    });
+}
+
+#[test]
+fn a_deleted_log_never_reads_its_successor_s_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_owned();
+    run(move || async move {
+        let manager = manager(&path, false);
+        let old = open(&manager, 0, LogConfig::default()).await;
+        append_batches(&old, 10, 2, 100).await;
+        let end = old.log_end_offset();
+        // A fetch that found the old log just before the topic was deleted and created again.
+        manager.delete_log(&tp(0)).await.unwrap();
+        let new = open(&manager, 0, LogConfig::default()).await;
+        append_batches(&new, 10, 2, 300).await;
+        let read = old.read(Offset(0), 1 << 20, end).await;
+        assert!(read.is_err(), "a deleted log read {:?} from its successor's segment", read.map(|s| s.map(|s| s.len)));
+        assert!(new.read(Offset(0), 1 << 20, new.log_end_offset()).await.unwrap().is_some());
     });
 }

@@ -308,8 +308,12 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// The segment's open file, opening it through the shard's fd cache if needed.
+    /// The segment's open file, opening it through the shard's fd cache if needed. A closed log opens nothing:
+    /// its files are opened by path, and a deleted partition's path may already hold its successor's segments.
     pub(crate) async fn segment_file(&self, segment: &Rc<Segment>) -> Result<Rc<SegmentFile>> {
+        if self.log_end.is_failed() {
+            return Err(EngineError::Closed { partition: self.name() });
+        }
         segment.referenced.set(true);
         if let Some(file) = segment.file.borrow().as_ref() {
             return Ok(file.clone());
