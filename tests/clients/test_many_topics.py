@@ -76,8 +76,9 @@ def delete_records_until(bootstrap, topics, done):
     """DeleteRecords up to the high watermark, over and over, while the topics are deleted and created again.
     A partition that is gone or moving may refuse it; the broker's storage must never be the reason."""
     client = AdminClient({"bootstrap.servers": bootstrap})
+    # _NOENT: the client found no leader for a topic that is deleted just then.
     allowed = {KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
-               KafkaError.OFFSET_OUT_OF_RANGE, KafkaError._TIMED_OUT}
+               KafkaError.OFFSET_OUT_OF_RANGE, KafkaError._TIMED_OUT, KafkaError._NOENT}
     while not done.is_set():
         futures = client.delete_records([TopicPartition(t, p, -1) for t in topics for p in range(4)],
                                         request_timeout=30)
