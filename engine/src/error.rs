@@ -54,6 +54,10 @@ pub enum EngineError {
     OffsetOutOfRange { partition: String, offset: Offset, log_start: Offset, log_end: Offset },
     #[error("partition {partition} is offline: {reason}")]
     Offline { partition: String, reason: String },
+    /// The log was closed (its partition deleted, moved away or the shard stopping) while the caller held it:
+    /// nothing more is written to it, and the caller's view of the partition is stale.
+    #[error("partition {partition}: the log is closed")]
+    Closed { partition: String },
     #[error("partition {partition} is poisoned after a failed {operation}; it refuses writes until restart")]
     Poisoned { partition: String, operation: &'static str },
     #[error("partition {partition} is corrupt at {path}:{position}: {reason}")]

@@ -114,6 +114,33 @@ fn reads_start_at_the_batch_holding_the_offset_and_respect_bounds() {
 }
 
 #[test]
+fn a_slice_is_cut_to_the_whole_batches_that_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_owned();
+    run(move || async move {
+        let manager = manager(&path, false);
+        let config = LogConfig { index_interval_bytes: 1024, ..LogConfig::default() };
+        let log = open(&manager, 0, config).await;
+        let stored = append_batches(&log, 50, 10, 100).await;
+        let end = log.log_end_offset();
+        let batch_bytes = stored[0].len();
+        let slice = log.read(Offset(100), 1 << 20, end).await.unwrap().unwrap();
+        assert_eq!(slice.len as usize, batch_bytes * 40);
+        // What fits is a prefix of whole batches, from the same place in the same file.
+        let cut = log.slice_prefix(&slice, batch_bytes * 7 + batch_bytes / 2).await.unwrap().unwrap();
+        assert_eq!((cut.position, cut.first_offset), (slice.position, slice.first_offset));
+        assert_eq!(cut.len as usize, batch_bytes * 7);
+        // Exactly one batch, and a slice that already fits, are kept as they are.
+        let one = log.slice_prefix(&slice, batch_bytes).await.unwrap().unwrap();
+        assert_eq!(one.len as usize, batch_bytes);
+        let whole = log.slice_prefix(&slice, 1 << 20).await.unwrap().unwrap();
+        assert_eq!(whole.len, slice.len);
+        // Less than its first batch: nothing, since only a fetch's first batch may pass the limit.
+        assert!(log.slice_prefix(&slice, batch_bytes - 1).await.unwrap().is_none());
+    });
+}
+
+#[test]
 fn segments_roll_by_size_and_reads_cross_them() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_owned();

@@ -34,6 +34,9 @@ pub fn engine_error(error: &EngineError) -> ResponseError {
         EngineError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         // The request acted on a metadata image older than the log: the client refreshes and retries.
         EngineError::StaleLeaderEpoch { .. } => ResponseError::NotLeaderOrFollower,
+        // The partition was deleted or moved away while the request held its log: the client's metadata is
+        // stale, not the storage broken.
+        EngineError::Closed { .. } => ResponseError::NotLeaderOrFollower,
         EngineError::Offline { .. }
         | EngineError::Poisoned { .. }
         | EngineError::Corrupt { .. }

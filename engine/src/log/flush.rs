@@ -59,7 +59,8 @@ impl PartitionLog {
     /// Fsyncs the active segment and advances the durable offset. Called by the shard's group commit; an
     /// error poisons the log.
     pub async fn flush(&self) -> Result<()> {
-        if self.poisoned.get().is_some() {
+        // A closed log was fsynced by its close and opens no file again.
+        if self.poisoned.get().is_some() || self.log_end.is_failed() {
             return Ok(());
         }
         let target = self.log_end.get();

@@ -291,12 +291,12 @@ impl PartitionLog {
         }
     }
 
-    /// Takes the partition's append lock: one append, truncation, roll or checkpoint at a time.
+    /// Takes the partition's write lock: one append, truncation, roll, DeleteRecords, retention or checkpoint
+    /// at a time. Every write to the partition's directory holds it, so two writes of one checkpoint file never
+    /// overlap (they share its tmp path), and once [`PartitionLog::close`] has closed it nothing more is
+    /// written there: a deleted partition's directory name may already belong to its successor.
     async fn lock_for_write(&self) -> Result<FifoGuard<'_>> {
-        self.append_lock
-            .lock()
-            .await
-            .map_err(|_| EngineError::Offline { partition: self.name(), reason: "log closed".into() })
+        self.append_lock.lock().await.map_err(|_| EngineError::Closed { partition: self.name() })
     }
 
     /// Fsyncs a segment file; a failure poisons the log (never retried).
@@ -308,8 +308,12 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// The segment's open file, opening it through the shard's fd cache if needed.
+    /// The segment's open file, opening it through the shard's fd cache if needed. A closed log opens nothing:
+    /// its files are opened by path, and a deleted partition's path may already hold its successor's segments.
     pub(crate) async fn segment_file(&self, segment: &Rc<Segment>) -> Result<Rc<SegmentFile>> {
+        if self.log_end.is_failed() {
+            return Err(EngineError::Closed { partition: self.name() });
+        }
         segment.referenced.set(true);
         if let Some(file) = segment.file.borrow().as_ref() {
             return Ok(file.clone());

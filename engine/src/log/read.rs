@@ -2,6 +2,7 @@
 //! end of a leader epoch (OffsetForLeaderEpoch). Reads take no lock and never see past the log end.
 
 use std::rc::Rc;
+use std::sync::Arc;
 
 use super::{FileSlice, PartitionLog};
 use crate::batch::{self};
@@ -61,6 +62,32 @@ impl PartitionLog {
             len: (end - position) as u32,
             first_offset: Offset(first.base_offset()),
         }))
+    }
+
+    /// The longest prefix of `slice` (an answer of [`PartitionLog::read`] on this log) that holds whole batches
+    /// and at most `max_bytes`: how a fetch fits a partition into what is left of its request-wide limit
+    /// (KIP-74). `None` when the slice's first batch alone is longer, or when the slice's segment is no
+    /// longer the one open here (retention or truncation replaced it); the fetcher then asks again.
+    pub async fn slice_prefix(&self, slice: &FileSlice, max_bytes: usize) -> Result<Option<FileSlice>> {
+        if slice.len as usize <= max_bytes {
+            return Ok(Some(slice.clone()));
+        }
+        let segment = {
+            let segments = self.segments.borrow();
+            segments.range(..=slice.first_offset).next_back().map(|(_, s)| s.clone())
+        };
+        let Some(segment) = segment else { return Ok(None) };
+        let file = self.segment_file(&segment).await?;
+        if !Arc::ptr_eq(file.shared(), &slice.file) {
+            return Ok(None);
+        }
+        let limit = slice.position + max_bytes as u64;
+        let end = segment.last_boundary_before(&file, slice.position, limit).await?;
+        assert!(end <= slice.position + u64::from(slice.len), "a prefix of a slice ends inside it");
+        if end == slice.position {
+            return Ok(None);
+        }
+        Ok(Some(FileSlice { len: (end - slice.position) as u32, ..slice.clone() }))
     }
 
     /// Reads a slice's bytes into memory. For tests, tools and the recovery of small ranges; the fetch path

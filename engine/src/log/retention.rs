@@ -11,8 +11,10 @@ use crate::types::Offset;
 
 impl PartitionLog {
     /// Advances the log start offset (DeleteRecords) and deletes segments wholly below it. Offsets past the
-    /// high watermark are refused.
+    /// high watermark are refused. Under the write lock, like every write to the partition's directory: two
+    /// checkpoint writes of one file must not overlap, and a closed (deleted) log writes nothing.
     pub async fn delete_records_before(&self, offset: Offset) -> Result<Offset> {
+        let _permit = self.lock_for_write().await?;
         if offset > self.high_watermark() || offset < Offset::ZERO {
             return Err(EngineError::OffsetOutOfRange {
                 partition: self.name(),
@@ -32,7 +34,8 @@ impl PartitionLog {
     }
 
     /// Deletes segments past `retention.ms` (by their newest timestamp) or beyond `retention.bytes`, oldest
-    /// first. An expired active segment is rolled first so that it can go too. Returns segments deleted.
+    /// first. An expired active segment is rolled first so that it can go too. Returns segments deleted. Under
+    /// the write lock, as [`PartitionLog::delete_records_before`] is.
     pub async fn apply_retention(&self, now: i64) -> Result<usize> {
         let config = self.config.borrow().clone();
         let expired = |segment: &Segment| {
@@ -40,11 +43,9 @@ impl PartitionLog {
                 && segment.max_timestamp_ms() >= 0
                 && now - segment.max_timestamp_ms() > config.retention_ms
         };
-        if expired(&self.active()) {
-            let _permit = self.lock_for_write().await?;
-            if self.poisoned.get().is_none() && expired(&self.active()) {
-                self.roll().await?;
-            }
+        let _permit = self.lock_for_write().await?;
+        if self.poisoned.get().is_none() && expired(&self.active()) {
+            self.roll().await?;
         }
         let mut new_start = self.log_start.get();
         {

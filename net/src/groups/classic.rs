@@ -5,7 +5,7 @@
 //! JoinGroup held until the rebalance completes, a SyncGroup held until the leader assigns) wait on one-shot
 //! channels. Session timeouts and rebalance timeouts evict members; generation ids fence stale members;
 //! static members (`group.instance.id`) that come back within their session timeout take their old place
-//! without a rebalance.
+//! without a rebalance, and the member they replaced is fenced (FENCED_INSTANCE_ID).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -48,6 +48,13 @@ impl Coordinator {
         }
         if let Err(error) = self.log_for(&request.group_id) {
             return JoinOutcome::error(error, &request.member_id);
+        }
+        if !request.member_id.is_empty() {
+            if let Some(error) =
+                self.fenced_instance(&request.group_id, &request.member_id, request.instance_id.as_deref())
+            {
+                return JoinOutcome::error(error, &request.member_id);
+            }
         }
         if !request.member_id.is_empty() && self.group(&request.group_id).is_none() {
             return JoinOutcome::error(ResponseError::UnknownMemberId, &request.member_id);
@@ -348,6 +355,21 @@ impl Coordinator {
             }
         }
         receiver.await.unwrap_or_else(|_| error(ResponseError::RebalanceInProgress))
+    }
+
+    /// The static-member fence (KIP-345): a request that names a `group.instance.id` now held by another
+    /// member id comes from the member a newcomer with that id replaced, and gets FENCED_INSTANCE_ID, which
+    /// clients treat as fatal, so two consumers never share one identity. For JoinGroup with a member id,
+    /// SyncGroup, Heartbeat and OffsetCommit, of either protocol's members.
+    pub fn fenced_instance(&self, group_id: &str, member_id: &str, instance_id: Option<&str>) -> Option<ResponseError> {
+        let instance = instance_id?;
+        let group_rc = self.group(group_id)?;
+        let group = group_rc.borrow();
+        let holder = match &group.consumer {
+            Some(consumer) => consumer.instance_holder(instance).map(str::to_string),
+            None => group.static_members.get(instance).cloned(),
+        }?;
+        (holder != member_id).then_some(ResponseError::FencedInstanceId)
     }
 
     pub fn heartbeat(&self, group_id: &str, generation: i32, member_id: &str) -> Option<ResponseError> {

@@ -81,6 +81,11 @@ impl ConsumerGroupState {
         }
     }
 
+    /// The member id that holds a static `group.instance.id`, if any member does.
+    pub fn instance_holder(&self, instance: &str) -> Option<&str> {
+        self.members.values().find(|m| m.instance_id.as_deref() == Some(instance)).map(|m| m.member_id.as_str())
+    }
+
     /// Removes members whose session expired; the group epoch moves on if any went.
     pub fn expire(&mut self, now: Instant, group_id: &str) {
         let before = self.members.len();
@@ -276,20 +281,14 @@ impl ConsumerGroupState {
                         member_id = uuid::Uuid::new_v4().to_string();
                     }
                     if let Some(instance) = &request.instance_id {
-                        // A static member replaces its previous incarnation and keeps its partitions.
-                        let previous = state
-                            .members
-                            .values()
-                            .find(|m| m.instance_id.as_ref() == Some(instance))
-                            .map(|m| m.member_id.clone());
-                        if let Some(previous) = previous.filter(|p| *p != member_id) {
-                            if let Some(old) = state.members.remove(&previous) {
-                                let target = state.target.remove(&previous).unwrap_or_default();
-                                state.target.insert(member_id.clone(), target);
-                                let mut member = old;
-                                member.member_id = member_id.clone();
-                                state.members.insert(member_id.clone(), member);
-                            }
+                        // Kafka's rule for KIP-848 static members: an instance id still held by another member
+                        // (one that has neither left nor timed out) is not taken over; the newcomer is refused
+                        // with UNRELEASED_INSTANCE_ID, which clients treat as fatal.
+                        if state.instance_holder(instance).is_some_and(|holder| holder != member_id) {
+                            return Err((
+                                ResponseError::UnreleasedInstanceId,
+                                "the group.instance.id is still held by another member; it must leave first",
+                            ));
                         }
                     }
                     let existing =

@@ -2,11 +2,15 @@
 //! followers, the log end), and a hand-assembled response whose record sets are file slices sent with
 //! `sendfile(2)`: consumers and follower brokers alike get zero-copy reads of the leader's segments.
 //!
-//! Flow on the connection's shard: read every partition on its owner (each bounded by its
-//! `partition_max_bytes`), keep slices in request order while the total fits `max_bytes` (the first non-empty
-//! one always fits, KIP-74), and if fewer than `min_bytes` arrived, ask the owners to wait until any of those
-//! partitions' high watermark moves or `max_wait_ms` passes, then read again. Sessions are not kept: every
-//! answer carries session id 0, which tells clients to send full requests (KIP-227).
+//! Flow on the connection's shard: read every partition on its owner, concurrently, each bounded by its
+//! `partition_max_bytes` and by the request's `max_bytes`; then fit them into `max_bytes` in request order
+//! (KIP-74): the first non-empty one is kept whole (so its first batch comes whole even when it alone is
+//! larger), later ones while they fit, and the one that would pass the limit is cut on its owner to the
+//! whole batches that still fit; nothing after it is sent. Slices are file ranges sent with zero copy, so the
+//! limit is applied to the ranges chosen, never to bytes read. If fewer than `min_bytes` arrived, ask the
+//! owners to wait until any of those partitions' high watermark moves or `max_wait_ms` passes, then read
+//! again. Sessions are not kept: every answer carries session id 0, which tells clients to send full requests
+//! (KIP-227). Followers' fetches take the same path, so the replica fetcher's `max_bytes` holds too.
 //!
 //! A fetch with `replica_id` set is a follower's: only the leader answers it, the replication layer checks
 //! its leader epoch and last fetched epoch (answering `diverging_epoch` where the logs part) and records its
@@ -99,9 +103,11 @@ async fn fetch(shard: &Rc<Shard>, header: &RequestHeader, request: FetchRequest)
     } else {
         Fetcher::Consumer { read_committed: request.isolation_level == 1 }
     };
+    let max_bytes = usize::try_from(request.max_bytes.max(0)).unwrap_or(0);
     let mut fetches = Vec::new();
     for topic in &request.topics {
         for partition in &topic.partitions {
+            let partition_max_bytes = usize::try_from(partition.partition_max_bytes.max(0)).unwrap_or(0);
             fetches.push(PartitionFetch {
                 topic: topic.topic.to_string(),
                 partition: partition.partition,
@@ -109,16 +115,17 @@ async fn fetch(shard: &Rc<Shard>, header: &RequestHeader, request: FetchRequest)
                 current_leader_epoch: partition.current_leader_epoch,
                 last_fetched_epoch: partition.last_fetched_epoch,
                 log_start_offset: partition.log_start_offset,
-                max_bytes: usize::try_from(partition.partition_max_bytes.max(0)).unwrap_or(0),
+                // No partition needs more than the whole request may carry; a read returns its first batch
+                // whole even past this, so a request limit of 0 still reads one batch.
+                max_bytes: partition_max_bytes.min(max_bytes.max(1)),
             });
         }
     }
-    let max_bytes = usize::try_from(request.max_bytes.max(0)).unwrap_or(0);
     let min_bytes = usize::try_from(request.min_bytes.max(0)).unwrap_or(0);
     let deadline = Instant::now() + Duration::from_millis(u64::try_from(request.max_wait_ms.max(0)).unwrap_or(0));
     let mut reads = read_all(shard, &fetches, fetcher).await;
     loop {
-        trim_to_budget(&mut reads, max_bytes);
+        fit_to_request_limit(shard, &fetches, &mut reads, max_bytes).await;
         let total: usize = reads.iter().map(PartitionRead::bytes).sum();
         let any_error = reads.iter().any(|read| read.error_code != error::NONE || read.diverging_epoch.is_some());
         if total >= min_bytes.max(1) || any_error || Instant::now() >= deadline || fetches.is_empty() {
@@ -245,20 +252,93 @@ async fn read_partition(shard: &Rc<Shard>, fetch: &PartitionFetch, read_committe
     read
 }
 
-/// Keeps slices in request order while they fit `max_bytes`; the first non-empty one always stays.
-fn trim_to_budget(reads: &mut [PartitionRead], max_bytes: usize) {
+/// What becomes of one partition's slice when the answer is fitted into `max_bytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fit {
+    Keep,
+    /// Cut to the whole batches within this many bytes.
+    CutTo(usize),
+    Drop,
+}
+
+/// KIP-74 in request order, over the slices' sizes (0 for none): the first non-empty slice stays whole,
+/// later ones stay while the total fits `max_bytes`, the first that would pass it is cut to what is left,
+/// and every one after that is dropped.
+fn plan_fit(sizes: &[usize], max_bytes: usize) -> Vec<Fit> {
     let mut total = 0usize;
-    for read in reads.iter_mut() {
-        let bytes = read.bytes();
-        if bytes == 0 {
-            continue;
+    let mut full = false;
+    sizes
+        .iter()
+        .map(|&bytes| {
+            if bytes == 0 {
+                Fit::Keep
+            } else if full {
+                Fit::Drop
+            } else if total == 0 || total + bytes <= max_bytes {
+                total += bytes;
+                Fit::Keep
+            } else {
+                full = true;
+                match max_bytes.saturating_sub(total) {
+                    0 => Fit::Drop,
+                    left => Fit::CutTo(left),
+                }
+            }
+        })
+        .collect()
+}
+
+/// Fits the reads into the request's `max_bytes` ([`plan_fit`]); a cut runs on the partition's owner
+/// ([`sluice_engine::PartitionLog::slice_prefix`]), which may find that not even one batch fits. The answer
+/// then holds at most `max_bytes` of records, unless its first batch alone is larger.
+async fn fit_to_request_limit(
+    shard: &Rc<Shard>,
+    fetches: &[PartitionFetch],
+    reads: &mut [PartitionRead],
+    max_bytes: usize,
+) {
+    let sizes: Vec<usize> = reads.iter().map(PartitionRead::bytes).collect();
+    for ((fetch, read), fit) in fetches.iter().zip(reads.iter_mut()).zip(plan_fit(&sizes, max_bytes)) {
+        match fit {
+            Fit::Keep => {}
+            Fit::Drop => read.slice = None,
+            Fit::CutTo(left) => {
+                read.slice = match read.slice.take() {
+                    Some(slice) => cut_on_owner(shard, fetch, slice, left).await,
+                    None => None,
+                }
+            }
         }
-        if total > 0 && total + bytes > max_bytes {
-            read.slice = None;
-            continue;
-        }
-        total += bytes;
     }
+    let total: usize = reads.iter().map(PartitionRead::bytes).sum();
+    assert!(
+        total <= max_bytes || reads.iter().filter(|read| read.bytes() > 0).count() <= 1,
+        "a fetch answer passes max_bytes with more than its first partition"
+    );
+}
+
+/// The part of `slice` that fits `max_bytes` in whole batches, worked out on the partition's owner (which
+/// knows the segment's batch boundaries); `None` when not even its first batch fits.
+async fn cut_on_owner(
+    shard: &Rc<Shard>,
+    fetch: &PartitionFetch,
+    slice: FileSlice,
+    max_bytes: usize,
+) -> Option<FileSlice> {
+    let owner = shard.owner(&fetch.topic, fetch.partition);
+    let (topic, partition) = (fetch.topic.clone(), fetch.partition);
+    shard
+        .run_on(owner, move |owner| async move {
+            let log = owner.local_log(&topic, partition).ok()?;
+            match log.slice_prefix(&slice, max_bytes).await {
+                Ok(prefix) => prefix,
+                Err(error) => {
+                    tracing::warn!(%topic, partition, %error, "cutting a fetch slice to max_bytes failed");
+                    None
+                }
+            }
+        })
+        .await
 }
 
 /// Waits on the owners until one of the partitions' high watermark (for a follower: log end) passes what was
@@ -393,32 +473,20 @@ pub fn assemble(header: &RequestHeader, request: &FetchRequest, reads: &[Partiti
 mod tests {
     use super::*;
 
-    fn read(bytes: u32) -> PartitionRead {
-        let file = std::sync::Arc::new(std::fs::File::open("/dev/null").unwrap_or_else(|_| std::process::abort()));
-        PartitionRead {
-            error_code: 0,
-            high_watermark: 0,
-            last_stable_offset: 0,
-            log_start_offset: 0,
-            slice: (bytes > 0).then(|| FileSlice {
-                file,
-                position: 0,
-                len: bytes,
-                first_offset: sluice_engine::Offset(0),
-            }),
-            diverging_epoch: None,
-        }
+    #[test]
+    fn the_first_slice_stays_whole_and_nothing_follows_one_that_fills_the_limit() {
+        assert_eq!(plan_fit(&[0, 500, 400, 100], 300), vec![Fit::Keep, Fit::Keep, Fit::Drop, Fit::Drop]);
     }
 
     #[test]
-    fn budget_keeps_the_first_slice_whole_and_drops_what_does_not_fit() {
-        let mut reads = vec![read(0), read(500), read(400), read(100)];
-        trim_to_budget(&mut reads, 300);
-        let sizes: Vec<usize> = reads.iter().map(PartitionRead::bytes).collect();
-        assert_eq!(sizes, vec![0, 500, 0, 0]);
-        let mut reads = vec![read(100), read(100), read(200)];
-        trim_to_budget(&mut reads, 250);
-        let sizes: Vec<usize> = reads.iter().map(PartitionRead::bytes).collect();
-        assert_eq!(sizes, vec![100, 100, 0]);
+    fn the_slice_that_would_pass_the_limit_is_cut_to_what_is_left_and_later_ones_dropped() {
+        assert_eq!(plan_fit(&[100, 100, 200, 10], 250), vec![Fit::Keep, Fit::Keep, Fit::CutTo(50), Fit::Drop]);
+        assert_eq!(plan_fit(&[400, 400, 400, 400], 1000), vec![Fit::Keep, Fit::Keep, Fit::CutTo(200), Fit::Drop]);
+    }
+
+    #[test]
+    fn slices_that_fit_are_all_kept() {
+        assert_eq!(plan_fit(&[100, 0, 100, 50], 250), vec![Fit::Keep; 4]);
+        assert_eq!(plan_fit(&[], 250), Vec::<Fit>::new());
     }
 }

@@ -1,8 +1,12 @@
 //! FindCoordinator (API 10), versions 0-4: a group's coordinator is the leader of the group's
 //! `__consumer_offsets` partition (Kafka's `abs(hashCode) % partitions`). While that topic does not exist the
 //! active controller is asked to create it, and the answer is COORDINATOR_NOT_AVAILABLE, which clients retry;
-//! a partition with no leader also answers COORDINATOR_NOT_AVAILABLE. Only group coordinators (key type 0)
-//! exist yet.
+//! a partition with no leader also answers COORDINATOR_NOT_AVAILABLE.
+//!
+//! Only group coordinators (key type 0) exist yet. A transaction coordinator lookup (key type 1) answers
+//! TRANSACTIONAL_ID_AUTHORIZATION_FAILED, with a message saying why: librdkafka and the Java client treat
+//! that answer as fatal, so a transactional producer fails at `init_transactions` instead of retrying the
+//! lookup until its timeout (they retry COORDINATOR_NOT_AVAILABLE and, librdkafka, INVALID_REQUEST).
 
 use std::rc::Rc;
 
@@ -19,6 +23,14 @@ use crate::wire::RequestHeader;
 
 pub struct FindCoordinator;
 
+/// FindCoordinator's key types: a consumer group, or a transactional id.
+const GROUP_KEY: i8 = 0;
+const TRANSACTION_KEY: i8 = 1;
+
+/// What a transactional producer is told.
+const TRANSACTIONS_UNSUPPORTED: &str =
+    "transactions are not supported by this broker yet; unset transactional.id (an idempotent producer still works)";
+
 /// Where a key's coordinator is, or why there is none.
 type Found = Result<(i32, String, i32), (ResponseError, Option<String>)>;
 
@@ -33,18 +45,24 @@ impl Api for FindCoordinator {
         header: &RequestHeader,
         request: FindCoordinatorRequest,
     ) -> FindCoordinatorResponse {
-        if shard.image().topic(OFFSETS_TOPIC).is_none() && request.key_type == 0 {
+        if shard.image().topic(OFFSETS_TOPIC).is_none() && request.key_type == GROUP_KEY {
             if let Err(error) = shard.controller_call(ControllerRequest::EnsureOffsetsTopic).await {
                 tracing::debug!(%error, "__consumer_offsets could not be created yet");
             }
         }
         let image = shard.image();
         let find = |key: &str| -> Found {
-            if request.key_type != 0 {
-                return Err((
-                    ResponseError::InvalidRequest,
-                    Some("only group coordinators (key type 0) exist yet".into()),
-                ));
+            match request.key_type {
+                GROUP_KEY => {}
+                TRANSACTION_KEY => {
+                    return Err((
+                        ResponseError::TransactionalIdAuthorizationFailed,
+                        Some(TRANSACTIONS_UNSUPPORTED.into()),
+                    ))
+                }
+                _ => {
+                    return Err((ResponseError::InvalidRequest, Some(format!("unknown key type {}", request.key_type))))
+                }
             }
             if key.is_empty() {
                 return Err((ResponseError::InvalidRequest, Some("empty group id".into())));

@@ -27,7 +27,11 @@ impl Api for Heartbeat {
         };
         let error = shard
             .run_on(target, move |shard| async move {
-                shard.coordinator.heartbeat(&group, request.generation_id, &request.member_id)
+                let instance = request.group_instance_id.as_deref();
+                shard
+                    .coordinator
+                    .fenced_instance(&group, &request.member_id, instance)
+                    .or_else(|| shard.coordinator.heartbeat(&group, request.generation_id, &request.member_id))
             })
             .await;
         HeartbeatResponse::default().with_error_code(code(error))

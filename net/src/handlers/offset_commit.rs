@@ -51,9 +51,13 @@ impl Api for OffsetCommit {
             Ok(target) => {
                 let (generation, member) = (request.generation_id_or_member_epoch, request.member_id.to_string());
                 let offsets = valid.clone();
+                let instance = request.group_instance_id.as_ref().map(|id| id.to_string());
                 shard
                     .run_on(target, move |shard| async move {
-                        shard.coordinator.commit(&group, generation, &member, offsets).await
+                        match shard.coordinator.fenced_instance(&group, &member, instance.as_deref()) {
+                            Some(error) => vec![Some(error); offsets.len()],
+                            None => shard.coordinator.commit(&group, generation, &member, offsets).await,
+                        }
                     })
                     .await
             }

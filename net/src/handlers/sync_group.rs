@@ -7,6 +7,7 @@ use kafka_protocol::protocol::VersionRange;
 
 use super::api::{text, versions, Api};
 use super::group_routing::{code, coordinator_shard};
+use crate::groups::SyncOutcome;
 use crate::shard::Shard;
 use crate::wire::RequestHeader;
 
@@ -26,6 +27,10 @@ impl Api for SyncGroup {
         };
         let outcome = shard
             .run_on(target, move |shard| async move {
+                let instance = request.group_instance_id.as_deref();
+                if let Some(error) = shard.coordinator.fenced_instance(&group, &request.member_id, instance) {
+                    return SyncOutcome { error: Some(error), ..Default::default() };
+                }
                 let assignments =
                     request.assignments.iter().map(|a| (a.member_id.to_string(), a.assignment.clone())).collect();
                 shard
