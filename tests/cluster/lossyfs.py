@@ -7,10 +7,13 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import time
+from itertools import count
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+_SOCKETS = count()
 LOSSYFS = os.environ.get("LOSSYFS_BIN", str(ROOT / "target" / "release" / "lossyfs"))
 
 
@@ -41,7 +44,8 @@ class LossyMount:
     def __init__(self, backing, mountpoint, log_path):
         self.backing = Path(backing)
         self.mountpoint = Path(mountpoint)
-        self.control = self.mountpoint.parent / f".{self.mountpoint.name}.lossyfs.sock"
+        # A Unix socket path must fit in 108 bytes, which a test's tmp directory may not leave room for.
+        self.control = Path(tempfile.gettempdir()) / f"lossyfs-{os.getpid()}-{next(_SOCKETS)}.sock"
         self.log_path = Path(log_path)
         self.proc = None
 
@@ -49,6 +53,7 @@ class LossyMount:
         assert self.proc is None, "already mounted"
         self.backing.mkdir(parents=True, exist_ok=True)
         self.mountpoint.mkdir(parents=True, exist_ok=True)
+        self.control.unlink(missing_ok=True)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([LOSSYFS, str(self.backing), str(self.mountpoint), "--control", str(self.control)],
                                      stdout=log, stderr=log)
@@ -94,4 +99,5 @@ class LossyMount:
                 self.proc.wait()
         if mounted_at(self.mountpoint) is not None:
             subprocess.run(["umount", "-l", str(self.mountpoint)], capture_output=True, timeout=30)
+        self.control.unlink(missing_ok=True)
         self.proc = None

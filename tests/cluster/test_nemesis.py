@@ -24,7 +24,7 @@ def seed_from_env():
 def test_nemesis_loses_duplicates_and_reorders_nothing(tmp_path):
     seed = seed_from_env()
     faults = int(os.environ.get("SLUICE_FAULTS", "30"))
-    result = faultrun.run(tmp_path / f"seed-{seed}", seed, faults)
+    result = faultrun.run(tmp_path / "run", seed, faults)
     print(checker.summary(result))
     print("failover windows:", faultrun.window_summary(result["windows"]))
     bad = checker.failed(result)
@@ -39,7 +39,7 @@ def test_nemesis_loses_duplicates_and_reorders_nothing(tmp_path):
 @pytest.mark.skipif(os.geteuid() != 0, reason="loop disks need root")
 def test_a_single_broker_under_kill_pause_restart_and_full_disk_loses_nothing(tmp_path):
     seed = seed_from_env()
-    result = faultrun.run(tmp_path / f"single-{seed}", seed, 6, nodes=1)
+    result = faultrun.run(tmp_path / "single", seed, 6, nodes=1)
     print(checker.summary(result))
     assert not checker.failed(result), f"seed {seed}: {checker.summary(result)}\nhistory and logs in {tmp_path}"
     assert not result["not_recovered"], f"seed {seed}: the broker did not recover after {result['not_recovered']}"
