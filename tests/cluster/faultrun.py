@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 
 import checker
-from harness import Cluster, assert_clean_log, create_topic, replica_batches, wait_until
+from harness import Cluster, assert_clean_log, create_topic
 from history import History, committed_offsets, standard_workload
 from nemesis import Nemesis, kinds_available, schedule
-from workload import read_all
+from workload import read_all, replica_disagreements
 
 TOPIC = "nemesis"
 PARTITIONS = [0, 1, 2]
@@ -55,12 +55,11 @@ def run(root, seed, faults, network=True, disk_mb=256, unsafe=False, kinds=None,
             records.append(nemesis.run_one(fault))
             time.sleep(0.5)
         time.sleep(2)
-        for client in clients:
-            if "Producer" in type(client).__name__:
-                client.stop()
-        for client in clients:
-            if "Producer" in type(client).__name__:
-                client.join(90)
+        producers = [c for c in clients if c.writes]
+        for client in producers:
+            client.stop()
+        for client in producers:
+            client.join(90)
         time.sleep(3)  # the readers catch up with the last writes
         for client in clients:
             client.stop()
@@ -69,7 +68,7 @@ def run(root, seed, faults, network=True, disk_mb=256, unsafe=False, kinds=None,
         final = read_all(bootstrap, TOPIC, PARTITIONS, timeout=120)
         committed = {g: committed_offsets(bootstrap, TOPIC, g, PARTITIONS) for g in ("g-classic", "g-848")}
         verdict = checker.check(history.snapshot(), final, committed)
-        verdict["anomalies"]["inconsistent"] += replica_divergence(cluster)
+        verdict["anomalies"]["inconsistent"] += replica_disagreements(cluster, TOPIC, PARTITIONS, min_replicas=1)
         result.update(verdict)
         result["faults_applied"] = records
         result["not_recovered"] = [r for r in records if not r["recovered"]]
@@ -84,31 +83,6 @@ def run(root, seed, faults, network=True, disk_mb=256, unsafe=False, kinds=None,
         history.dump(root / "history.jsonl")
         (root / "run.json").write_text(json.dumps(result, indent=1, default=str))
         cluster.close()
-
-
-def replica_divergence(cluster):
-    """Below each partition's high watermark every replica must hold the same batches (offsets, epochs, CRCs)."""
-    cases = []
-    for p in PARTITIONS:
-        def agree():
-            views = replica_batches(cluster, TOPIC, p, upto=hw(cluster, p))
-            return len({tuple(v) for v in views.values()}) == 1
-        try:
-            wait_until(agree, timeout=30, what=f"replicas of {TOPIC}-{p} agreeing")
-        except AssertionError:
-            views = replica_batches(cluster, TOPIC, p, upto=hw(cluster, p))
-            first = min(len(v) for v in views.values())
-            cases.append({"p": p, "replicas disagree": {n: v[:first + 1][-3:] for n, v in views.items()}})
-    return cases
-
-
-def hw(cluster, p):
-    from confluent_kafka import Consumer, TopicPartition
-    consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "hw"})
-    try:
-        return consumer.get_watermark_offsets(TopicPartition(TOPIC, p), timeout=10)[1]
-    finally:
-        consumer.close()
 
 
 def failover_windows(events, records):

@@ -48,7 +48,10 @@ class History:
 
 
 class Client(threading.Thread):
-    """A workload thread: runs `step` until stopped, then `finish`."""
+    """A workload thread: runs `step` until stopped, then `finish`. Producers (`writes`) stop first at the end
+    of a run, so the readers can catch up with their last writes."""
+
+    writes = False
 
     def __init__(self, name, history, bootstrap, topic):
         super().__init__(name=name, daemon=True)
@@ -80,6 +83,8 @@ class Client(threading.Thread):
 
 class RdkafkaProducer(Client):
     """librdkafka (confluent-kafka): idempotent, acks=all."""
+
+    writes = True
 
     def __init__(self, name, history, bootstrap, topic, rate=150):
         super().__init__(name, history, bootstrap, topic)
@@ -130,6 +135,8 @@ class RdkafkaProducer(Client):
 
 class KafkaPythonProducer(Client):
     """kafka-python, the non-librdkafka client: idempotent, acks=all."""
+
+    writes = True
 
     def __init__(self, name, history, bootstrap, topic, rate=100):
         super().__init__(name, history, bootstrap, topic)

@@ -118,8 +118,11 @@ def check_history(load, records):
     assert not failed_but_read, f"definitely failed writes were read: {failed_but_read[:5]}"
 
 
-def assert_replicas_agree(cluster, topic, partitions):
-    """Below the high watermark, every replica holds the same batches at the same offsets."""
+def replica_disagreements(cluster, topic, partitions, min_replicas=2, timeout=30):
+    """Below each partition's high watermark every replica must hold the same batches (offsets, epochs, CRCs).
+    Waits up to `timeout` for followers to catch up; returns one case per partition whose replicas still
+    disagree (or that has fewer than `min_replicas` on disk)."""
+    cases = []
     for p in partitions:
         consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "hw"})
         _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
@@ -127,10 +130,22 @@ def assert_replicas_agree(cluster, topic, partitions):
 
         def agree():
             views = replica_batches(cluster, topic, p, upto=high)
-            distinct = {tuple(v) for v in views.values()}
-            return len(views) >= 2 and len(distinct) == 1
+            return len(views) >= min_replicas and len({tuple(v) for v in views.values()}) == 1
 
-        wait_until(agree, timeout=30, what=f"replicas of {topic}-{p} agreeing below {high}")
+        try:
+            wait_until(agree, timeout=timeout, what=f"replicas of {topic}-{p} agreeing below {high}")
+        except AssertionError:
+            views = replica_batches(cluster, topic, p, upto=high)
+            first = min((len(v) for v in views.values()), default=0)
+            cases.append({"p": p, "high watermark": high,
+                          "replicas disagree": {n: v[:first + 1][-3:] for n, v in views.items()}})
+    return cases
+
+
+def assert_replicas_agree(cluster, topic, partitions):
+    """Below the high watermark, every replica holds the same batches at the same offsets."""
+    cases = replica_disagreements(cluster, topic, partitions)
+    assert not cases, f"replicas of {topic} disagree: {cases}"
 
 
 def leader_of(cluster, topic, partition):
