@@ -1,7 +1,7 @@
 //! IncrementalAlterConfigs (API 44), versions 0-1: SET, DELETE, APPEND and SUBTRACT single keys of a topic or
-//! a broker; APPEND and SUBTRACT apply to list-typed keys (`cleanup.policy`, the replication throttle lists)
-//! and are refused with INVALID_CONFIG on others, as Kafka does. The change pipeline is in
-//! `config_changes.rs`.
+//! a broker; APPEND and SUBTRACT apply to list-typed keys (`cleanup.policy`, the replication throttle lists),
+//! start from the key's default when it has no value, and are refused with INVALID_CONFIG on others, as Kafka
+//! does (`replication/src/controller/configs.rs`). The change pipeline is in `config_changes.rs`.
 
 use std::rc::Rc;
 

@@ -22,7 +22,7 @@ impl ConfigKind {
             ConfigKind::Int { .. } => ValueType::Int,
             ConfigKind::Long { .. } => ValueType::Long,
             ConfigKind::Bool => ValueType::Bool,
-            ConfigKind::Choice(_) | ConfigKind::Text | ConfigKind::ReplicaList => ValueType::Text,
+            ConfigKind::Choice(_) | ConfigKind::List(_) | ConfigKind::Text | ConfigKind::ReplicaList => ValueType::Text,
         }
     }
 }

@@ -274,6 +274,9 @@ mod tests {
         assert!(validate_topic_config("retention.ms", "abc").is_err());
         assert!(validate_topic_config("segment.bytes", "10").is_err());
         assert!(validate_topic_config("cleanup.policy", "compact").is_err());
+        assert!(validate_topic_config("cleanup.policy", "delete,compact").is_err());
+        assert!(validate_topic_config("cleanup.policy", "").is_err());
+        assert!(validate_topic_config("cleanup.policy", "delete").is_ok());
         assert!(validate_topic_config("no.such.key", "1").is_err());
         assert!(validate_broker_config("socket.request.max.bytes", "1000000", true).is_err());
         let parsed = StaticConfig::parse_properties("# c\nnum.partitions = 3\n\nlog.retention.ms=5\n").unwrap();

@@ -14,6 +14,9 @@ pub enum ConfigKind {
     Bool,
     Choice(&'static [&'static str]),
     Text,
+    /// A comma-separated list (Kafka's LIST type) of items that are each one of these, at least one of them.
+    /// Kafka's `cleanup.policy`; Sluice's takes only `delete` until log compaction exists.
+    List(&'static [&'static str]),
     /// Kafka's throttled-replica lists: `*`, or `partition:broker` pairs separated by commas (or empty).
     ReplicaList,
 }
@@ -26,8 +29,14 @@ impl ConfigKind {
             ConfigKind::Text | ConfigKind::Choice(_) => 2,
             ConfigKind::Int { .. } => 3,
             ConfigKind::Long { .. } => 5,
-            ConfigKind::ReplicaList => 7,
+            ConfigKind::List(_) | ConfigKind::ReplicaList => 7,
         }
+    }
+
+    /// Whether values are comma-separated lists, so IncrementalAlterConfigs may APPEND to and SUBTRACT from
+    /// them (Kafka's LIST type).
+    pub fn is_list(self) -> bool {
+        matches!(self, ConfigKind::List(_) | ConfigKind::ReplicaList)
     }
 
     pub fn validate(self, value: &str) -> Result<(), String> {
@@ -54,6 +63,20 @@ impl ConfigKind {
                 }
             }
             ConfigKind::Text => Ok(()),
+            ConfigKind::List(items) => {
+                let listed: Vec<&str> = value.split(',').map(str::trim).filter(|item| !item.is_empty()).collect();
+                if listed.is_empty() {
+                    return Err(format!("the list is empty: it needs at least one of {}", items.join(", ")));
+                }
+                match listed.iter().find(|item| !items.contains(item)) {
+                    Some(&"compact") => Err(format!(
+                        "'compact' is not supported: Sluice has no log compaction yet (the list takes {})",
+                        items.join(", ")
+                    )),
+                    Some(item) => Err(format!("'{item}' is not one of {}", items.join(", "))),
+                    None => Ok(()),
+                }
+            }
             ConfigKind::ReplicaList => {
                 let value = value.trim();
                 if value.is_empty() || value == "*" {
@@ -94,6 +117,8 @@ pub struct BrokerConfigDef {
 
 const FLUSH_POLICIES: &[&str] = &["always", "interval", "replication-only"];
 const TIMESTAMP_TYPES: &[&str] = &["CreateTime", "LogAppendTime"];
+/// `compact` is refused until log compaction exists; an empty list (Kafka: neither deletion nor compaction) too.
+const CLEANUP_POLICIES: &[&str] = &["delete"];
 
 /// Topic keys Sluice implements. `cleanup.policy` accepts only `delete` (compaction is not built yet), and
 /// `compression.type` only `producer` (batches are stored as sent, never recompressed).
@@ -101,8 +126,8 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     TopicConfigDef {
         name: "cleanup.policy",
         broker_key: "log.cleanup.policy",
-        kind: ConfigKind::Choice(&["delete"]),
-        doc: "only delete",
+        kind: ConfigKind::List(CLEANUP_POLICIES),
+        doc: "only delete: Sluice has no log compaction yet",
     },
     TopicConfigDef {
         name: "compression.type",
@@ -207,7 +232,7 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     BrokerConfigDef {
         name: "log.cleanup.policy",
         default: "delete",
-        kind: ConfigKind::Choice(&["delete"]),
+        kind: ConfigKind::List(CLEANUP_POLICIES),
         dynamic: true,
     },
     BrokerConfigDef {

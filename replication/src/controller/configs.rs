@@ -8,10 +8,6 @@ use crate::metadata::{ClusterImage, MetadataRecord, NodeId};
 
 use super::commands::{AdminError, AdminErrorKind, AdminResult, ConfigChange, ConfigOp, ConfigResource};
 
-/// Keys whose values are comma-separated lists, so APPEND and SUBTRACT apply to them (Kafka's LIST type).
-pub const LIST_KEYS: &[&str] =
-    &["cleanup.policy", "leader.replication.throttled.replicas", "follower.replication.throttled.replicas"];
-
 fn invalid(kind: AdminErrorKind, message: impl Into<String>) -> AdminError {
     AdminError::new(kind, message)
 }
@@ -52,17 +48,20 @@ pub fn plan(image: &ClusterImage, change: &ConfigChange) -> AdminResult<Metadata
             (existing, node)
         }
     };
-    let mut set = BTreeMap::new();
+    let mut set: BTreeMap<String, String> = BTreeMap::new();
     let mut remove = Vec::new();
     for (key, op) in &change.ops {
         let key = key.trim().to_string();
-        let known = match change.resource {
-            ConfigResource::Topic => topic_config_def(&key).is_some(),
-            ConfigResource::Broker => broker_config_def(&key).is_some(),
+        // The key's kind, and the default APPEND and SUBTRACT start from when there is no value yet: Kafka's
+        // static default of the key (a topic key's is its broker key's), not the broker's configured value.
+        let def = match change.resource {
+            ConfigResource::Topic => topic_config_def(&key)
+                .map(|def| (def.kind, broker_config_def(def.broker_key).map_or("", |broker| broker.default))),
+            ConfigResource::Broker => broker_config_def(&key).map(|def| (def.kind, def.default)),
         };
-        if !known {
+        let Some((kind, default)) = def else {
             return Err(invalid(AdminErrorKind::InvalidConfig, format!("unknown config key '{key}'")));
-        }
+        };
         let value = match op {
             ConfigOp::Delete => {
                 remove.push(key);
@@ -70,13 +69,20 @@ pub fn plan(image: &ClusterImage, change: &ConfigChange) -> AdminResult<Metadata
             }
             ConfigOp::Set(value) => value.trim().to_string(),
             ConfigOp::Append(items) | ConfigOp::Subtract(items) => {
-                if !LIST_KEYS.contains(&key.as_str()) {
+                let name = if matches!(op, ConfigOp::Append(_)) { "APPEND" } else { "SUBTRACT" };
+                if !kind.is_list() {
                     return Err(invalid(
                         AdminErrorKind::InvalidConfig,
-                        format!("'{key}' is not a list: APPEND and SUBTRACT apply to list-typed keys only"),
+                        format!("can't {name} to '{key}': its type is not LIST (APPEND and SUBTRACT apply to lists)"),
                     ));
                 }
-                let current = set.get(&key).cloned().or_else(|| existing.get(&key).cloned()).unwrap_or_default();
+                // The value in effect after the request's earlier operations: this request's, else the stored
+                // override, else the default.
+                let current = match set.get(&key) {
+                    Some(value) => value.clone(),
+                    None if remove.contains(&key) => default.to_string(),
+                    None => existing.get(&key).cloned().unwrap_or_else(|| default.to_string()),
+                };
                 let mut list = list_items(&current);
                 let changed = list_items(items);
                 if matches!(op, ConfigOp::Append(_)) {
@@ -88,11 +94,7 @@ pub fn plan(image: &ClusterImage, change: &ConfigChange) -> AdminResult<Metadata
                 } else {
                     list.retain(|item| !changed.contains(item));
                 }
-                if list.is_empty() {
-                    set.remove(&key);
-                    remove.push(key);
-                    continue;
-                }
+                // An emptied list stays an override of "" (Kafka), validated like a SET of "".
                 list.join(",")
             }
         };
@@ -170,18 +172,94 @@ mod tests {
         assert_eq!(err.kind, AdminErrorKind::InvalidConfig);
     }
 
-    #[test]
-    fn append_and_subtract_only_on_lists() {
-        let image = image_with_topic();
-        let err = plan(&image, &change(vec![("retention.ms", ConfigOp::Append("1".into()))], false)).unwrap_err();
-        assert_eq!(err.kind, AdminErrorKind::InvalidConfig);
-        let record = plan(
-            &image,
-            &change(vec![("leader.replication.throttled.replicas", ConfigOp::Append("0:1,1:2".into()))], false),
-        );
-        if let Ok(MetadataRecord::TopicConfigs { set, .. }) = record {
-            assert_eq!(set["leader.replication.throttled.replicas"], "0:1,1:2");
+    fn topic_record(
+        image: &ClusterImage,
+        ops: Vec<(&str, ConfigOp)>,
+    ) -> AdminResult<(BTreeMap<String, String>, Vec<String>)> {
+        match plan(image, &change(ops, false))? {
+            MetadataRecord::TopicConfigs { set, remove, .. } => Ok((set, remove)),
+            other => panic!("{other:?}"),
         }
+    }
+
+    fn append(value: &str) -> ConfigOp {
+        ConfigOp::Append(value.into())
+    }
+
+    fn subtract(value: &str) -> ConfigOp {
+        ConfigOp::Subtract(value.into())
+    }
+
+    #[test]
+    fn append_and_subtract_only_on_list_keys() {
+        let image = image_with_topic();
+        for op in [append("1"), subtract("5")] {
+            let err = topic_record(&image, vec![("retention.ms", op)]).unwrap_err();
+            assert_eq!(err.kind, AdminErrorKind::InvalidConfig);
+            assert!(err.message.contains("not LIST"), "{}", err.message);
+        }
+    }
+
+    #[test]
+    fn append_adds_what_is_missing_and_subtract_removes() {
+        const LEADER: &str = "leader.replication.throttled.replicas";
+        let image = image_with_topic();
+        // No override: the list starts from the default (empty); APPEND adds only items not already there.
+        let (set, _) = topic_record(&image, vec![(LEADER, append("0:1,1:2")), (LEADER, append("1:2,2:3"))]).unwrap();
+        assert_eq!(set[LEADER], "0:1,1:2,2:3");
+        let mut image = image;
+        image.apply_entry(2, &[MetadataRecord::TopicConfigs { name: "t".into(), set: set.clone(), remove: vec![] }]);
+        let (set, _) = topic_record(&image, vec![(LEADER, subtract("1:2,9:9"))]).unwrap();
+        assert_eq!(set[LEADER], "0:1,2:3");
+        // Subtracting every item leaves an empty override, as Kafka does, not the default.
+        let (set, remove) = topic_record(&image, vec![(LEADER, subtract("0:1,1:2,2:3"))]).unwrap();
+        assert_eq!(set[LEADER], "");
+        assert!(remove.is_empty());
+        // The result is validated like a SET.
+        let err = topic_record(&image, vec![(LEADER, append("not-a-pair"))]).unwrap_err();
+        assert_eq!(err.kind, AdminErrorKind::InvalidConfig);
+    }
+
+    #[test]
+    fn appending_compact_is_refused_as_a_set_of_it_is() {
+        let image = image_with_topic();
+        for op in [append("compact"), ConfigOp::Set("compact".into()), ConfigOp::Set("delete,compact".into())] {
+            let err = topic_record(&image, vec![("cleanup.policy", op)]).unwrap_err();
+            assert_eq!(err.kind, AdminErrorKind::InvalidConfig);
+            assert!(err.message.contains("no log compaction"), "{}", err.message);
+        }
+        // APPEND starts from the default `delete`: appending it again changes nothing, and removing it would
+        // leave no policy at all, which Sluice refuses.
+        let (set, _) = topic_record(&image, vec![("cleanup.policy", append("delete"))]).unwrap();
+        assert_eq!(set["cleanup.policy"], "delete");
+        let (set, _) = topic_record(&image, vec![("cleanup.policy", subtract("compact"))]).unwrap();
+        assert_eq!(set["cleanup.policy"], "delete");
+        let err = topic_record(&image, vec![("cleanup.policy", subtract("delete"))]).unwrap_err();
+        assert_eq!(err.kind, AdminErrorKind::InvalidConfig);
+    }
+
+    #[test]
+    fn broker_list_keys_take_append_and_subtract() {
+        let image = image_with_topic();
+        let broker = |ops: Vec<(&str, ConfigOp)>| {
+            let change = ConfigChange {
+                resource: ConfigResource::Broker,
+                name: String::new(),
+                ops: ops.into_iter().map(|(k, op)| (k.to_string(), op)).collect(),
+                replace_all: false,
+            };
+            plan(&image, &change).map(|record| match record {
+                MetadataRecord::BrokerConfigs { set, .. } => set,
+                other => panic!("{other:?}"),
+            })
+        };
+        assert_eq!(broker(vec![("log.cleanup.policy", append("delete"))]).unwrap()["log.cleanup.policy"], "delete");
+        let err = broker(vec![("log.cleanup.policy", append("compact"))]).unwrap_err();
+        assert_eq!(err.kind, AdminErrorKind::InvalidConfig);
+        let set = broker(vec![("follower.replication.throttled.replicas", append("*"))]).unwrap();
+        assert_eq!(set["follower.replication.throttled.replicas"], "*");
+        let err = broker(vec![("log.retention.ms", append("1"))]).unwrap_err();
+        assert_eq!(err.kind, AdminErrorKind::InvalidConfig);
     }
 
     #[test]
