@@ -24,7 +24,7 @@ pub const CRC_START: usize = 21;
 /// The smallest possible encoded record: a one-byte length and six one-byte fields.
 pub const MIN_RECORD_BYTES: usize = 7;
 
-const ATTR_COMPRESSION_MASK: i16 = 0x07;
+pub(crate) const ATTR_COMPRESSION_MASK: i16 = 0x07;
 const ATTR_LOG_APPEND_TIME: i16 = 0x08;
 const ATTR_TRANSACTIONAL: i16 = 0x10;
 const ATTR_CONTROL: i16 = 0x20;
@@ -225,7 +225,7 @@ pub fn write_varlong(out: &mut Vec<u8>, value: i64) {
 
 /// For an uncompressed batch, the offset and timestamp of the first record whose timestamp is at least
 /// `target_ms`. Returns `None` when no record qualifies or the records do not parse. Compressed batches are not
-/// decoded here (the engine never decompresses), so callers fall back to the batch's base offset for them.
+/// decoded here (reads never decompress), so callers fall back to the batch's base offset for them.
 pub fn first_offset_at_or_after(batch: &[u8], target_ms: i64) -> Option<(i64, i64)> {
     let header = peek_header(batch)?;
     if header.is_log_append_time() {

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crate::batch::Compression;
 use crate::error::{EngineError, Result};
 
 /// When appended data is fsynced. DESIGN.md §3: `always` is the default.
@@ -50,6 +51,32 @@ pub enum TimestampType {
     LogAppendTime,
 }
 
+/// `compression.type`: how client batches are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TopicCompression {
+    /// As the producer compressed them (`producer`): never decompressed.
+    #[default]
+    Producer,
+    /// In this codec (`uncompressed`, `gzip`, `snappy`, `lz4`, `zstd`): a client batch in another codec is
+    /// recompressed when it is appended (`codec.rs`); one already in it is stored as sent.
+    Codec(Compression),
+}
+
+impl TopicCompression {
+    /// Kafka's `compression.type` values.
+    pub fn parse(value: &str) -> Option<Self> {
+        Some(match value.trim() {
+            "producer" => TopicCompression::Producer,
+            "uncompressed" => TopicCompression::Codec(Compression::None),
+            "gzip" => TopicCompression::Codec(Compression::Gzip),
+            "snappy" => TopicCompression::Codec(Compression::Snappy),
+            "lz4" => TopicCompression::Codec(Compression::Lz4),
+            "zstd" => TopicCompression::Codec(Compression::Zstd),
+            _ => return None,
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogConfig {
     /// `segment.bytes`: roll when the active segment would grow past this.
@@ -67,6 +94,8 @@ pub struct LogConfig {
     pub flush_policy: FlushPolicy,
     /// `message.timestamp.type`.
     pub timestamp_type: TimestampType,
+    /// `compression.type`.
+    pub compression: TopicCompression,
 }
 
 impl Default for LogConfig {
@@ -80,6 +109,7 @@ impl Default for LogConfig {
             index_interval_bytes: 4096,
             flush_policy: FlushPolicy::Always,
             timestamp_type: TimestampType::CreateTime,
+            compression: TopicCompression::Producer,
         }
     }
 }

@@ -20,6 +20,14 @@ pub enum BatchError {
     TooLarge { size_bytes: usize, max_bytes: usize },
     #[error("invalid record batch: {reason}")]
     Invalid { reason: &'static str },
+    /// The records do not decompress with the batch's codec (only decompressed to recompress them for a topic
+    /// whose `compression.type` names another codec).
+    #[error("{codec} records do not decompress: {reason}")]
+    Decompress { codec: &'static str, reason: String },
+    /// The records decompress to more than the engine allows (a compression bomb, or a batch far larger than
+    /// any client builds).
+    #[error("{codec} records decompress to more than {max_bytes} bytes")]
+    DecompressedTooLarge { codec: &'static str, max_bytes: usize },
 }
 
 /// Errors from the producer-state checks of idempotent and transactional producers.

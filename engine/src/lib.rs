@@ -1,7 +1,8 @@
 //! Sluice storage engine: the partition logs a shard owns.
 //!
 //! A partition is a directory of segments holding Kafka RecordBatch v2 bytes exactly as producers sent them
-//! (with offsets and leader epoch stamped in), sparse offset and time indexes, and atomic checkpoints. The
+//! (with offsets and leader epoch stamped in; recompressed only for a topic whose `compression.type` names
+//! another codec), sparse offset and time indexes, and atomic checkpoints. The
 //! engine validates batches, assigns offsets, enforces idempotent-producer sequences, group-commits fsyncs,
 //! serves reads as file slices for zero-copy sends, applies retention, and recovers after crashes.
 //!
@@ -13,6 +14,7 @@
 
 pub mod batch;
 pub mod checkpoint;
+pub mod codec;
 pub mod config;
 mod context;
 pub mod epoch;
@@ -29,7 +31,7 @@ pub mod syncfs;
 pub mod types;
 pub mod watch;
 
-pub use config::{FlushPolicy, LogConfig, TimestampType};
+pub use config::{FlushPolicy, LogConfig, TimestampType, TopicCompression};
 pub use error::{BatchError, EngineError, Result, SequenceError};
 pub use log::{AppendInfo, AppendMode, FileSlice, PartitionLog, RecoveryReport};
 pub use manager::{LogManager, ManagerOptions};

@@ -22,9 +22,11 @@ pub fn engine_error(error: &EngineError) -> ResponseError {
         EngineError::Batch { source, .. } => match source {
             BatchError::TooLarge { .. } => ResponseError::MessageTooLarge,
             BatchError::UnsupportedMagic { .. } => ResponseError::UnsupportedForMessageFormat,
-            BatchError::CrcMismatch { .. } | BatchError::Truncated { .. } | BatchError::InvalidLength { .. } => {
-                ResponseError::CorruptMessage
-            }
+            BatchError::CrcMismatch { .. }
+            | BatchError::Truncated { .. }
+            | BatchError::InvalidLength { .. }
+            | BatchError::Decompress { .. }
+            | BatchError::DecompressedTooLarge { .. } => ResponseError::CorruptMessage,
             BatchError::Invalid { .. } => ResponseError::InvalidRecord,
         },
         EngineError::Sequence { source, .. } => match source {

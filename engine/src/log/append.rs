@@ -5,13 +5,17 @@
 use std::rc::Rc;
 
 use super::{AppendInfo, AppendMode, PartitionLog};
-use crate::batch::{self, RecordBatchHeader};
+use crate::batch::{self, Compression, RecordBatchHeader};
 use crate::checkpoint::{self, Durability};
-use crate::config::TimestampType;
+use crate::codec;
+use crate::config::{TimestampType, TopicCompression};
 use crate::error::{BatchError, EngineError, Result};
 use crate::producer::SequenceCheck;
 use crate::segment::{Segment, SegmentFile};
 use crate::types::{now_ms, LeaderEpoch, Offset};
+
+/// Validated batches: each one's position in the append's bytes, and its header.
+type Batches = Vec<(usize, RecordBatchHeader)>;
 
 impl PartitionLog {
     /// Validates and appends one or more concatenated RecordBatch v2 byte ranges. For leader modes, assigns
@@ -19,7 +23,7 @@ impl PartitionLog {
     /// this log. Returns once the bytes are written (not yet durable: see [`PartitionLog::wait_durable`]).
     pub async fn append(self: &Rc<Self>, mut batches: Vec<u8>, mode: AppendMode) -> Result<AppendInfo> {
         let max_bytes = self.config.borrow().max_message_bytes;
-        let mut headers: Vec<(usize, RecordBatchHeader)> = Vec::with_capacity(1);
+        let mut headers: Batches = Vec::with_capacity(1);
         let mut position = 0usize;
         while position < batches.len() {
             let header = batch::validate(&batches[position..], max_bytes).map_err(|source| EngineError::Batch {
@@ -46,6 +50,15 @@ impl PartitionLog {
                 "{}: an idempotent produce must carry exactly one batch per partition",
                 self.tp
             )));
+        }
+
+        // A topic with a codec of its own stores client batches in it (Kafka recompresses on the broker too);
+        // batches already in it are appended as sent, as with `compression.type=producer`.
+        let compression = self.config.borrow().compression;
+        if let (TopicCompression::Codec(target), AppendMode::Client { .. }) = (compression, mode) {
+            if headers.iter().any(|(_, header)| header.compression() != Some(target)) {
+                (batches, headers) = self.recompressed(&batches, &headers, target, max_bytes)?;
+            }
         }
 
         let _permit = self.lock_for_write().await?;
@@ -196,6 +209,39 @@ impl PartitionLog {
             log_start_offset: self.log_start.get(),
             duplicate: false,
         })
+    }
+
+    /// The validated `batches` with each one not in `target` recompressed to it (`codec.rs`), and their new
+    /// headers; a batch already in `target` is copied as it is. Each result is validated again, its size against
+    /// `max.message.bytes` included, as Kafka checks a recompressed batch.
+    fn recompressed(
+        &self,
+        batches: &[u8],
+        headers: &[(usize, RecordBatchHeader)],
+        target: Compression,
+        max_bytes: usize,
+    ) -> Result<(Vec<u8>, Batches)> {
+        let mut out = Vec::with_capacity(batches.len());
+        let mut out_headers = Vec::with_capacity(headers.len());
+        for &(position, header) in headers {
+            let refused = |source| EngineError::Batch { partition: self.name(), position, source };
+            let bytes = &batches[position..position + header.size_bytes()];
+            let start = out.len();
+            if header.compression() == Some(target) {
+                out.extend_from_slice(bytes);
+                out_headers.push((start, header));
+                continue;
+            }
+            if let Err(source) = codec::recompress(bytes, target, codec::DECOMPRESSED_BYTES_MAX, &mut out) {
+                if matches!(source, BatchError::DecompressedTooLarge { .. }) {
+                    tracing::warn!(partition = %self.tp, position, %source, "batch refused: a compression bomb?");
+                }
+                return Err(refused(source));
+            }
+            let rebuilt = batch::validate(&out[start..], max_bytes).map_err(refused)?;
+            out_headers.push((start, rebuilt));
+        }
+        Ok((out, out_headers))
     }
 
     /// Rolls to a new segment when the incoming bytes would pass `segment.bytes`, the active segment is older

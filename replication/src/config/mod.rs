@@ -22,7 +22,7 @@ mod registry;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use sluice_engine::{FlushPolicy, LogConfig, TimestampType};
+use sluice_engine::{FlushPolicy, LogConfig, TimestampType, TopicCompression};
 
 pub use keys::{broker, topic, BrokerKey, ConfigValue, TopicKey, ValueType};
 pub use registry::{
@@ -197,6 +197,7 @@ impl<'a> EffectiveConfig<'a> {
             } else {
                 TimestampType::CreateTime
             },
+            compression: TopicCompression::parse(&self.topic(overrides, topic::COMPRESSION_TYPE)).unwrap_or_default(),
         }
     }
 }
@@ -246,6 +247,18 @@ mod tests {
             ("7".into(), ConfigSource::TopicOverride)
         );
         assert_eq!(config.log_config(&overrides).retention_ms, 7);
+        // compression.type: the broker's default, then the topic's own.
+        dynamic.insert("compression.type".to_string(), "lz4".to_string());
+        let config = EffectiveConfig { static_config: &static_config, dynamic: &dynamic };
+        assert_eq!(
+            config.log_config(&overrides).compression,
+            TopicCompression::Codec(sluice_engine::batch::Compression::Lz4)
+        );
+        let overrides = BTreeMap::from([("compression.type".to_string(), "uncompressed".to_string())]);
+        assert_eq!(
+            config.log_config(&overrides).compression,
+            TopicCompression::Codec(sluice_engine::batch::Compression::None)
+        );
     }
 
     #[test]
@@ -277,6 +290,11 @@ mod tests {
         assert!(validate_topic_config("cleanup.policy", "delete,compact").is_err());
         assert!(validate_topic_config("cleanup.policy", "").is_err());
         assert!(validate_topic_config("cleanup.policy", "delete").is_ok());
+        for codec in ["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"] {
+            assert!(validate_topic_config("compression.type", codec).is_ok(), "{codec}");
+            assert!(validate_broker_config("compression.type", codec, true).is_ok(), "{codec}");
+        }
+        assert!(validate_topic_config("compression.type", "brotli").is_err());
         assert!(validate_topic_config("no.such.key", "1").is_err());
         assert!(validate_broker_config("socket.request.max.bytes", "1000000", true).is_err());
         let parsed = StaticConfig::parse_properties("# c\nnum.partitions = 3\n\nlog.retention.ms=5\n").unwrap();

@@ -119,9 +119,9 @@ const FLUSH_POLICIES: &[&str] = &["always", "interval", "replication-only"];
 const TIMESTAMP_TYPES: &[&str] = &["CreateTime", "LogAppendTime"];
 /// `compact` is refused until log compaction exists; an empty list (Kafka: neither deletion nor compaction) too.
 const CLEANUP_POLICIES: &[&str] = &["delete"];
+const COMPRESSION_TYPES: &[&str] = &["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"];
 
-/// Topic keys Sluice implements. `cleanup.policy` accepts only `delete` (compaction is not built yet), and
-/// `compression.type` only `producer` (batches are stored as sent, never recompressed).
+/// Topic keys Sluice implements. `cleanup.policy` accepts only `delete` (compaction is not built yet).
 pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     TopicConfigDef {
         name: "cleanup.policy",
@@ -132,8 +132,8 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     TopicConfigDef {
         name: "compression.type",
         broker_key: "compression.type",
-        kind: ConfigKind::Choice(&["producer"]),
-        doc: "batches are stored as the producer compressed them",
+        kind: ConfigKind::Choice(COMPRESSION_TYPES),
+        doc: "producer stores batches as sent; a codec stores every batch in it, recompressing the others",
     },
     TopicConfigDef {
         name: "retention.ms",
@@ -238,7 +238,7 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     BrokerConfigDef {
         name: "compression.type",
         default: "producer",
-        kind: ConfigKind::Choice(&["producer"]),
+        kind: ConfigKind::Choice(COMPRESSION_TYPES),
         dynamic: true,
     },
     BrokerConfigDef { name: "log.retention.ms", default: WEEK_MS, kind: ConfigKind::Long { min: -1 }, dynamic: true },
