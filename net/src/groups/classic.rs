@@ -194,6 +194,7 @@ impl Coordinator {
             group.set_state(GroupState::PreparingRebalance);
         }
         if group.rebalance_running {
+            group.wake_join_phase();
             return;
         }
         group.rebalance_running = true;
@@ -206,28 +207,39 @@ impl Coordinator {
             // borrow: give the caller back control before touching the group.
             glommio::executor().yield_now().await;
             let started = Instant::now();
+            let deadline = started + rebalance_timeout;
+            // A new group waits `group.initial.rebalance.delay.ms` for more members, as Kafka's does.
             if !initial_delay.is_zero() {
                 glommio::timer::sleep(initial_delay.min(rebalance_timeout.max(Duration::from_millis(1)))).await;
             }
-            loop {
-                let done = {
-                    let group = group_rc.borrow();
-                    group.state != GroupState::PreparingRebalance
-                        || group.members.values().all(|m| m.join_waiter.is_some())
+            // Then the phase ends when every member has rejoined (woken by each join, leave or expiry) or at
+            // the rebalance timeout, when those that did not are removed.
+            let timed_out = loop {
+                let woken = {
+                    let mut group = group_rc.borrow_mut();
+                    if group.state != GroupState::PreparingRebalance || group.all_members_joined() {
+                        break false;
+                    }
+                    let (wake, woken) = oneshot::channel();
+                    group.join_phase_wake = Some(wake);
+                    woken
                 };
-                if done || started.elapsed() >= rebalance_timeout {
-                    break;
+                let now = Instant::now();
+                if now >= deadline {
+                    break true;
                 }
-                glommio::timer::sleep(Duration::from_millis(10)).await;
-            }
-            coordinator.complete_join(&group_rc).await;
+                let timeout = Box::pin(glommio::timer::sleep(deadline - now));
+                futures::future::select(timeout, woken).await;
+            };
+            group_rc.borrow_mut().join_phase_wake = None;
+            coordinator.complete_join(&group_rc, started.elapsed(), timed_out).await;
         })
         .detach();
     }
 
     /// Ends the join phase: members that did not rejoin are removed, a new generation starts, and every
     /// waiting member gets its JoinGroup answer (the leader with the member list).
-    async fn complete_join(&self, group_rc: &Rc<RefCell<Group>>) {
+    async fn complete_join(&self, group_rc: &Rc<RefCell<Group>>, waited: Duration, timed_out: bool) {
         let record = {
             let mut group = group_rc.borrow_mut();
             group.rebalance_running = false;
@@ -236,10 +248,19 @@ impl Coordinator {
             }
             let gone: Vec<String> =
                 group.members.values().filter(|m| m.join_waiter.is_none()).map(|m| m.id.clone()).collect();
-            for id in gone {
-                group.remove_member(&id);
+            for id in &gone {
+                group.remove_member(id);
             }
             group.generation += 1;
+            tracing::info!(
+                group = %group.id,
+                generation = group.generation,
+                members = group.members.len(),
+                waited_ms = waited.as_millis() as u64,
+                timed_out,
+                removed = ?gone,
+                "join phase complete"
+            );
             if group.members.is_empty() {
                 group.protocol = None;
                 group.leader = None;
@@ -422,7 +443,9 @@ impl Coordinator {
                 group.leader = None;
                 group.set_state(GroupState::Empty);
             }
-            _ => {}
+            // The join phase may now have every remaining member in.
+            GroupState::PreparingRebalance => group.wake_join_phase(),
+            GroupState::Empty | GroupState::Dead => {}
         }
     }
 

@@ -42,7 +42,10 @@ impl Coordinator {
             if generation != current {
                 return Err(ResponseError::IllegalGeneration);
             }
-            if matches!(state, GroupState::PreparingRebalance | GroupState::CompletingRebalance) {
+            // Kafka's rule (ClassicGroup.validateOffsetCommit): a member of the current generation commits
+            // while a rebalance is being prepared (a cooperative consumer keeps consuming, and committing,
+            // what it still owns), but not between the JoinGroup answers and the leader's assignment.
+            if state == GroupState::CompletingRebalance {
                 return Err(ResponseError::RebalanceInProgress);
             }
         }

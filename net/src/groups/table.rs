@@ -134,7 +134,11 @@ pub struct Group {
     pub(super) static_members: HashMap<String, String>,
     pub(super) offsets: BTreeMap<(String, i32), CommittedOffset>,
     pub(super) state_changed_ms: i64,
+    /// A task ends the join phase of the rebalance in progress (`classic.rs`).
     pub(super) rebalance_running: bool,
+    /// Wakes that task when a member joined or left, so the phase ends as soon as every member is in (Kafka
+    /// completes its delayed join on each JoinGroup) rather than at the next poll or the timeout.
+    pub(super) join_phase_wake: Option<oneshot::Sender<()>>,
     /// Set when the group uses the KIP-848 consumer protocol (see `consumer_state.rs`).
     pub(super) consumer: Option<ConsumerGroupState>,
 }
@@ -154,6 +158,7 @@ impl Group {
             offsets: BTreeMap::new(),
             state_changed_ms: now_ms(),
             rebalance_running: false,
+            join_phase_wake: None,
             consumer: None,
         }
     }
@@ -174,6 +179,18 @@ impl Group {
     /// No classic-protocol members.
     pub(super) fn members_is_empty(&self) -> bool {
         self.members.is_empty()
+    }
+
+    /// Tells the task ending the join phase that the members changed (a join, a leave, an expiry).
+    pub(super) fn wake_join_phase(&mut self) {
+        if let Some(wake) = self.join_phase_wake.take() {
+            let _ = wake.send(());
+        }
+    }
+
+    /// Every member is waiting in a JoinGroup: the join phase can end.
+    pub(super) fn all_members_joined(&self) -> bool {
+        self.members.values().all(|m| m.join_waiter.is_some())
     }
 
     pub(super) fn set_state(&mut self, state: GroupState) {
