@@ -115,3 +115,16 @@ def test_a_compression_bomb_gets_corrupt_message(broker):
     ck_produce(broker.bootstrap, "bombed", records("after", 5), **{"compression.type": "gzip"})
     got = ck_consume(broker.bootstrap, "bombed", [0], 5)
     assert [m.offset() for m in got] == list(range(5))
+
+
+def test_the_broker_default_applies_to_topics_without_their_own(broker):
+    create_topic(broker.bootstrap, "inherits")
+    create_topic(broker.bootstrap, "own", config={"compression.type": "producer"})
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    res = ConfigResource(ConfigResource.Type.BROKER, "0", incremental_configs=[
+        ConfigEntry("compression.type", "snappy", incremental_operation=AlterConfigOpType.SET)])
+    admin.incremental_alter_configs([res])[res].result(30)
+    for topic in ("inherits", "own"):
+        ck_produce(broker.bootstrap, topic, records(topic, 20), **{"compression.type": "zstd"})
+    assert set(stored_codecs(broker, "inherits")) == {CODEC_IDS["snappy"]}
+    assert set(stored_codecs(broker, "own")) == {CODEC_IDS["zstd"]}
