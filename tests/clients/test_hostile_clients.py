@@ -7,7 +7,9 @@ import struct
 import subprocess
 import time
 
-from confluent_kafka import Consumer, TopicPartition
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
 from kafka.record.default_records import DefaultRecordBatchBuilder
 
 from clients import ck_consume, ck_produce, create_topic
@@ -103,7 +105,23 @@ def test_internal_topics_refuse_client_writes_and_deletes(broker):
     at = 4 + 4 + 2 + len("__consumer_offsets") + 4
     index, low_watermark, error = struct.unpack(">iqh", reply[at:at + 14])
     assert (index, low_watermark, error) == (0, -1, INVALID_TOPIC_EXCEPTION)
+    # Metadata v4 that allows auto-creation does not create an internal topic as a regular one.
+    metadata = struct.pack(">i", 1) + string("__transaction_state") + b"\x01"
+    conn.call(3, 4, metadata)
     conn.close()
+    time.sleep(0.5)
+    assert "__transaction_state" not in sluice("topic", "list", "--bootstrap", broker.bootstrap).stdout
+    # Nor may a client create one, or give __consumer_offsets a retention that would delete live offsets.
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    for name in ("__transaction_state", "__consumer_offsets"):
+        future = admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1,
+                                               config={"retention.ms": "1000"})])[name]
+        with pytest.raises(KafkaException) as refused:
+            future.result(30)
+        assert refused.value.args[0].code() == KafkaError.INVALID_REQUEST, name
+    altered = sluice("topic", "alter-config", "__consumer_offsets", "--set", "retention.ms=1000",
+                     "--bootstrap", broker.bootstrap, check=False)
+    assert altered.returncode == 1 and "InvalidConfig" in altered.stderr, altered.stderr
     # Groups still work: a commit reads back.
     create_topic(broker.bootstrap, "plain")
     ck_produce(broker.bootstrap, "plain", [{"value": b"v"}])
