@@ -308,12 +308,14 @@ pub fn records(batch: &[u8]) -> Option<Vec<RecordView<'_>>> {
             let value = bytes_field(body, &mut at)?;
             headers.push((name, value));
         }
+        // Deltas are whatever the bytes say: a sum past i64 is a record that does not parse, not a panic.
         let timestamp_ms = if header.is_log_append_time() {
             header.max_timestamp.get()
         } else {
-            header.base_timestamp.get() + timestamp_delta
+            header.base_timestamp.get().checked_add(timestamp_delta)?
         };
-        out.push(RecordView { offset: header.base_offset() + offset_delta, timestamp_ms, key, value, headers });
+        let offset = header.base_offset().checked_add(offset_delta)?;
+        out.push(RecordView { offset, timestamp_ms, key, value, headers });
         pos = body_end;
     }
     Some(out)

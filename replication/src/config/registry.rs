@@ -272,6 +272,19 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         kind: ConfigKind::Long { min: 1 },
         dynamic: false,
     },
+    // Producer ids whose last batch is older are forgotten (engine/src/producer.rs); Kafka's defaults.
+    BrokerConfigDef {
+        name: "producer.id.expiration.ms",
+        default: "86400000",
+        kind: ConfigKind::Int { min: 1 },
+        dynamic: true,
+    },
+    BrokerConfigDef {
+        name: "producer.id.expiration.check.interval.ms",
+        default: "600000",
+        kind: ConfigKind::Int { min: 1 },
+        dynamic: false,
+    },
     BrokerConfigDef {
         name: "socket.request.max.bytes",
         default: "104857600",
