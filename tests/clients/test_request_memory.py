@@ -56,7 +56,13 @@ def test_large_slow_requests_stay_within_the_budget_and_a_normal_client_gets_thr
     sampler = threading.Thread(target=sample)
     sampler.start()
     host, port = broker.bootstrap.split(":")
-    hostile = [socket.create_connection((host, int(port))) for _ in range(HOSTILE)]
+    hostile = []
+    for _ in range(HOSTILE):
+        s = socket.socket()
+        # A small send buffer (no autotuning up to 4 MiB), so what the broker does not read stays unsent here.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 128 << 10)
+        s.connect((host, int(port)))
+        hostile.append(s)
     # Each declares a maximum-size Produce frame (garbage after the header) and sends all of it but the last
     # byte: without a budget the broker would hold 40 x 4 MiB of bodies.
     body = struct.pack(">hhih", 0, 3, 1, -1) + b"\xab" * (FRAME_BYTES - 10)
