@@ -19,6 +19,9 @@ pub const READ_CHUNK_BYTES: usize = 64 << 10;
 
 const SIZE_BYTES: usize = 4;
 
+/// What a receive takes into the receive buffer right after a frame larger than it.
+const AFTER_LARGE_FRAME_READ_BYTES: usize = 4 << 10;
+
 /// The connection's receive buffer and the body of the frame in progress.
 pub struct FrameBuffer {
     chunk: Box<[u8]>,
@@ -29,6 +32,8 @@ pub struct FrameBuffer {
     body: Option<(BytesMut, usize)>,
     /// Length of the space the last [`FrameBuffer::read_space`] handed out.
     handed_out: usize,
+    /// The last frame was larger than the receive buffer.
+    after_large_frame: bool,
     limit: usize,
 }
 
@@ -40,6 +45,7 @@ impl FrameBuffer {
             end: 0,
             body: None,
             handed_out: 0,
+            after_large_frame: false,
             limit,
         }
     }
@@ -77,7 +83,10 @@ impl FrameBuffer {
     /// The frame in progress (its body), once all of it has arrived.
     pub fn take_frame(&mut self) -> Option<Bytes> {
         match &self.body {
-            Some((body, size)) if body.len() == *size => self.body.take().map(|(body, _)| body.freeze()),
+            Some((body, size)) if body.len() == *size => {
+                self.after_large_frame = *size > READ_CHUNK_BYTES;
+                self.body.take().map(|(body, _)| body.freeze())
+            }
             _ => None,
         }
     }
@@ -97,8 +106,12 @@ impl FrameBuffer {
             self.chunk.copy_within(self.start..self.end, 0);
             (self.start, self.end) = (0, self.end - self.start);
         }
-        self.handed_out = self.chunk.len() - self.end;
-        &mut self.chunk[self.end..]
+        // After a large frame, the next is likely large too: a short read finds its size, and its body is then
+        // read straight into its own allocation instead of being copied out of the receive buffer.
+        let limit = if self.after_large_frame { AFTER_LARGE_FRAME_READ_BYTES } else { self.chunk.len() };
+        let end = (self.end + limit).min(self.chunk.len());
+        self.handed_out = end - self.end;
+        &mut self.chunk[self.end..end]
     }
 
     /// Keeps `received` bytes of the space handed out by [`FrameBuffer::read_space`].
@@ -225,5 +238,25 @@ mod tests {
             held.push(frame);
             assert_eq!(frames.chunk.as_ptr_range(), chunk);
         }
+    }
+
+    #[test]
+    fn after_a_large_frame_a_short_read_finds_the_next_size() {
+        let size = READ_CHUNK_BYTES + 1;
+        let mut frames = FrameBuffer::new(1 << 20);
+        receive(&mut frames, &(size as i32).to_be_bytes());
+        assert!(drain(&mut frames).is_empty());
+        while frames.take_frame().is_none() {
+            let space = frames.read_space();
+            let n = space.len();
+            frames.commit_read(n);
+        }
+        // The next large frame's body is not taken into the receive buffer, to be copied out of it.
+        assert!(frames.read_space().len() <= AFTER_LARGE_FRAME_READ_BYTES);
+        frames.commit_read(0);
+        // A small frame brings the full receive buffer back.
+        receive(&mut frames, &[0, 0, 0, 1, 5]);
+        assert_eq!(drain(&mut frames), vec![vec![5]]);
+        assert_eq!(frames.read_space().len(), READ_CHUNK_BYTES);
     }
 }
