@@ -130,6 +130,11 @@ impl FrameBuffer {
         self.handed_out = 0;
     }
 
+    /// The size of the frame in progress (started, not yet whole), if any.
+    pub fn frame_in_progress(&self) -> Option<usize> {
+        self.body.as_ref().filter(|(body, size)| body.len() < *size).map(|(_, size)| *size)
+    }
+
     /// Bytes received and held: the receive buffer's unread bytes and the body in progress so far.
     pub fn buffered(&self) -> usize {
         self.end - self.start + self.body.as_ref().map_or(0, |(body, _)| body.len())

@@ -10,7 +10,9 @@
 //! allocated, the reader reserves its declared size from the shard's budget, and the reservation lives in the
 //! request's task until the handler has answered (forwarded work included). While the budget is spent, readers
 //! wait for their turn and read nothing, so the shard never holds more request bytes than the budget, however
-//! many connections send large frames at once.
+//! many connections send large frames at once. A connection that stops sending in the middle of a frame
+//! while others wait for the budget is closed after [`STALLED_FRAME`], so slow senders cannot keep a shard's
+//! intake stalled.
 //!
 //! A malformed frame, an oversized one, or an idle connection closes that connection with a log line; no other
 //! connection notices.
@@ -67,6 +69,11 @@ impl ConnectionLimits {
         })
     }
 }
+
+/// How long a frame in progress may receive nothing while other connections wait for the request budget.
+/// A client that stops in the middle of a frame would otherwise keep its share of the budget, and the shard's
+/// intake with it, until `connections.max.idle.ms` (10 minutes by default).
+pub const STALLED_FRAME: Duration = Duration::from_secs(10);
 
 /// A shard's request budget from `queued.max.request.bytes`: Kafka's `-1` (any value <= 0) leaves it
 /// unbounded; a positive value is raised to `socket.request.max.bytes` if below it, so that a request of the
@@ -247,27 +254,34 @@ async fn read_requests(
         if write_failed.take().is_some() {
             return Ok(());
         }
+        let frame_in_progress = frames.frame_in_progress();
         let received = {
             let read = reader.read(frames.read_space());
             let idle = glommio::timer::sleep(limits.idle_timeout);
             futures::pin_mut!(read);
             futures::pin_mut!(idle);
-            match future::select(read, idle).await {
-                Either::Left((received, _)) => received,
-                Either::Right(_) => {
-                    frames.commit_read(0);
-                    return Err(ConnectionError::Idle);
+            loop {
+                // A frame in progress holds its size of the budget: a sender that stops mid-frame while others
+                // wait for the budget is closed after STALLED_FRAME, not after connections.max.idle.ms.
+                let stall_check = glommio::timer::sleep(STALLED_FRAME.min(limits.idle_timeout));
+                futures::pin_mut!(stall_check);
+                let deadline = future::select(idle.as_mut(), stall_check);
+                match future::select(read.as_mut(), deadline).await {
+                    Either::Left((received, _)) => break received,
+                    Either::Right((Either::Left(_), _)) => return Err(ConnectionError::Idle),
+                    Either::Right((Either::Right(_), _)) => {
+                        if let Some(size) = frame_in_progress.filter(|_| budget.waiting() > 0) {
+                            let stalled_ms = STALLED_FRAME.as_millis() as u64;
+                            return Err(ConnectionError::StalledFrame { size, stalled_ms });
+                        }
+                    }
                 }
             }
         };
         match received {
-            Ok(0) => {
-                frames.commit_read(0);
-                return Ok(());
-            }
+            Ok(0) => return Ok(()),
             Ok(n) => frames.commit_read(n),
             Err(error) => {
-                frames.commit_read(0);
                 if matches!(error.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe) {
                     return Ok(());
                 }

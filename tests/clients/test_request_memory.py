@@ -121,3 +121,32 @@ def test_a_budget_below_the_largest_request_is_refused_at_startup(tmp_path):
         if broker.proc and broker.proc.poll() is None:
             broker.proc.kill()
             broker.proc.wait()
+
+
+def test_a_sender_stalled_mid_frame_gives_its_budget_back_when_others_wait(make_broker):
+    """Two clients start maximum-size frames that fill the budget and stop sending. Without a rule they would
+    hold it until connections.max.idle.ms (10 minutes); while others wait, they are closed after 10 s."""
+    broker = make_broker(
+        shards=1,
+        extra_args=["--set", f"socket.request.max.bytes={FRAME_BYTES}", "--set", f"queued.max.request.bytes={BUDGET_BYTES}"],
+    )
+    create_topic(broker.bootstrap, "calm")
+    host, port = broker.bootstrap.split(":")
+    stalled = [socket.create_connection((host, int(port))) for _ in range(2)]
+    for s in stalled:
+        s.sendall(struct.pack(">i", FRAME_BYTES) + struct.pack(">hhih", 0, 3, 1, -1) + b"\xab" * (1 << 20))
+    time.sleep(0.5)
+    # Served once the stalled senders are closed (the helper waits up to 60 s for delivery).
+    ck_produce(broker.bootstrap, "calm", [{"value": b"served"}])
+    # At least one was closed to make room; one whose budget nobody needs any more may stay.
+    closed = 0
+    for s in stalled:
+        s.settimeout(1)
+        try:
+            closed += s.recv(1) == b""
+        except TimeoutError:
+            pass
+        s.close()
+    assert closed >= 1, "no stalled sender was closed"
+    assert "while other connections waited for the request budget" in broker.log()
+    assert [m.value() for m in ck_consume(broker.bootstrap, "calm", [0], 1)] == [b"served"]
