@@ -25,10 +25,13 @@ pub fn request_decoding(data: &[u8]) {
         frames.commit_read(n);
         rest = &rest[n..];
         loop {
-            match frames.next_frame() {
-                Ok(Some(frame)) => {
-                    let _ = decode_frame(frame);
-                }
+            if let Some(frame) = frames.take_frame() {
+                let _ = decode_frame(frame);
+                continue;
+            }
+            match frames.next_size() {
+                // The server reserves the size from the shard's budget here, then starts the frame.
+                Ok(Some(size)) => frames.start_frame(size),
                 Ok(None) => break,
                 Err(_) => return,
             }

@@ -122,7 +122,7 @@ impl PartitionLog {
 
         // Pick the producer snapshot to start from: for a clean start the one at the log end; otherwise the
         // newest at or below the recovery point.
-        let mut snapshots = list_snapshots(&dir)?;
+        let mut snapshots = list_snapshots(&dir).await?;
         snapshots.sort();
         let first_base = *segments.keys().next().unwrap_or(&Offset::ZERO);
         let snapshot = snapshots.iter().rev().find(|s| **s <= recovery_point.max(first_base)).copied();

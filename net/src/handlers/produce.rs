@@ -54,11 +54,13 @@ impl ProduceRequestView {
         let acks = r.i16("acks")?;
         let timeout_ms = r.i32("timeout_ms")?;
         let topic_count = r.array_len("topics", flexible)?;
-        let mut topics = Vec::with_capacity(topic_count.min(r.remaining()));
+        // A topic takes at least its name's length, its partition count and (flexible) its tagged fields.
+        let mut topics = Vec::with_capacity(r.capacity_for(topic_count, if flexible { 3 } else { 6 }));
         for _ in 0..topic_count {
             let name = if flexible { r.compact_string("topic name")? } else { r.string("topic name")? };
             let partition_count = r.array_len("partitions", flexible)?;
-            let mut partitions = Vec::with_capacity(partition_count.min(r.remaining()));
+            // A partition takes at least its index, its records' length and (flexible) its tagged fields.
+            let mut partitions = Vec::with_capacity(r.capacity_for(partition_count, if flexible { 6 } else { 8 }));
             for _ in 0..partition_count {
                 let index = r.i32("partition index")?;
                 let records =

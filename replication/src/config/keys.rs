@@ -206,6 +206,7 @@ pub mod broker {
     pub const MAX_CONNECTIONS: BrokerKey<i32> = BrokerKey::new("max.connections");
     pub const CONNECTIONS_MAX_IDLE_MS: BrokerKey<i64> = BrokerKey::new("connections.max.idle.ms");
     pub const QUEUED_MAX_REQUESTS_PER_CONNECTION: BrokerKey<i32> = BrokerKey::new("queued.max.requests.per.connection");
+    pub const QUEUED_MAX_REQUEST_BYTES: BrokerKey<i64> = BrokerKey::new("queued.max.request.bytes");
     pub const OFFSETS_RETENTION_MINUTES: BrokerKey<i32> = BrokerKey::new("offsets.retention.minutes");
     pub const OFFSETS_RETENTION_CHECK_INTERVAL_MS: BrokerKey<i64> =
         BrokerKey::new("offsets.retention.check.interval.ms");

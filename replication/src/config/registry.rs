@@ -304,6 +304,15 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         kind: ConfigKind::Int { min: 1 },
         dynamic: false,
     },
+    // Request bytes one shard holds in memory at once (Kafka: per broker, default -1, unbounded; -1 keeps
+    // that meaning here). 256 MiB per shard holds two requests of the default socket.request.max.bytes
+    // (100 MiB) and many small ones. A positive value below socket.request.max.bytes is refused at startup.
+    BrokerConfigDef {
+        name: "queued.max.request.bytes",
+        default: "268435456",
+        kind: ConfigKind::Long { min: -1 },
+        dynamic: false,
+    },
     BrokerConfigDef {
         name: "offsets.retention.minutes",
         default: "10080",
