@@ -19,6 +19,11 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 python3 scripts/check-module-cycles.py
 
+echo "== the declared minimum Rust version builds (rust-version in Cargo.toml; about 2 min on a cold cache)"
+msrv=$(sed -n 's/^rust-version = "\(.*\)"$/\1/p' Cargo.toml)
+rustup toolchain install "$msrv" --profile minimal >/dev/null
+cargo +"$msrv" check --workspace --all-targets --locked
+
 echo "== tests"
 cargo test --workspace --locked
 

@@ -85,6 +85,14 @@ pub fn layout(config: &StaticConfig, overrides: &Overrides) -> anyhow::Result<La
             Voter::list_text(&voters)
         );
     }
+    let queued_bytes = effective.get(broker::QUEUED_MAX_REQUEST_BYTES);
+    let frame_bytes = effective.get(broker::SOCKET_REQUEST_MAX_BYTES);
+    if queued_bytes > 0 && queued_bytes < i64::from(frame_bytes) {
+        bail!(
+            "queued.max.request.bytes={queued_bytes} is below socket.request.max.bytes={frame_bytes}: a shard's \
+             request budget must hold one request of the largest size (as Kafka requires)"
+        );
+    }
     let listeners = parse_listeners("listeners", &effective.get(broker::LISTENERS))?;
     let protocols: BTreeMap<String, String> = effective
         .get(broker::LISTENER_SECURITY_PROTOCOL_MAP)
@@ -248,5 +256,11 @@ mod tests {
         assert!(layout_err(&broker_only, &Overrides::default()).contains("needs controller.quorum.voters"));
         let two_dirs = config(&[("log.dirs", "/a,/b")]);
         assert!(layout_err(&two_dirs, &Overrides::default()).contains("one data directory"));
+        let small_budget = config(&[("queued.max.request.bytes", "1048575"), ("socket.request.max.bytes", "1048576")]);
+        assert!(layout_err(&small_budget, &Overrides::default()).contains("below socket.request.max.bytes"));
+        let fits = config(&[("queued.max.request.bytes", "1048576"), ("socket.request.max.bytes", "1048576")]);
+        assert_eq!(layout_err(&fits, &Overrides::default()), "");
+        let unbounded = config(&[("queued.max.request.bytes", "-1")]);
+        assert_eq!(layout_err(&unbounded, &Overrides::default()), "");
     }
 }

@@ -71,9 +71,16 @@ fn main() {
     if !matches!(cli.command, Command::Serve(_)) {
         // A command-line tool whose output goes to a closed pipe (`| head`) stops quietly, as Unix tools do,
         // instead of failing on the write. The broker keeps SIGPIPE ignored: a closed socket is an error value.
-        // SAFETY: restoring a signal's default disposition, before any other thread exists.
+        // The default disposition alone is not enough: a signal mask is inherited across exec, and with SIGPIPE
+        // blocked by the parent the write fails with EPIPE instead, and `println!` panics. So it is unblocked too.
+        // SAFETY: restoring a signal's default disposition and unblocking it, before any other thread exists;
+        // the set is initialised by sigemptyset before use.
         unsafe {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            let mut pipe_only: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut pipe_only);
+            libc::sigaddset(&mut pipe_only, libc::SIGPIPE);
+            libc::pthread_sigmask(libc::SIG_UNBLOCK, &pipe_only, std::ptr::null_mut());
         }
     }
     let result = match cli.command {

@@ -275,7 +275,8 @@ pub fn records(batch: &[u8]) -> Option<Vec<RecordView<'_>>> {
     let batch = batch.get(..end)?;
     let mut pos = HEADER_BYTES;
     let count = usize::try_from(header.records_count.get()).ok()?;
-    let mut out = Vec::with_capacity(count.min(batch.len()));
+    // Reserve no more records than the batch's bytes can hold, whatever the count says.
+    let mut out = Vec::with_capacity(count.min(batch.len() / MIN_RECORD_BYTES));
     fn bytes_field<'b>(buf: &'b [u8], pos: &mut usize) -> Option<Option<&'b [u8]>> {
         let (len, n) = read_varlong(buf.get(*pos..)?)?;
         *pos += n;
@@ -302,18 +303,21 @@ pub fn records(batch: &[u8]) -> Option<Vec<RecordView<'_>>> {
         let (header_count, h) = read_varlong(body.get(at..)?)?;
         at += h;
         let header_count = usize::try_from(header_count).ok()?;
-        let mut headers = Vec::with_capacity(header_count.min(body.len()));
+        // A header takes at least 2 bytes (key and value lengths).
+        let mut headers = Vec::with_capacity(header_count.min(body.len() / 2));
         for _ in 0..header_count {
             let name = bytes_field(body, &mut at)??;
             let value = bytes_field(body, &mut at)?;
             headers.push((name, value));
         }
+        // Deltas are whatever the bytes say: a sum past i64 is a record that does not parse, not a panic.
         let timestamp_ms = if header.is_log_append_time() {
             header.max_timestamp.get()
         } else {
-            header.base_timestamp.get() + timestamp_delta
+            header.base_timestamp.get().checked_add(timestamp_delta)?
         };
-        out.push(RecordView { offset: header.base_offset() + offset_delta, timestamp_ms, key, value, headers });
+        let offset = header.base_offset().checked_add(offset_delta)?;
+        out.push(RecordView { offset, timestamp_ms, key, value, headers });
         pos = body_end;
     }
     Some(out)

@@ -94,6 +94,9 @@ pub struct LogConfig {
     pub flush_policy: FlushPolicy,
     /// `message.timestamp.type`.
     pub timestamp_type: TimestampType,
+    /// `producer.id.expiration.ms` (a broker key): a producer id whose last batch is older than this is forgotten
+    /// (`crate::producer`), so producer state stays bounded.
+    pub producer_id_expiration_ms: i64,
     /// `compression.type`.
     pub compression: TopicCompression,
 }
@@ -109,6 +112,7 @@ impl Default for LogConfig {
             index_interval_bytes: 4096,
             flush_policy: FlushPolicy::Always,
             timestamp_type: TimestampType::CreateTime,
+            producer_id_expiration_ms: 86_400_000,
             compression: TopicCompression::Producer,
         }
     }

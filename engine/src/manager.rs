@@ -49,6 +49,8 @@ pub struct ManagerOptions {
     pub retention_check_interval: Duration,
     /// How often interval-policy logs are checked for a due flush.
     pub housekeeping_tick: Duration,
+    /// How often expired producer ids are removed (`producer.id.expiration.check.interval.ms`).
+    pub producer_expiration_check_interval: Duration,
     /// Zeros kept written past the end of a log whose group-commit rounds are small
     /// (`log.segment.prewrite.bytes`; 0 turns pre-writing off). See [`crate::prewrite`].
     pub prewrite_window_bytes: u64,
@@ -62,6 +64,7 @@ impl Default for ManagerOptions {
             fd_cache_capacity: 4096,
             retention_check_interval: Duration::from_secs(300),
             housekeeping_tick: Duration::from_millis(100),
+            producer_expiration_check_interval: Duration::from_secs(600),
             prewrite_window_bytes: 0,
             prewrite_budget_bytes: 0,
         }
@@ -279,6 +282,13 @@ impl LogManager {
         deleted
     }
 
+    /// Forgets expired producer ids in every log now. Returns how many.
+    pub fn expire_producers(&self) -> usize {
+        let now = now_ms();
+        let logs: Vec<Rc<PartitionLog>> = self.logs.borrow().values().cloned().collect();
+        logs.iter().map(|log| log.expire_producers(now)).sum()
+    }
+
     /// Closes every log for a clean start. The caller writes the clean-shutdown marker only if this succeeds
     /// on every shard.
     pub async fn shutdown(&self) -> Result<()> {
@@ -332,6 +342,7 @@ async fn flusher(manager: Weak<LogManager>) {
 
 async fn housekeeping(manager: Weak<LogManager>) {
     let mut last_retention = std::time::Instant::now();
+    let mut last_producer_expiry = std::time::Instant::now();
     loop {
         let tick = match manager.upgrade() {
             Some(m) if !m.stopping.get() => m.options.housekeeping_tick,
@@ -352,6 +363,13 @@ async fn housekeeping(manager: Weak<LogManager>) {
         if last_retention.elapsed() >= manager.options.retention_check_interval {
             last_retention = std::time::Instant::now();
             manager.apply_retention().await;
+        }
+        if last_producer_expiry.elapsed() >= manager.options.producer_expiration_check_interval {
+            last_producer_expiry = std::time::Instant::now();
+            let expired = manager.expire_producers();
+            if expired > 0 {
+                tracing::debug!(expired, "removed expired producer ids");
+            }
         }
     }
 }

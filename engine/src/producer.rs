@@ -2,6 +2,12 @@
 //! sequence and offset ranges of the last five batches (Kafka's in-flight window), and the first offset of an
 //! open transaction. Lives on the partition's owner shard; snapshotted to `<offset>.snapshot` files and
 //! rebuilt from the log after the snapshot on recovery.
+//!
+//! Bounded as Kafka bounds it: a producer id whose last batch is older than `producer.id.expiration.ms` is
+//! forgotten ([`ProducerStateTable::remove_expired`], run by the shard's housekeeping and right after recovery,
+//! so an expired id is not brought back by an older snapshot or by replaying the log). A producer the table
+//! does not know may then write with any sequence, as in Kafka since KIP-360: its state may have gone with
+//! expiry, retention or DeleteRecords, and refusing it would fail a producer that was only idle.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -74,13 +80,8 @@ impl ProducerStateTable {
         let producer_id = ProducerId(header.producer_id.get());
         let epoch = ProducerEpoch(header.producer_epoch.get());
         let first_sequence = header.base_sequence.get();
-        let Some(entry) = self.producers.get(&producer_id) else {
-            return if first_sequence == 0 {
-                Ok(SequenceCheck::Append)
-            } else {
-                Err(SequenceError::OutOfOrder { producer_id, first_sequence, expected: 0 })
-            };
-        };
+        // Unknown (new, or forgotten): any sequence starts its state (Kafka's `ProducerAppendInfo`).
+        let Some(entry) = self.producers.get(&producer_id) else { return Ok(SequenceCheck::Append) };
         if epoch < entry.epoch {
             return Err(SequenceError::Fenced { producer_id, epoch, current: entry.epoch });
         }
@@ -150,6 +151,19 @@ impl ProducerStateTable {
             }
             !entry.batches.is_empty()
         });
+    }
+
+    /// Forgets producers whose last batch's timestamp is `expiration_ms` or more before `now_ms`, except those
+    /// with an open transaction (Kafka's rule: the transaction's end needs them). A timestamp past `now_ms` (a
+    /// client's clock, for CreateTime) counts as `now_ms`, so no client can keep its id forever. Returns how many
+    /// were removed.
+    pub fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let before = self.producers.len();
+        self.producers.retain(|_, entry| {
+            entry.last_timestamp_ms = entry.last_timestamp_ms.min(now_ms);
+            entry.open_txn_first_offset.is_some() || now_ms.saturating_sub(entry.last_timestamp_ms) < expiration_ms
+        });
+        before - self.producers.len()
     }
 
     /// The smallest first offset of any open transaction: the last stable offset is bounded by it.
@@ -254,8 +268,38 @@ mod tests {
         assert_eq!(table.check(&bumped), Ok(SequenceCheck::Append));
         table.update(&bumped);
         assert!(matches!(table.check(&header(7, 0, 4, 1, 5)), Err(SequenceError::Fenced { .. })));
-        // An unknown producer must start at 0.
-        assert!(table.check(&header(8, 0, 1, 1, 5)).is_err());
+        // An unknown producer may start at any sequence (its state may have expired).
+        assert_eq!(table.check(&header(8, 0, 1, 1, 5)), Ok(SequenceCheck::Append));
+    }
+
+    fn header_at(producer_id: i64, sequence: i32, timestamp_ms: i64, transactional: bool) -> RecordBatchHeader {
+        let mut b = BatchBuilder::new().producer(producer_id, 0, sequence);
+        if transactional {
+            b = b.transactional();
+        }
+        b.push(&RecordSpec { key: None, value: Some(b"v"), headers: &[], timestamp_ms });
+        batch::validate(&b.finish(), usize::MAX).unwrap()
+    }
+
+    #[test]
+    fn producers_expire_after_their_last_batch_but_not_with_an_open_transaction() {
+        let day = 86_400_000;
+        let now = 10 * day;
+        let mut table = ProducerStateTable::default();
+        table.update(&header_at(1, 0, now - day, false)); // exactly the expiration ago: expires
+        table.update(&header_at(2, 0, now - day + 1, false)); // just inside it: stays
+        table.update(&header_at(3, 0, now - 5 * day, true)); // an open transaction: stays
+        table.update(&header_at(4, 0, now + 100 * day, false)); // a clock in the future: counts as now
+        assert_eq!(table.remove_expired(now, day), 1);
+        assert!(table.get(ProducerId(1)).is_none());
+        assert!(table.get(ProducerId(2)).is_some() && table.get(ProducerId(3)).is_some());
+        assert_eq!(table.get(ProducerId(4)).unwrap().last_timestamp_ms, now);
+        // A day later the future-stamped one is gone too; a shorter expiration (changed live) applies at once.
+        assert_eq!(table.remove_expired(now + day, day), 2);
+        assert_eq!(table.remove_expired(now + day, 1), 0, "an open transaction keeps its producer");
+        assert_eq!(table.len(), 1);
+        // A forgotten producer continues with any sequence, as in Kafka.
+        assert_eq!(table.check(&header_at(1, 57, now, false)), Ok(SequenceCheck::Append));
     }
 
     #[test]

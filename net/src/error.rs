@@ -125,6 +125,10 @@ pub enum ConnectionError {
     Malformed { api_key: i16, api_version: i16, reason: String },
     #[error("connection idle for longer than connections.max.idle.ms")]
     Idle,
+    #[error(
+        "no byte of a {size}-byte frame for {stalled_ms} ms while other connections waited for the request budget"
+    )]
+    StalledFrame { size: usize, stalled_ms: u64 },
     #[error("socket {operation}: {source}")]
     Io {
         operation: &'static str,

@@ -14,6 +14,7 @@
 //! listener's messages (Raft, controller commands, metadata fetches), [`replica_fetch`] sends followers'
 //! fetches as Kafka Fetch requests, and [`cluster`] wires them to each shard.
 
+pub mod budget;
 pub mod client;
 pub mod cluster;
 pub mod error;

@@ -6,6 +6,14 @@
 //! responses leave in request order (Kafka's rule). At most `queued.max.requests.per.connection` requests are
 //! in flight; past that the reader stops reading, which pushes back on the client through TCP.
 //!
+//! Request memory is bounded per shard by `queued.max.request.bytes` (`budget.rs`): before a frame's body is
+//! allocated, the reader reserves its declared size from the shard's budget, and the reservation lives in the
+//! request's task until the handler has answered (forwarded work included). While the budget is spent, readers
+//! wait for their turn and read nothing, so the shard never holds more request bytes than the budget, however
+//! many connections send large frames at once. A connection that stops sending in the middle of a frame
+//! while others wait for the budget is closed after [`STALLED_FRAME`], so slow senders cannot keep a shard's
+//! intake stalled.
+//!
 //! A malformed frame, an oversized one, or an idle connection closes that connection with a log line; no other
 //! connection notices.
 
@@ -25,6 +33,7 @@ use glommio::channels::local_channel;
 use glommio::net::{TcpListener, TcpStream};
 use sluice_replication::config::broker;
 
+use crate::budget::{RequestBudget, Reservation};
 use crate::error::ConnectionError;
 use crate::framing::FrameBuffer;
 use crate::handlers::{self, decode_frame, Decoded};
@@ -41,6 +50,8 @@ pub struct ConnectionLimits {
     pub idle_timeout: Duration,
     /// `queued.max.requests.per.connection`.
     pub max_in_flight: usize,
+    /// `queued.max.request.bytes`: request bytes a shard holds in memory at once (`u64::MAX`: unbounded).
+    pub max_queued_request_bytes: u64,
 }
 
 impl ConnectionLimits {
@@ -51,7 +62,27 @@ impl ConnectionLimits {
             max_connections_per_shard: (config.get(broker::MAX_CONNECTIONS) as usize).div_ceil(shard.shards()),
             idle_timeout: Duration::from_millis(config.get(broker::CONNECTIONS_MAX_IDLE_MS) as u64),
             max_in_flight: config.get(broker::QUEUED_MAX_REQUESTS_PER_CONNECTION) as usize,
+            max_queued_request_bytes: queued_request_bytes(
+                config.get(broker::QUEUED_MAX_REQUEST_BYTES),
+                config.get(broker::SOCKET_REQUEST_MAX_BYTES),
+            ),
         })
+    }
+}
+
+/// How long a frame in progress may receive nothing while other connections wait for the request budget.
+/// A client that stops in the middle of a frame would otherwise keep its share of the budget, and the shard's
+/// intake with it, until `connections.max.idle.ms` (10 minutes by default).
+pub const STALLED_FRAME: Duration = Duration::from_secs(10);
+
+/// A shard's request budget from `queued.max.request.bytes`: Kafka's `-1` (any value <= 0) leaves it
+/// unbounded; a positive value is raised to `socket.request.max.bytes` if below it, so that a request of the
+/// largest size always fits (the broker refuses such a configuration at startup; this keeps the invariant
+/// for any caller).
+pub fn queued_request_bytes(queued_max_request_bytes: i64, socket_request_max_bytes: i32) -> u64 {
+    match u64::try_from(queued_max_request_bytes) {
+        Ok(0) | Err(_) => u64::MAX,
+        Ok(bytes) => bytes.max(u64::try_from(socket_request_max_bytes).unwrap_or(0)),
     }
 }
 
@@ -75,6 +106,7 @@ pub async fn accept_loop(
     stop: impl std::future::Future<Output = ()>,
 ) {
     futures::pin_mut!(stop);
+    let budget = RequestBudget::new(limits.max_queued_request_bytes);
     loop {
         let accepted = {
             let accept = listener.accept();
@@ -109,9 +141,10 @@ pub async fn accept_loop(
             continue;
         }
         let shard = shard.clone();
+        let budget = budget.clone();
         glommio::spawn_local(async move {
             shard.connections.set(shard.connections.get() + 1);
-            if let Err(error) = serve_connection(&shard, stream, limits).await {
+            if let Err(error) = serve_connection(&shard, stream, limits, &budget).await {
                 tracing::warn!(shard = shard.id, ?peer, %error, "connection closed");
             }
             shard.connections.set(shard.connections.get() - 1);
@@ -148,6 +181,7 @@ async fn serve_connection(
     shard: &Rc<Shard>,
     stream: TcpStream,
     limits: ConnectionLimits,
+    budget: &RequestBudget,
 ) -> Result<(), ConnectionError> {
     let fd = stream.as_raw_fd();
     let stream_peer = stream.peer_addr().ok();
@@ -166,7 +200,7 @@ async fn serve_connection(
         }
     });
     let peer_host = stream_peer.map(|peer| format!("/{}", peer.ip())).unwrap_or_default();
-    let result = read_requests(shard, reader, &queue, limits, &write_failed, &peer_host).await;
+    let result = read_requests(shard, reader, &queue, limits, budget, &write_failed, &peer_host).await;
     drop(queue);
     writer_task.await;
     if let Some(error) = write_failed.take() {
@@ -175,51 +209,79 @@ async fn serve_connection(
     result
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn read_requests(
     shard: &Rc<Shard>,
     mut reader: ReadHalf<TcpStream>,
     queue: &local_channel::LocalSender<glommio::Task<Response>>,
     limits: ConnectionLimits,
+    budget: &RequestBudget,
     write_failed: &Rc<Cell<Option<io::Error>>>,
     peer_host: &String,
 ) -> Result<(), ConnectionError> {
     let mut frames = FrameBuffer::new(limits.max_request_bytes);
+    // The budget held by the frame in progress; it moves into that request's task.
+    let mut reservation: Option<Reservation> = None;
     loop {
-        while let Some(frame) = frames.next_frame()? {
-            let mut decoded = decode_frame(frame)?;
-            if let Decoded::Request(header, _) = &mut decoded {
-                header.client_host.clone_from(peer_host);
+        loop {
+            if let Some(frame) = frames.take_frame() {
+                let held = reservation.take();
+                let mut decoded = decode_frame(frame)?;
+                if let Decoded::Request(header, _) = &mut decoded {
+                    header.client_host.clone_from(peer_host);
+                }
+                let shard = shard.clone();
+                let task = glommio::spawn_local(async move {
+                    let response = handlers::dispatch(&shard, decoded).await;
+                    // The request's bytes are dropped with `dispatch`: give them back to the budget.
+                    drop(held);
+                    response
+                });
+                if queue.send(task).await.is_err() {
+                    return Ok(());
+                }
+                continue;
             }
-            let shard = shard.clone();
-            let task = glommio::spawn_local(async move { handlers::dispatch(&shard, decoded).await });
-            if queue.send(task).await.is_err() {
-                return Ok(());
+            match frames.next_size()? {
+                Some(size) => {
+                    // Past the budget this waits, reading nothing, until other requests are answered.
+                    reservation = Some(budget.reserve(size as u64).await);
+                    frames.start_frame(size);
+                }
+                None => break,
             }
         }
         if write_failed.take().is_some() {
             return Ok(());
         }
+        let frame_in_progress = frames.frame_in_progress();
         let received = {
             let read = reader.read(frames.read_space());
             let idle = glommio::timer::sleep(limits.idle_timeout);
             futures::pin_mut!(read);
             futures::pin_mut!(idle);
-            match future::select(read, idle).await {
-                Either::Left((received, _)) => received,
-                Either::Right(_) => {
-                    frames.commit_read(0);
-                    return Err(ConnectionError::Idle);
+            loop {
+                // A frame in progress holds its size of the budget: a sender that stops mid-frame while others
+                // wait for the budget is closed after STALLED_FRAME, not after connections.max.idle.ms.
+                let stall_check = glommio::timer::sleep(STALLED_FRAME.min(limits.idle_timeout));
+                futures::pin_mut!(stall_check);
+                let deadline = future::select(idle.as_mut(), stall_check);
+                match future::select(read.as_mut(), deadline).await {
+                    Either::Left((received, _)) => break received,
+                    Either::Right((Either::Left(_), _)) => return Err(ConnectionError::Idle),
+                    Either::Right((Either::Right(_), _)) => {
+                        if let Some(size) = frame_in_progress.filter(|_| budget.waiting() > 0) {
+                            let stalled_ms = STALLED_FRAME.as_millis() as u64;
+                            return Err(ConnectionError::StalledFrame { size, stalled_ms });
+                        }
+                    }
                 }
             }
         };
         match received {
-            Ok(0) => {
-                frames.commit_read(0);
-                return Ok(());
-            }
+            Ok(0) => return Ok(()),
             Ok(n) => frames.commit_read(n),
             Err(error) => {
-                frames.commit_read(0);
                 if matches!(error.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe) {
                     return Ok(());
                 }

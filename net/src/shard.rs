@@ -495,7 +495,14 @@ impl Shard {
                             tracing::info!(shard = self.id, partition, records, "loaded consumer groups")
                         }
                         Ok(_) => {}
-                        Err(error) => tracing::error!(partition, %error, "could not load consumer groups"),
+                        Err(error) => tracing::error!(
+                            shard = self.id,
+                            partition,
+                            %error,
+                            "__consumer_offsets partition refused: its records cannot be replayed, so none of its \
+                             groups are loaded and they answer COORDINATOR_NOT_AVAILABLE until another broker leads \
+                             it or this one takes it over again"
+                        ),
                     }
                 }
                 None if held => self.coordinator.unload_partition(partition),

@@ -134,7 +134,7 @@ impl Reader {
     }
 
     /// An array length: i32 (-1 is null, read as 0) or compact (uvarint + 1). The count is only a promise;
-    /// callers bound any capacity by [`Reader::remaining`].
+    /// callers size any allocation with [`Reader::capacity_for`].
     pub fn array_len(&mut self, field: &'static str, compact: bool) -> WireResult<usize> {
         if compact {
             Ok(self.uvarint(field)?.saturating_sub(1) as usize)
@@ -145,6 +145,13 @@ impl Reader {
                 len => Err(WireError::BadLength { field, length: i64::from(len) }),
             }
         }
+    }
+
+    /// The capacity to reserve for `declared` elements of at least `min_element_bytes` each: no more than the
+    /// bytes left can hold, so a declared count of `i32::MAX` in a small frame reserves next to nothing, and
+    /// a large frame reserves no more than it could decode to.
+    pub fn capacity_for(&self, declared: usize, min_element_bytes: usize) -> usize {
+        declared.min(self.remaining() / min_element_bytes.max(1))
     }
 
     /// Skips a tagged-field section (flexible versions).

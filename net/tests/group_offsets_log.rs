@@ -61,7 +61,7 @@ fn offsets_are_rebuilt_trimmed_and_expired() {
         // A fresh coordinator rebuilds the same offsets from what is left.
         let second = coordinator(&manager, i64::MAX / 2).await;
         let wanted = Some(vec![("t".to_string(), 0), ("t".to_string(), 999), ("u".to_string(), 0)]);
-        let fetched = second.fetch_offsets("g", wanted);
+        let fetched = second.fetch_offsets("g", wanted).unwrap();
         let last = (rounds - 1) * 10;
         assert_eq!(fetched[0].2.as_ref().map(|o| o.offset), Some(last));
         assert_eq!(fetched[1].2.as_ref().map(|o| o.offset), Some(last + 999));
@@ -71,9 +71,54 @@ fn offsets_are_rebuilt_trimmed_and_expired() {
         let third = coordinator(&manager, 0).await;
         glommio::timer::sleep(Duration::from_millis(5)).await;
         third.expire_offsets().await;
-        assert!(third.fetch_offsets("g", None).is_empty());
+        assert!(third.fetch_offsets("g", None).unwrap().is_empty());
         let fourth = coordinator(&manager, i64::MAX / 2).await;
-        assert!(fourth.fetch_offsets("g", None).is_empty());
+        assert!(fourth.fetch_offsets("g", None).unwrap().is_empty());
+        manager.shutdown().await.unwrap();
+    });
+}
+
+/// What kcat once produced into `__consumer_offsets` (a value that is not JSON) makes the partition unreadable:
+/// a fresh coordinator refuses it instead of taking the record for a tombstone and loading the rest, and none of
+/// its groups is installed.
+#[test]
+fn a_partition_with_an_unreadable_record_is_refused_not_half_loaded() {
+    use sluice_engine::batch::{BatchBuilder, RecordSpec};
+    use sluice_engine::{AppendMode, LeaderEpoch};
+    use sluice_net::error::ResponseError;
+    use sluice_net::groups::LoadError;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let ex = glommio::LocalExecutorBuilder::default().io_memory(512 << 10).make().unwrap();
+    ex.run(async move {
+        let manager = LogManager::new(&path, ManagerOptions::default(), false);
+        manager.spawn_background();
+        let first = coordinator(&manager, i64::MAX / 2).await;
+        let commit = |offset: i64| vec![("t".to_string(), 0, offset, -1, None)];
+        assert!(first.commit("g", -1, "", commit(5)).await.iter().all(Option::is_none));
+        let log = manager.get(&TopicPartition::new(OFFSETS_TOPIC, 0)).unwrap();
+        let mut builder = BatchBuilder::new();
+        let key = br#"{"type":"Offset","version":1,"group":"g","topic":"t","partition":0}"#;
+        builder.push(&RecordSpec { key: Some(key), value: Some(b"hello"), headers: &[], timestamp_ms: 1 });
+        let unreadable = log.append(builder.finish(), AppendMode::Coordinator { leader_epoch: LeaderEpoch(0) });
+        let unreadable_offset = unreadable.await.unwrap().base_offset.0;
+        assert!(first.commit("h", -1, "", commit(7)).await.iter().all(Option::is_none));
+
+        let second = Coordinator::new(config(i64::MAX / 2));
+        second.set_offsets_partitions(1);
+        match second.load_partition(0, log.clone(), LeaderEpoch(0)).await {
+            Err(LoadError::Corrupt { offset, .. }) => assert_eq!(offset, unreadable_offset),
+            other => panic!("expected the partition to be refused, got {other:?}"),
+        }
+        assert!(second.describe("g").is_none() && second.describe("h").is_none(), "groups were half loaded");
+        assert_eq!(second.fetch_offsets("g", None).unwrap_err(), ResponseError::CoordinatorNotAvailable);
+        let refused = second.commit("g", -1, "", commit(9)).await;
+        assert_eq!(refused, vec![Some(ResponseError::CoordinatorNotAvailable)]);
+        assert!(second.holds_partition(0), "a refused partition is not read again with every image");
+        // Its leadership moves away: the refusal goes with it.
+        second.unload_partition(0);
+        assert_eq!(second.fetch_offsets("g", None).unwrap_err(), ResponseError::NotCoordinator);
         manager.shutdown().await.unwrap();
     });
 }

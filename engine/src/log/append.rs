@@ -38,6 +38,16 @@ impl PartitionLog {
                     source: BatchError::Invalid { reason: "clients may not write control batches" },
                 });
             }
+            // There is no transaction coordinator: a client's transactional batch would open a transaction that
+            // no marker ever closes, holding the last stable offset back for good. `net` refuses such requests
+            // with Kafka's codes first; this keeps any other path from opening one.
+            if header.is_transactional() && matches!(mode, AppendMode::Client { .. }) {
+                return Err(EngineError::Batch {
+                    partition: self.name(),
+                    position,
+                    source: BatchError::Invalid { reason: "transactional batches need a transaction coordinator" },
+                });
+            }
             headers.push((position, header));
             position += header.size_bytes();
         }

@@ -52,7 +52,7 @@ impl PartitionLog {
         let bytes = self.producers.borrow().encode();
         let name = snapshot_file_name(at);
         checkpoint::write_with(&self.dir, &name, bytes, durability).await?;
-        let mut snapshots = list_snapshots(&self.dir)?;
+        let mut snapshots = list_snapshots(&self.dir).await?;
         snapshots.sort();
         let excess = snapshots.len().saturating_sub(SNAPSHOTS_KEPT);
         for old in snapshots.into_iter().take(excess) {

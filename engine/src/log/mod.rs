@@ -257,6 +257,14 @@ impl PartitionLog {
         self.poisoned.get()
     }
 
+    /// Forgets producer ids whose last batch is `producer.id.expiration.ms` old at `now_ms` (see
+    /// [`ProducerStateTable::remove_expired`]). Returns how many. The housekeeping task calls this every
+    /// `producer.id.expiration.check.interval.ms`.
+    pub fn expire_producers(&self, now_ms: i64) -> usize {
+        let expiration_ms = self.config.borrow().producer_id_expiration_ms;
+        self.producers.borrow_mut().remove_expired(now_ms, expiration_ms)
+    }
+
     pub fn producer_state(&self) -> std::cell::Ref<'_, ProducerStateTable> {
         self.producers.borrow()
     }

@@ -122,7 +122,7 @@ impl PartitionLog {
 
         // Pick the producer snapshot to start from: for a clean start the one at the log end; otherwise the
         // newest at or below the recovery point.
-        let mut snapshots = list_snapshots(&dir)?;
+        let mut snapshots = list_snapshots(&dir).await?;
         snapshots.sort();
         let first_base = *segments.keys().next().unwrap_or(&Offset::ZERO);
         let snapshot = snapshots.iter().rev().find(|s| **s <= recovery_point.max(first_base)).copied();
@@ -282,6 +282,10 @@ impl PartitionLog {
         log.durable.reset(end.0);
         log.high_watermark.reset(high_watermark.0.clamp(0, end.0));
         log.assert_offsets_ordered();
+        // Producers that expired while the log was closed (or before the snapshot it started from was written
+        // back) are dropped now, not served again until the next housekeeping pass.
+        let expiration_ms = log.config.borrow().producer_id_expiration_ms;
+        producers.remove_expired(now_ms(), expiration_ms);
         *log.producers.borrow_mut() = producers;
         *log.epochs.borrow_mut() = epochs;
         log.prewrite.restart_at(log.active().size_bytes());

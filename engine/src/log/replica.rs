@@ -64,7 +64,7 @@ impl PartitionLog {
         self.recovery_point.set(offset);
         *self.producers.borrow_mut() = ProducerStateTable::default();
         *self.epochs.borrow_mut() = EpochCache::default();
-        for at in list_snapshots(&self.dir)? {
+        for at in list_snapshots(&self.dir).await? {
             remove_if_exists(&self.dir.join(snapshot_file_name(at))).await?;
         }
         self.write_producer_snapshot(offset, Durability::Now).await?;

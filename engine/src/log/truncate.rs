@@ -113,7 +113,7 @@ impl PartitionLog {
         self.recovery_point.set(self.recovery_point.get().min(active.base));
         self.producers.borrow_mut().truncate_from(new_end);
         // Snapshots past the new end describe batches that no longer exist.
-        for at in list_snapshots(&self.dir)? {
+        for at in list_snapshots(&self.dir).await? {
             if at > new_end {
                 remove_if_exists(&self.dir.join(snapshot_file_name(at))).await?;
             }

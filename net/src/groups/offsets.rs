@@ -96,14 +96,18 @@ impl Coordinator {
         results
     }
 
-    /// Committed offsets of a group: all of them, or those asked for (-1 where none).
+    /// Committed offsets of a group: all of them, or those asked for (-1 where none). Refused, as Kafka does,
+    /// while the group's partition is not served here (NOT_COORDINATOR), still loading
+    /// (COORDINATOR_LOAD_IN_PROGRESS) or refused (COORDINATOR_NOT_AVAILABLE): "no offset" then would send a
+    /// consumer to its `auto.offset.reset` position instead of where its group stopped.
     pub fn fetch_offsets(
         &self,
         group_id: &str,
         wanted: Option<Vec<(String, i32)>>,
-    ) -> Vec<(String, i32, Option<CommittedOffset>)> {
+    ) -> GroupResult<Vec<(String, i32, Option<CommittedOffset>)>> {
+        self.log_for(group_id)?;
         let group = self.group(group_id);
-        match wanted {
+        Ok(match wanted {
             Some(wanted) => wanted
                 .into_iter()
                 .map(|(topic, partition)| {
@@ -115,7 +119,7 @@ impl Coordinator {
             None => group
                 .map(|g| g.borrow().offsets.iter().map(|((t, p), o)| (t.clone(), *p, Some(o.clone()))).collect())
                 .unwrap_or_default(),
-        }
+        })
     }
 
     /// DeleteGroups for one group: only an empty group, with all its offsets.

@@ -293,6 +293,9 @@ pub struct Coordinator {
     pub(super) logs: RefCell<HashMap<i32, CoordinatorLog>>,
     /// Partitions being loaded: their groups answer COORDINATOR_LOAD_IN_PROGRESS until the replay is done.
     pub(super) loading: RefCell<std::collections::HashSet<i32>>,
+    /// Partitions whose records could not be replayed (`store.rs`): their groups answer
+    /// COORDINATOR_NOT_AVAILABLE until the partition is unloaded (its leadership moves) and loaded again.
+    pub(super) refused: RefCell<std::collections::HashSet<i32>>,
     pub(super) config: RefCell<GroupConfig>,
     /// Partition count of `__consumer_offsets`.
     pub(super) offsets_partitions: Cell<i32>,
@@ -307,6 +310,7 @@ impl Coordinator {
             groups: RefCell::new(HashMap::new()),
             logs: RefCell::new(HashMap::new()),
             loading: RefCell::new(std::collections::HashSet::new()),
+            refused: RefCell::new(std::collections::HashSet::new()),
             config: RefCell::new(config),
             offsets_partitions: Cell::new(1),
         })
@@ -329,18 +333,26 @@ impl Coordinator {
     }
 
     /// The log a group's records go to, with the leader epoch to write them in. NOT_COORDINATOR when this
-    /// broker does not lead the group's partition, COORDINATOR_LOAD_IN_PROGRESS while it is loading it.
+    /// broker does not lead the group's partition, COORDINATOR_LOAD_IN_PROGRESS while it is loading it,
+    /// COORDINATOR_NOT_AVAILABLE when its records could not be replayed (as Kafka answers for a coordinator
+    /// that failed to load: clients retry and look the coordinator up again).
     pub(super) fn log_for(&self, group_id: &str) -> GroupResult<CoordinatorLog> {
         let partition = partition_for_group(group_id, self.offsets_partitions.get());
         if self.loading.borrow().contains(&partition) {
             return Err(ResponseError::CoordinatorLoadInProgress);
         }
+        if self.refused.borrow().contains(&partition) {
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
         self.logs.borrow().get(&partition).cloned().ok_or(ResponseError::NotCoordinator)
     }
 
-    /// Whether this coordinator serves (or is loading) a `__consumer_offsets` partition.
+    /// Whether this coordinator serves, is loading or has refused a `__consumer_offsets` partition (a refused
+    /// one is not read again with every new image, only once its leadership has moved and come back).
     pub fn holds_partition(&self, partition: i32) -> bool {
-        self.logs.borrow().contains_key(&partition) || self.loading.borrow().contains(&partition)
+        self.logs.borrow().contains_key(&partition)
+            || self.loading.borrow().contains(&partition)
+            || self.refused.borrow().contains(&partition)
     }
 
     /// Gives up a partition whose leadership moved away: its groups leave this shard (their waiting members
@@ -351,6 +363,7 @@ impl Coordinator {
             removed.resigned.advance(1);
         }
         self.loading.borrow_mut().remove(&partition);
+        self.refused.borrow_mut().remove(&partition);
         let partitions = self.offsets_partitions.get();
         let gone: Vec<Rc<RefCell<Group>>> = {
             let mut groups = self.groups.borrow_mut();

@@ -154,3 +154,12 @@ pub fn topic_name(name: &str) -> TopicName {
 pub fn text(value: &str) -> StrBytes {
     StrBytes::from_string(value.to_string())
 }
+
+/// Topics only the broker writes: the group coordinator's `__consumer_offsets`, the metadata log
+/// `__cluster_metadata`, and `__transaction_state`, reserved for the transaction coordinator. Kafka's
+/// `Topic.isInternal`: clients' Produce and DeleteRecords on them get INVALID_TOPIC_EXCEPTION.
+pub const INTERNAL_TOPICS: [&str; 3] = ["__consumer_offsets", "__cluster_metadata", "__transaction_state"];
+
+pub fn is_internal_topic(name: &str) -> bool {
+    INTERNAL_TOPICS.contains(&name)
+}

@@ -1,6 +1,8 @@
 //! DeleteRecords (API 21), versions 0-2: moves a partition's log start offset forward (offset -1 means the
 //! high watermark) and deletes whole segments below it. Answered by each partition's leader (on its owner
-//! shard); followers take the new log start offset from their next fetch.
+//! shard); followers take the new log start offset from their next fetch. Internal topics are refused with
+//! INVALID_TOPIC_EXCEPTION, as Kafka's `ReplicaManager` does: deleting `__consumer_offsets` records would lose
+//! the committed offsets of live groups.
 
 use std::rc::Rc;
 
@@ -9,7 +11,7 @@ use kafka_protocol::messages::{ApiKey, DeleteRecordsRequest, DeleteRecordsRespon
 use kafka_protocol::protocol::VersionRange;
 use sluice_engine::Offset;
 
-use super::api::{topic_name, versions, Api};
+use super::api::{is_internal_topic, topic_name, versions, Api};
 use crate::error::{self, ResponseError};
 use crate::shard::Shard;
 use crate::wire::RequestHeader;
@@ -36,6 +38,11 @@ impl Api for DeleteRecords {
                 shard.run_on(owner, move |owner| async move {
                     let result =
                         DeleteRecordsPartitionResult::default().with_partition_index(partition.partition_index);
+                    if is_internal_topic(&name) {
+                        return result
+                            .with_error_code(ResponseError::InvalidTopicException.code())
+                            .with_low_watermark(-1);
+                    }
                     let log = match owner.leader_log(&name, partition.partition_index) {
                         Ok((log, _)) => log,
                         Err(error) => return result.with_error_code(error.code()).with_low_watermark(-1),

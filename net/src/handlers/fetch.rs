@@ -128,7 +128,9 @@ async fn fetch(shard: &Rc<Shard>, header: &RequestHeader, request: FetchRequest)
         fit_to_request_limit(shard, &fetches, &mut reads, max_bytes).await;
         let total: usize = reads.iter().map(PartitionRead::bytes).sum();
         let any_error = reads.iter().any(|read| read.error_code != error::NONE || read.diverging_epoch.is_some());
-        if total >= min_bytes.max(1) || any_error || Instant::now() >= deadline || fetches.is_empty() {
+        // Kafka's rule (`ReplicaManager.fetchMessages`): answer at once when the bytes reach `min_bytes`, so a
+        // fetch with `min_bytes=0` never waits, even with nothing to return.
+        if total >= min_bytes || any_error || Instant::now() >= deadline || fetches.is_empty() {
             break;
         }
         wait_for_data(shard, &fetches, &reads, fetcher, deadline).await;

@@ -26,7 +26,7 @@ async fn fetch_group_offsets(
     wanted: Option<Vec<(String, i32)>>,
 ) -> Result<FetchedOffsets, ResponseError> {
     let target = coordinator_shard(shard, &group)?;
-    Ok(shard.run_on(target, move |shard| async move { shard.coordinator.fetch_offsets(&group, wanted) }).await)
+    shard.run_on(target, move |shard| async move { shard.coordinator.fetch_offsets(&group, wanted) }).await
 }
 
 pub struct OffsetFetch;
@@ -80,14 +80,27 @@ impl Api for OffsetFetch {
         let wanted = request.topics.map(|topics| {
             topics.iter().flat_map(|t| t.partition_indexes.iter().map(move |p| (t.name.to_string(), *p))).collect()
         });
-        match fetch_group_offsets(shard, request.group_id.to_string(), wanted).await {
+        match fetch_group_offsets(shard, request.group_id.to_string(), wanted.clone()).await {
+            Err(error) if header.api_version >= 2 => OffsetFetchResponse::default().with_error_code(error.code()),
             Err(error) => {
-                let response = OffsetFetchResponse::default();
-                if header.api_version >= 2 {
-                    response.with_error_code(error.code())
-                } else {
-                    response
+                // v1 has no top-level error: each partition asked for carries it, never an empty answer that
+                // would read as "no committed offset".
+                let mut by_topic: BTreeMap<String, Vec<OffsetFetchResponsePartition>> = BTreeMap::new();
+                for (topic, partition) in wanted.unwrap_or_default() {
+                    by_topic.entry(topic).or_default().push(
+                        OffsetFetchResponsePartition::default()
+                            .with_partition_index(partition)
+                            .with_committed_offset(-1)
+                            .with_error_code(error.code()),
+                    );
                 }
+                let topics = by_topic
+                    .into_iter()
+                    .map(|(name, partitions)| {
+                        OffsetFetchResponseTopic::default().with_name(topic_name(&name)).with_partitions(partitions)
+                    })
+                    .collect();
+                OffsetFetchResponse::default().with_topics(topics)
             }
             Ok(offsets) => {
                 let mut by_topic: BTreeMap<String, Vec<OffsetFetchResponsePartition>> = BTreeMap::new();

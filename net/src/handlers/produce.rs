@@ -10,6 +10,11 @@
 //! REQUEST_TIMED_OUT after the request's timeout.
 //! `acks=0` gets no response at all. Versions 0-2 carry message formats older than v2, which are refused per
 //! partition with UNSUPPORTED_FOR_MESSAGE_FORMAT.
+//!
+//! Before any of that, on the connection's shard: internal topics (`api::INTERNAL_TOPICS`) are written by the
+//! broker alone, so a client's records for them get INVALID_TOPIC_EXCEPTION (Kafka's `ReplicaManager`); and a
+//! request carrying a transactional batch is refused whole (below, [`transactional_refusal`]), since no
+//! transaction coordinator exists to ever close the transaction it would open.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -20,7 +25,7 @@ use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::VersionRange;
 use sluice_engine::{AppendMode, LeaderEpoch, Offset};
 
-use super::api::{versions, Api, DecodeRequest};
+use super::api::{is_internal_topic, versions, Api, DecodeRequest};
 use crate::error::{self, ResponseError};
 use crate::response::Response;
 use crate::shard::Shard;
@@ -49,11 +54,13 @@ impl ProduceRequestView {
         let acks = r.i16("acks")?;
         let timeout_ms = r.i32("timeout_ms")?;
         let topic_count = r.array_len("topics", flexible)?;
-        let mut topics = Vec::with_capacity(topic_count.min(r.remaining()));
+        // A topic takes at least its name's length, its partition count and (flexible) its tagged fields.
+        let mut topics = Vec::with_capacity(r.capacity_for(topic_count, if flexible { 3 } else { 6 }));
         for _ in 0..topic_count {
             let name = if flexible { r.compact_string("topic name")? } else { r.string("topic name")? };
             let partition_count = r.array_len("partitions", flexible)?;
-            let mut partitions = Vec::with_capacity(partition_count.min(r.remaining()));
+            // A partition takes at least its index, its records' length and (flexible) its tagged fields.
+            let mut partitions = Vec::with_capacity(r.capacity_for(partition_count, if flexible { 6 } else { 8 }));
             for _ in 0..partition_count {
                 let index = r.i32("partition index")?;
                 let records =
@@ -128,6 +135,7 @@ async fn produce(shard: &Rc<Shard>, header: &RequestHeader, request: ProduceRequ
     let acks = request.acks;
     let version = request.version;
     let timeout = Duration::from_millis(u64::try_from(request.timeout_ms.max(0)).unwrap_or(0));
+    let refused_transactional = transactional_refusal(&request);
     let mut calls = Vec::new();
     for (topic, partitions) in &request.topics {
         for (partition, records) in partitions {
@@ -136,6 +144,11 @@ async fn produce(shard: &Rc<Shard>, header: &RequestHeader, request: ProduceRequ
                 Some(PartitionProduced::error(ResponseError::InvalidRequiredAcks, None))
             } else if version < 3 {
                 Some(PartitionProduced::error(ResponseError::UnsupportedForMessageFormat, None))
+            } else if let Some((error, message)) = &refused_transactional {
+                Some(PartitionProduced::error(*error, Some((*message).to_string())))
+            } else if is_internal_topic(&topic) {
+                let message = format!("cannot append to internal topic {topic}");
+                Some(PartitionProduced::error(ResponseError::InvalidTopicException, Some(message)))
             } else {
                 None
             };
@@ -160,6 +173,43 @@ async fn produce(shard: &Rc<Shard>, header: &RequestHeader, request: ProduceRequ
         return None;
     }
     Some(encode_response(header, &request, &results))
+}
+
+/// Whether the request carries a transactional batch, and if so the error every partition gets. Sluice has no
+/// transaction coordinator yet, so such a batch would open a transaction that no marker ever closes, and the
+/// partition's last stable offset would stop there for every read_committed consumer (librdkafka's default).
+/// Kafka's answers: a transactional batch in a request with no transactional id gets
+/// TRANSACTIONAL_ID_AUTHORIZATION_FAILED for the whole request (`KafkaApis.handleProduceRequest` refuses it
+/// before any partition is touched); with a transactional id, the broker checks with the transaction
+/// coordinator that the partition was added to an ongoing transaction (KIP-890) and answers INVALID_TXN_STATE
+/// when it was not, which is always the case here (InitProducerId refuses transactional ids, and
+/// AddPartitionsToTxn is not served). Both are fatal to a producer, which is right: retrying cannot succeed.
+pub fn transactional_refusal(request: &ProduceRequestView) -> Option<(ResponseError, &'static str)> {
+    let transactional = request.topics.iter().flat_map(|(_, partitions)| partitions).any(|(_, records)| {
+        let Some(mut rest) = records.as_deref() else { return false };
+        while let Some(header) = sluice_engine::batch::peek_header(rest) {
+            if header.is_transactional() {
+                return true;
+            }
+            // A malformed length ends the scan; the engine refuses the batch when it validates it.
+            match rest.get(header.size_bytes()..) {
+                Some(after) if header.size_bytes() > sluice_engine::batch::LOG_OVERHEAD_BYTES => rest = after,
+                _ => break,
+            }
+        }
+        false
+    });
+    match (transactional, &request.transactional_id) {
+        (false, _) => None,
+        (true, None) => Some((
+            ResponseError::TransactionalIdAuthorizationFailed,
+            "a transactional batch needs a transactional id; transactions are not supported by this broker yet",
+        )),
+        (true, Some(_)) => Some((
+            ResponseError::InvalidTxnState,
+            "the partition is not in an ongoing transaction: transactions are not supported by this broker yet",
+        )),
+    }
 }
 
 async fn produce_partition(
@@ -364,6 +414,50 @@ mod tests {
             assert_eq!(partitions[1].error_code, ResponseError::MessageTooLarge.code());
             assert!(frame.is_empty());
         }
+    }
+
+    /// A Produce v9 request for one partition carrying `batches`, parsed as the broker parses it.
+    fn view(transactional_id: Option<&'static str>, batches: Vec<u8>) -> ProduceRequestView {
+        let request = ProduceRequest::default()
+            .with_transactional_id(
+                transactional_id.map(|id| kafka_protocol::messages::TransactionalId(StrBytes::from_static_str(id))),
+            )
+            .with_acks(-1)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str("orders")))
+                .with_partition_data(vec![PartitionProduceData::default().with_records(Some(Bytes::from(batches)))])]);
+        let mut buf = bytes::BytesMut::new();
+        request.encode(&mut buf, 9).unwrap();
+        ProduceRequestView::parse(Reader::new(buf.freeze()), 9).unwrap()
+    }
+
+    fn one_batch(builder: sluice_engine::batch::BatchBuilder) -> Vec<u8> {
+        let mut builder = builder;
+        builder.push(&sluice_engine::batch::RecordSpec { key: None, value: Some(b"v"), headers: &[], timestamp_ms: 1 });
+        builder.finish()
+    }
+
+    #[test]
+    fn transactional_batches_are_refused_with_kafkas_codes() {
+        use sluice_engine::batch::BatchBuilder;
+        let plain = one_batch(BatchBuilder::new());
+        let idempotent = one_batch(BatchBuilder::new().producer(7, 0, 0));
+        let transactional = one_batch(BatchBuilder::new().producer(7, 0, 0).transactional());
+        assert_eq!(transactional_refusal(&view(None, plain.clone())), None);
+        assert_eq!(transactional_refusal(&view(None, idempotent.clone())), None);
+        let refused = transactional_refusal(&view(None, transactional.clone())).unwrap();
+        assert_eq!(refused.0, ResponseError::TransactionalIdAuthorizationFailed);
+        let refused = transactional_refusal(&view(Some("tx"), transactional.clone())).unwrap();
+        assert_eq!(refused.0, ResponseError::InvalidTxnState);
+        // Found behind another batch too, and a malformed length ends the scan without a panic.
+        let mut two = plain.clone();
+        two.extend_from_slice(&transactional);
+        assert!(transactional_refusal(&view(None, two)).is_some());
+        let mut broken = plain;
+        broken[8..12].copy_from_slice(&(-5i32).to_be_bytes());
+        broken.extend_from_slice(&transactional);
+        assert_eq!(transactional_refusal(&view(None, broken)), None);
+        assert_eq!(transactional_refusal(&view(None, transactional[..20].to_vec())), None);
     }
 
     #[test]

@@ -199,10 +199,14 @@ pub mod broker {
     pub const MIN_INSYNC_REPLICAS: BrokerKey<i32> = BrokerKey::new("min.insync.replicas");
     pub const UNCLEAN_LEADER_ELECTION_ENABLE: BrokerKey<bool> = BrokerKey::new("unclean.leader.election.enable");
     pub const LOG_RETENTION_CHECK_INTERVAL_MS: BrokerKey<i64> = BrokerKey::new("log.retention.check.interval.ms");
+    pub const PRODUCER_ID_EXPIRATION_MS: BrokerKey<i32> = BrokerKey::new("producer.id.expiration.ms");
+    pub const PRODUCER_ID_EXPIRATION_CHECK_INTERVAL_MS: BrokerKey<i32> =
+        BrokerKey::new("producer.id.expiration.check.interval.ms");
     pub const SOCKET_REQUEST_MAX_BYTES: BrokerKey<i32> = BrokerKey::new("socket.request.max.bytes");
     pub const MAX_CONNECTIONS: BrokerKey<i32> = BrokerKey::new("max.connections");
     pub const CONNECTIONS_MAX_IDLE_MS: BrokerKey<i64> = BrokerKey::new("connections.max.idle.ms");
     pub const QUEUED_MAX_REQUESTS_PER_CONNECTION: BrokerKey<i32> = BrokerKey::new("queued.max.requests.per.connection");
+    pub const QUEUED_MAX_REQUEST_BYTES: BrokerKey<i64> = BrokerKey::new("queued.max.request.bytes");
     pub const OFFSETS_RETENTION_MINUTES: BrokerKey<i32> = BrokerKey::new("offsets.retention.minutes");
     pub const OFFSETS_RETENTION_CHECK_INTERVAL_MS: BrokerKey<i64> =
         BrokerKey::new("offsets.retention.check.interval.ms");

@@ -197,6 +197,7 @@ impl<'a> EffectiveConfig<'a> {
             } else {
                 TimestampType::CreateTime
             },
+            producer_id_expiration_ms: i64::from(self.get(broker::PRODUCER_ID_EXPIRATION_MS)),
             compression: TopicCompression::parse(&self.topic(overrides, topic::COMPRESSION_TYPE)).unwrap_or_default(),
         }
     }
@@ -223,6 +224,21 @@ mod tests {
         for def in TOPIC_CONFIGS {
             assert!(broker_config_def(def.broker_key).is_some(), "{} has no broker default", def.name);
         }
+    }
+
+    #[test]
+    fn producer_id_expiration_is_a_live_broker_key_every_log_follows() {
+        assert!(validate_broker_config("producer.id.expiration.ms", "1000", true).is_ok());
+        assert!(validate_broker_config("producer.id.expiration.ms", "0", true).is_err());
+        let static_config = StaticConfig::default();
+        let mut dynamic = BTreeMap::new();
+        let config = EffectiveConfig { static_config: &static_config, dynamic: &dynamic };
+        assert_eq!(config.log_config(&BTreeMap::new()).producer_id_expiration_ms, 86_400_000);
+        dynamic.insert("producer.id.expiration.ms".to_string(), "1000".to_string());
+        let config = EffectiveConfig { static_config: &static_config, dynamic: &dynamic };
+        assert_eq!(config.log_config(&BTreeMap::new()).producer_id_expiration_ms, 1000);
+        assert_eq!(config.get(broker::PRODUCER_ID_EXPIRATION_CHECK_INTERVAL_MS), 600_000);
+        assert!(validate_broker_config("producer.id.expiration.check.interval.ms", "10", true).is_err());
     }
 
     #[test]

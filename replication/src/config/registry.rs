@@ -297,6 +297,19 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         kind: ConfigKind::Long { min: 1 },
         dynamic: false,
     },
+    // Producer ids whose last batch is older are forgotten (engine/src/producer.rs); Kafka's defaults.
+    BrokerConfigDef {
+        name: "producer.id.expiration.ms",
+        default: "86400000",
+        kind: ConfigKind::Int { min: 1 },
+        dynamic: true,
+    },
+    BrokerConfigDef {
+        name: "producer.id.expiration.check.interval.ms",
+        default: "600000",
+        kind: ConfigKind::Int { min: 1 },
+        dynamic: false,
+    },
     BrokerConfigDef {
         name: "socket.request.max.bytes",
         default: "104857600",
@@ -314,6 +327,15 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         name: "queued.max.requests.per.connection",
         default: "100",
         kind: ConfigKind::Int { min: 1 },
+        dynamic: false,
+    },
+    // Request bytes one shard holds in memory at once (Kafka: per broker, default -1, unbounded; -1 keeps
+    // that meaning here). 256 MiB per shard holds two requests of the default socket.request.max.bytes
+    // (100 MiB) and many small ones. A positive value below socket.request.max.bytes is refused at startup.
+    BrokerConfigDef {
+        name: "queued.max.request.bytes",
+        default: "268435456",
+        kind: ConfigKind::Long { min: -1 },
         dynamic: false,
     },
     BrokerConfigDef {

@@ -7,6 +7,7 @@ use crate::config::{broker_config_def, topic_config_def, validate_broker_config,
 use crate::metadata::{ClusterImage, MetadataRecord, NodeId};
 
 use super::commands::{AdminError, AdminErrorKind, AdminResult, ConfigChange, ConfigOp, ConfigResource};
+use super::topics::OFFSETS_TOPIC;
 
 fn invalid(kind: AdminErrorKind, message: impl Into<String>) -> AdminError {
     AdminError::new(kind, message)
@@ -109,6 +110,26 @@ pub fn plan(image: &ClusterImage, change: &ConfigChange) -> AdminResult<Metadata
     if change.replace_all {
         remove.extend(existing.keys().filter(|key| !set.contains_key(*key)).cloned());
     }
+    if matches!(change.resource, ConfigResource::Topic) && change.name == OFFSETS_TOPIC {
+        // Kafka compacts `__consumer_offsets`, so retention there never loses a group's latest offset. Sluice
+        // has no compaction: the coordinator bounds the partition itself (it rewrites the live state and deletes
+        // what is older), and retention would delete the only record of live groups' offsets.
+        for key in ["retention.ms", "retention.bytes"] {
+            let unbounded = match set.get(key) {
+                Some(value) => value == "-1",
+                None => !remove.iter().any(|removed| removed == key),
+            };
+            if !unbounded {
+                return Err(invalid(
+                    AdminErrorKind::InvalidConfig,
+                    format!(
+                        "{key} of {OFFSETS_TOPIC} must stay -1: without log compaction retention would delete \
+                         the committed offsets of live groups (the group coordinator trims the topic itself)"
+                    ),
+                ));
+            }
+        }
+    }
     Ok(match change.resource {
         ConfigResource::Topic => MetadataRecord::TopicConfigs { name: change.name.clone(), set, remove },
         ConfigResource::Broker => MetadataRecord::BrokerConfigs { node, set, remove },
@@ -155,6 +176,37 @@ mod tests {
             ops: ops.into_iter().map(|(k, op)| (k.to_string(), op)).collect(),
             replace_all,
         }
+    }
+
+    #[test]
+    fn consumer_offsets_retention_stays_unbounded() {
+        let mut image = ClusterImage::default();
+        image.apply_entry(
+            1,
+            &[MetadataRecord::CreateTopic {
+                name: OFFSETS_TOPIC.into(),
+                topic_id: 2,
+                partitions: vec![],
+                configs: BTreeMap::from([("retention.ms".into(), "-1".into())]),
+            }],
+        );
+        let on_offsets = |ops: Vec<(&str, ConfigOp)>, replace_all: bool| {
+            plan(&image, &ConfigChange { name: OFFSETS_TOPIC.into(), ..change(ops, replace_all) })
+        };
+        for ops in [
+            vec![("retention.ms", ConfigOp::Set("1".into()))],
+            vec![("retention.bytes", ConfigOp::Set("1000".into()))],
+            vec![("retention.ms", ConfigOp::Delete)],
+        ] {
+            let err = on_offsets(ops, false).unwrap_err();
+            assert_eq!(err.kind, AdminErrorKind::InvalidConfig);
+        }
+        assert!(on_offsets(vec![("segment.bytes", ConfigOp::Set("1048576".into()))], true).is_err());
+        assert!(on_offsets(vec![("segment.bytes", ConfigOp::Set("1048576".into()))], false).is_ok());
+        assert!(on_offsets(vec![("retention.bytes", ConfigOp::Set("-1".into()))], false).is_ok());
+        // Other topics are not held to it.
+        let ordinary = plan(&image_with_topic(), &change(vec![("retention.ms", ConfigOp::Set("1".into()))], false));
+        assert!(ordinary.is_ok());
     }
 
     #[test]

@@ -12,6 +12,10 @@ use super::commands::{AdminError, AdminErrorKind, AdminResult, CreatedTopic, New
 /// The topic of committed consumer offsets.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
+/// Internal topics the broker creates itself and clients may not (`__cluster_metadata` is refused by name
+/// validation). `__transaction_state` is reserved for the transaction coordinator.
+pub const BROKER_CREATED_TOPICS: [&str; 2] = [OFFSETS_TOPIC, "__transaction_state"];
+
 fn fail<T>(kind: AdminErrorKind, message: impl Into<String>) -> AdminResult<T> {
     Err(AdminError::new(kind, message))
 }
@@ -74,6 +78,15 @@ fn check_spec(
     spec: &TopicSpec,
 ) -> AdminResult<(MetadataRecord, CreatedTopic)> {
     validate_topic_name(&spec.name).map_err(|message| AdminError::new(AdminErrorKind::InvalidTopic, message))?;
+    if BROKER_CREATED_TOPICS.contains(&spec.name.as_str()) {
+        // As Kafka refuses `__cluster_metadata`: made as a regular topic (a client's CreateTopics, or a Metadata
+        // request auto-creating it before the controller did), `__consumer_offsets` would get default retention,
+        // which without compaction deletes live groups' offsets, and any partition count a client picked.
+        return fail(
+            AdminErrorKind::InvalidRequest,
+            format!("creation of internal topic {} is prohibited: the broker creates it", spec.name),
+        );
+    }
     if image.topic(&spec.name).is_some() {
         return fail(AdminErrorKind::TopicAlreadyExists, format!("topic '{}' already exists", spec.name));
     }
@@ -235,14 +248,48 @@ pub fn offsets_topic(config: &EffectiveConfig<'_>, image: &ClusterImage) -> Admi
     }
     let factor = wanted.min(active) as i16;
     let lists = replica_lists(image, 0, partitions, factor, &[])?;
-    let configs = [("retention.ms", "-1"), ("segment.bytes", "104857600"), ("flush.policy", "always")]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let configs =
+        [("retention.ms", "-1"), ("retention.bytes", "-1"), ("segment.bytes", "104857600"), ("flush.policy", "always")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
     Ok(Some(MetadataRecord::CreateTopic {
         name: OFFSETS_TOPIC.to_string(),
         topic_id: new_topic_id(),
         partitions: lists,
         configs,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::config::StaticConfig;
+
+    #[test]
+    fn clients_cannot_create_internal_topics() {
+        let static_config = StaticConfig::default();
+        let dynamic = BTreeMap::new();
+        let config = EffectiveConfig { static_config: &static_config, dynamic: &dynamic };
+        let image = ClusterImage::default();
+        let spec = |name: &str| TopicSpec {
+            name: name.to_string(),
+            num_partitions: 1,
+            replication_factor: 1,
+            assignments: vec![(0, vec![1])],
+            configs: vec![("retention.ms".to_string(), Some("1000".to_string()))],
+        };
+        let (records, answers) = create(
+            &config,
+            &image,
+            &[spec("__consumer_offsets"), spec("__transaction_state"), spec("__cluster_metadata")],
+        );
+        assert!(records.is_empty());
+        let kinds: Vec<_> = answers.iter().map(|a| a.as_ref().unwrap_err().kind).collect();
+        assert_eq!(
+            kinds,
+            [AdminErrorKind::InvalidRequest, AdminErrorKind::InvalidRequest, AdminErrorKind::InvalidTopic]
+        );
+    }
 }

@@ -44,6 +44,12 @@ use crc::{Crc, CRC_32_ISO_HDLC};
 use crc32c::crc32c;
 use indexmap::IndexMap;
 
+/// Sluice patch: the fewest bytes a v2 record takes: its length, attributes, timestamp delta, offset delta,
+/// key length, value length and header count, one byte each at the least.
+const MIN_RECORD_BYTES: usize = 7;
+/// Sluice patch: the fewest bytes a record header takes: its key length and value length.
+const MIN_RECORD_HEADER_BYTES: usize = 2;
+
 use crate::protocol::{
     buf::{gap, ByteBuf, ByteBufMut},
     types, Decoder, Encoder, StrBytes,
@@ -514,7 +520,13 @@ impl RecordBatchDecoder {
         version: i8,
         records: &mut Vec<Record>,
     ) -> Result<()> {
-        records.reserve(batch_decode_info.record_count as usize);
+        // Sluice patch: reserve no more records than the bytes left can hold (a record takes at least
+        // MIN_RECORD_BYTES), not the count the batch header declares.
+        records.reserve(crate::protocol::types::array_capacity(
+            batch_decode_info.record_count as usize,
+            bytes::Buf::remaining(buf),
+            MIN_RECORD_BYTES,
+        ));
         for _ in 0..batch_decode_info.record_count {
             records.push(Record::decode_new(buf, batch_decode_info, version)?);
         }
@@ -893,8 +905,12 @@ impl Record {
         }
         let num_headers = num_headers as usize;
 
-        // Sluice patch: capacity bounded by the bytes received.
-        let mut headers = IndexMap::with_capacity(num_headers.min(bytes::Buf::remaining(buf)));
+        // Sluice patch: capacity bounded by the headers the bytes received can hold.
+        let mut headers = IndexMap::with_capacity(crate::protocol::types::array_capacity(
+            num_headers,
+            bytes::Buf::remaining(buf),
+            MIN_RECORD_HEADER_BYTES,
+        ));
         for _ in 0..num_headers {
             // Key len
             let key_len: i32 = types::VarInt.decode(buf)?;

@@ -144,6 +144,11 @@ pub(crate) trait Encoder<Value> {
 
 pub(crate) trait Decoder<Value> {
     fn decode<B: ByteBuf>(&self, buf: &mut B) -> Result<Value>;
+    /// Sluice patch: the fewest bytes one encoded value takes, which bounds how many elements the bytes left
+    /// in a buffer can hold (see `types::array_capacity`). Every value takes at least one byte.
+    fn min_encoded_size(&self) -> usize {
+        1
+    }
 }
 
 /// The range of versions (min, max) allowed for agiven message.

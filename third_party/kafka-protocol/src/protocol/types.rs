@@ -47,6 +47,9 @@ impl<T: NewType<bool>> Decoder<T> for Boolean {
     fn decode<B: ByteBuf>(&self, buf: &mut B) -> Result<T> {
         Ok((buf.try_get_u8()? != 0).into())
     }
+    fn min_encoded_size(&self) -> usize {
+        1
+    }
 }
 
 define_copy_impl!(Boolean, bool);
@@ -73,6 +76,9 @@ macro_rules! define_simple_ints {
             impl<T: NewType<$t>> Decoder<T> for $name {
                 fn decode<B: ByteBuf>(&self, buf: &mut B) -> Result<T> {
                     Ok(buf.$get()?.into())
+                }
+                fn min_encoded_size(&self) -> usize {
+                    std::mem::size_of::<$t>()
                 }
             }
 
@@ -255,6 +261,9 @@ impl<T: NewType<uuid::Uuid>> Decoder<T> for Uuid {
         buf.try_copy_to_slice(&mut result)?;
         Ok(uuid::Uuid::from_bytes(result).into())
     }
+    fn min_encoded_size(&self) -> usize {
+        16
+    }
 }
 
 define_copy_impl!(Uuid, uuid::Uuid);
@@ -368,6 +377,9 @@ impl Decoder<Option<StdString>> for String {
             }
         }
     }
+    fn min_encoded_size(&self) -> usize {
+        2
+    }
 }
 
 impl<T: NewType<StrBytes>> Decoder<Option<T>> for String {
@@ -383,6 +395,9 @@ impl<T: NewType<StrBytes>> Decoder<Option<T>> for String {
             }
         }
     }
+    fn min_encoded_size(&self) -> usize {
+        2
+    }
 }
 
 impl Decoder<StdString> for String {
@@ -395,6 +410,9 @@ impl Decoder<StdString> for String {
             Err(e) => Err(e),
         }
     }
+    fn min_encoded_size(&self) -> usize {
+        2
+    }
 }
 
 impl<T: NewType<StrBytes>> Decoder<T> for String {
@@ -406,6 +424,9 @@ impl<T: NewType<StrBytes>> Decoder<T> for String {
             Ok(Some(s)) => Ok(s),
             Err(e) => Err(e),
         }
+    }
+    fn min_encoded_size(&self) -> usize {
+        2
     }
 }
 
@@ -664,6 +685,9 @@ impl Decoder<Option<Vec<u8>>> for Bytes {
             }
         }
     }
+    fn min_encoded_size(&self) -> usize {
+        4
+    }
 }
 
 impl Decoder<Option<bytes::Bytes>> for Bytes {
@@ -675,6 +699,9 @@ impl Decoder<Option<bytes::Bytes>> for Bytes {
                 bail!("Data length is negative ({n})");
             }
         }
+    }
+    fn min_encoded_size(&self) -> usize {
+        4
     }
 }
 
@@ -688,6 +715,9 @@ impl Decoder<Vec<u8>> for Bytes {
             Err(e) => Err(e),
         }
     }
+    fn min_encoded_size(&self) -> usize {
+        4
+    }
 }
 
 impl Decoder<bytes::Bytes> for Bytes {
@@ -699,6 +729,9 @@ impl Decoder<bytes::Bytes> for Bytes {
             Ok(Some(s)) => Ok(s),
             Err(e) => Err(e),
         }
+    }
+    fn min_encoded_size(&self) -> usize {
+        4
     }
 }
 
@@ -861,10 +894,43 @@ impl<T: Encodable> Encoder<&T> for Struct {
     }
 }
 
-impl<T: Decodable> Decoder<T> for Struct {
+impl<T: Decodable + MinEncodedSize> Decoder<T> for Struct {
     fn decode<B: ByteBuf>(&self, buf: &mut B) -> Result<T> {
         T::decode(buf, self.version)
     }
+    fn min_encoded_size(&self) -> usize {
+        T::min_encoded_size(self.version)
+    }
+}
+
+/// Sluice patch: the fewest bytes a message takes in one version. With both codec directions built, that is
+/// the size of its default value: every field of a default message encodes at its minimum (fixed-width
+/// numbers, zero varints, empty or null strings, bytes and arrays, tagged fields left out), and a field
+/// whose default is larger than its minimum only makes the bound smaller, never too large. Otherwise every
+/// message takes at least one byte.
+pub(crate) trait MinEncodedSize {
+    fn min_encoded_size(version: i16) -> usize;
+}
+
+#[cfg(all(feature = "client", feature = "broker"))]
+impl<T: Encodable + Default> MinEncodedSize for T {
+    fn min_encoded_size(version: i16) -> usize {
+        T::default().compute_size(version).unwrap_or(1).max(1)
+    }
+}
+
+#[cfg(not(all(feature = "client", feature = "broker")))]
+impl<T> MinEncodedSize for T {
+    fn min_encoded_size(_version: i16) -> usize {
+        1
+    }
+}
+
+/// Sluice patch: the capacity to reserve for an array that declares `declared` elements when `remaining`
+/// bytes are left: no more elements than those bytes can hold, so a length field alone never drives an
+/// allocation (`i32::MAX` elements declared in a small frame reserve next to nothing).
+pub(crate) fn array_capacity(declared: usize, remaining: usize, min_element_bytes: usize) -> usize {
+    declared.min(remaining / min_element_bytes.max(1))
 }
 
 /// An optional structure
@@ -985,8 +1051,9 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for Array<E> {
         match Int32.decode(buf)? {
             -1 => Ok(None),
             n if n >= 0 => {
-                // Sluice patch: capacity bounded by the bytes received (each element takes at least one byte).
-                let mut result = Vec::with_capacity((n as usize).min(buf.remaining()));
+                // Sluice patch: capacity bounded by the elements the bytes received can hold.
+                let capacity = array_capacity(n as usize, buf.remaining(), self.0.min_encoded_size());
+                let mut result = Vec::with_capacity(capacity);
                 for _ in 0..n {
                     result.push(self.0.decode(buf)?);
                 }
@@ -996,6 +1063,9 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for Array<E> {
                 bail!("Array length is negative ({n})");
             }
         }
+    }
+    fn min_encoded_size(&self) -> usize {
+        4
     }
 }
 
@@ -1008,6 +1078,9 @@ impl<T, E: Decoder<T>> Decoder<Vec<T>> for Array<E> {
             Ok(Some(s)) => Ok(s),
             Err(e) => Err(e),
         }
+    }
+    fn min_encoded_size(&self) -> usize {
+        4
     }
 }
 
@@ -1094,8 +1167,9 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for CompactArray<E> {
         match UnsignedVarInt.decode(buf)? {
             0 => Ok(None),
             n => {
-                // Sluice patch: capacity bounded by the bytes received (each element takes at least one byte).
-                let mut result = Vec::with_capacity(((n - 1) as usize).min(buf.remaining()));
+                // Sluice patch: capacity bounded by the elements the bytes received can hold.
+                let capacity = array_capacity((n - 1) as usize, buf.remaining(), self.0.min_encoded_size());
+                let mut result = Vec::with_capacity(capacity);
                 for _ in 1..n {
                     result.push(self.0.decode(buf)?);
                 }
