@@ -50,6 +50,10 @@ trap 'kill $broker 2>/dev/null || true; wait $broker 2>/dev/null || true' EXIT
 for _ in $(seq 300); do grep -q "ready to serve" "$work/broker.log" && break; sleep 0.1; done
 echo "== sluice $(git rev-parse --short HEAD), --shards 2, num.partitions=4 ${extra[*]}; broker log $work/broker.log"
 status=0
+# 0113 (cooperative-sticky) takes about 570 s on any broker by its own design (six 47 s stress runs that wait out
+# a 15 s playbook and 20 s of stabilisation, a 3 s initial rebalance delay per group): run.sh's 300 s default
+# would kill it mid-run.
+export PER_TEST_TIMEOUT="${PER_TEST_TIMEOUT:-900}"
 RDK_DIR="$RDK_CACHE" RESULTS_DIR="${RESULTS_DIR:-$work/results}" "$SUITE_DIR/run.sh" "127.0.0.1:$PORT" "$@" || status=$?
 if grep -E "panicked|offline" "$work/broker.log" >/dev/null; then
   echo "the broker logged a panic or an offline partition:" && grep -E "panicked|offline" "$work/broker.log" | head
