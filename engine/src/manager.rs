@@ -28,6 +28,7 @@ use futures::StreamExt;
 use crate::config::LogConfig;
 use crate::context::ShardContext;
 use crate::error::{EngineError, Result};
+use crate::fifo_lock::FifoLock;
 use crate::log::PartitionLog;
 use crate::prewrite::PrewriteBudget;
 use crate::syncfs::{sync_filesystem, SyncMethod};
@@ -91,6 +92,10 @@ pub struct LogManager {
     ctx: Rc<ShardContext>,
     logs: RefCell<HashMap<TopicPartition, Rc<PartitionLog>>>,
     offline: RefCell<HashMap<TopicPartition, String>>,
+    /// One turn at a time per partition for opening and deleting its log. Two opens of one partition racing
+    /// (topic creation and a leadership change arriving together) would both write its checkpoint files
+    /// through the same tmp paths, and the loser's failure took the partition offline.
+    gates: RefCell<HashMap<TopicPartition, Rc<FifoLock>>>,
     stopping: Cell<bool>,
 }
 
@@ -107,6 +112,7 @@ impl LogManager {
             ctx,
             logs: RefCell::new(HashMap::new()),
             offline: RefCell::new(HashMap::new()),
+            gates: RefCell::new(HashMap::new()),
             stopping: Cell::new(false),
         })
     }
@@ -120,10 +126,20 @@ impl LogManager {
     }
 
     /// Opens the log of `tp`, creating it if its directory does not exist, and recovers it. A log found
-    /// corrupt is recorded as offline and its error returned; its files are left untouched.
+    /// corrupt is recorded as offline and its error returned; its files are left untouched. Opens of one
+    /// partition take turns (the first opens, the others find its log); once shutdown has begun, a log that is
+    /// not open yet is not opened ([`EngineError::Closed`]).
     pub async fn open_log(&self, tp: &TopicPartition, config: LogConfig) -> Result<Rc<PartitionLog>> {
         if let Some(log) = self.get(tp) {
             return Ok(log);
+        }
+        let gate = self.gate(tp);
+        let _turn = gate.lock().await.expect("partition gates are never closed");
+        if let Some(log) = self.get(tp) {
+            return Ok(log);
+        }
+        if self.stopping.get() {
+            return Err(EngineError::Closed { partition: tp.to_string() });
         }
         if let Some(reason) = self.offline.borrow().get(tp) {
             return Err(EngineError::Offline { partition: tp.to_string(), reason: reason.clone() });
@@ -131,9 +147,6 @@ impl LogManager {
         let dir = self.partition_dir(tp);
         match PartitionLog::open(self.ctx.clone(), dir, tp.clone(), config, self.clean_shutdown).await {
             Ok(log) => {
-                if let Some(existing) = self.get(tp) {
-                    return Ok(existing);
-                }
                 self.logs.borrow_mut().insert(tp.clone(), log.clone());
                 Ok(log)
             }
@@ -143,6 +156,11 @@ impl LogManager {
                 Err(error)
             }
         }
+    }
+
+    /// The turn-taking lock for opening and deleting `tp`'s log.
+    fn gate(&self, tp: &TopicPartition) -> Rc<FifoLock> {
+        self.gates.borrow_mut().entry(tp.clone()).or_default().clone()
     }
 
     pub fn get(&self, tp: &TopicPartition) -> Option<Rc<PartitionLog>> {
@@ -201,6 +219,18 @@ impl LogManager {
     /// Closes the log and deletes its directory (topic deletion). The directory is renamed first so that a
     /// crash mid-way does not resurrect the partition.
     pub async fn delete_log(&self, tp: &TopicPartition) -> Result<()> {
+        let gate = self.gate(tp);
+        let turn = gate.lock().await.expect("partition gates are never closed");
+        let result = self.delete_log_files(tp).await;
+        drop(turn);
+        // Nobody waits for this partition's turn (the map and `gate` hold the only references): forget it.
+        if Rc::strong_count(&gate) == 2 {
+            self.gates.borrow_mut().remove(tp);
+        }
+        result
+    }
+
+    async fn delete_log_files(&self, tp: &TopicPartition) -> Result<()> {
         let log = self.logs.borrow_mut().remove(tp);
         self.offline.borrow_mut().remove(tp);
         if let Some(log) = log {
@@ -294,6 +324,12 @@ impl LogManager {
     pub async fn shutdown(&self) -> Result<()> {
         self.stopping.set(true);
         self.ctx.wake_flusher();
+        // Opens and deletions already under way finish first: their logs are closed below, and nothing writes
+        // in a partition's directory once shutdown is done. Later opens see `stopping` and open nothing.
+        let gates: Vec<Rc<FifoLock>> = self.gates.borrow().values().cloned().collect();
+        for gate in gates {
+            drop(gate.lock().await.expect("partition gates are never closed"));
+        }
         let logs: Vec<Rc<PartitionLog>> = self.logs.borrow_mut().drain().map(|(_, log)| log).collect();
         let mut first_error = None;
         // Close many logs at once so their I/O overlaps in the ring.

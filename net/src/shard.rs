@@ -450,6 +450,10 @@ impl Shard {
                 async move {
                     match manager.open_log(&tp, config).await {
                         Ok(log) => Some((log, policy)),
+                        Err(sluice_engine::EngineError::Closed { .. }) => {
+                            tracing::debug!(partition = %tp.dir_name(), "not opened: the shard is shutting down");
+                            None
+                        }
                         Err(error) => {
                             tracing::error!(partition = %tp.dir_name(), %error, "partition is offline");
                             None
@@ -478,6 +482,10 @@ impl Shard {
     async fn load_group_partitions(&self, image: &ClusterImage) {
         let Some(offsets) = image.topic(OFFSETS_TOPIC) else { return };
         self.coordinator.set_offsets_partitions(offsets.partitions.len() as i32);
+        // Every partition to take over is marked as loading before the first is read: FindCoordinator already
+        // names this broker for all of them, and a group whose partition waited its turn unmarked was answered
+        // NOT_COORDINATOR (an error librdkafka hands a synchronous commit) instead of COORDINATOR_LOAD_IN_PROGRESS.
+        let mut to_load = Vec::new();
         for partition in 0..offsets.partitions.len() as i32 {
             if self.owner(OFFSETS_TOPIC, partition) != self.id {
                 continue;
@@ -490,23 +498,30 @@ impl Shard {
             let held = self.coordinator.holds_partition(partition);
             match leader {
                 Some((log, epoch)) if !held => {
-                    match self.coordinator.load_partition(partition, log, LeaderEpoch(epoch)).await {
-                        Ok(records) if records > 0 => {
-                            tracing::info!(shard = self.id, partition, records, "loaded consumer groups")
-                        }
-                        Ok(_) => {}
-                        Err(error) => tracing::error!(
-                            shard = self.id,
-                            partition,
-                            %error,
-                            "__consumer_offsets partition refused: its records cannot be replayed, so none of its \
-                             groups are loaded and they answer COORDINATOR_NOT_AVAILABLE until another broker leads \
-                             it or this one takes it over again"
-                        ),
-                    }
+                    self.coordinator.mark_loading(partition);
+                    to_load.push((partition, log, epoch));
                 }
                 None if held => self.coordinator.unload_partition(partition),
                 _ => {}
+            }
+        }
+        for (partition, log, epoch) in to_load {
+            if !self.coordinator.is_loading(partition) {
+                continue; // unloaded meanwhile: its leadership moved on
+            }
+            match self.coordinator.load_partition(partition, log, LeaderEpoch(epoch)).await {
+                Ok(records) if records > 0 => {
+                    tracing::info!(shard = self.id, partition, records, "loaded consumer groups")
+                }
+                Ok(_) => {}
+                Err(error) => tracing::error!(
+                    shard = self.id,
+                    partition,
+                    %error,
+                    "__consumer_offsets partition refused: its records cannot be replayed, so none of its \
+                     groups are loaded and they answer COORDINATOR_NOT_AVAILABLE until another broker leads \
+                     it or this one takes it over again"
+                ),
             }
         }
     }

@@ -342,6 +342,17 @@ async fn replay(log: &PartitionLog) -> Result<Replayed, LoadError> {
 }
 
 impl Coordinator {
+    /// Marks a partition about to be loaded: its groups answer COORDINATOR_LOAD_IN_PROGRESS from now on.
+    pub fn mark_loading(&self, partition: i32) {
+        self.refused.borrow_mut().remove(&partition);
+        self.loading.borrow_mut().insert(partition);
+    }
+
+    /// Whether a partition is marked as loading and not yet loaded or unloaded.
+    pub fn is_loading(&self, partition: i32) -> bool {
+        self.loading.borrow().contains(&partition)
+    }
+
     /// Takes over a `__consumer_offsets` partition this broker now leads: replays its records into groups.
     /// The whole log is read, up to its end: what a new leader holds beyond its high watermark was written
     /// by the previous coordinator and commits with the next follower fetch. Meanwhile the partition's groups
@@ -353,8 +364,7 @@ impl Coordinator {
         log: Rc<PartitionLog>,
         leader_epoch: LeaderEpoch,
     ) -> Result<usize, LoadError> {
-        self.refused.borrow_mut().remove(&partition);
-        self.loading.borrow_mut().insert(partition);
+        self.mark_loading(partition);
         let result = replay(&log).await;
         let still_wanted = self.loading.borrow_mut().remove(&partition);
         let replayed = match result {
@@ -658,6 +668,18 @@ mod tests {
         assert!(coordinator.holds_partition(0), "a refused partition is not read again with every image");
         coordinator.unload_partition(0);
         assert!(!coordinator.holds_partition(0));
+        assert_eq!(coordinator.log_for("g").unwrap_err(), ResponseError::NotCoordinator);
+    }
+
+    #[test]
+    fn a_partition_marked_for_loading_answers_load_in_progress_until_loaded_or_unloaded() {
+        let coordinator = coordinator();
+        coordinator.set_offsets_partitions(1);
+        coordinator.mark_loading(0);
+        assert_eq!(coordinator.log_for("g").unwrap_err(), ResponseError::CoordinatorLoadInProgress);
+        assert!(coordinator.holds_partition(0) && coordinator.is_loading(0));
+        coordinator.unload_partition(0);
+        assert!(!coordinator.is_loading(0), "a load not started yet is skipped once unloaded");
         assert_eq!(coordinator.log_for("g").unwrap_err(), ResponseError::NotCoordinator);
     }
 }
