@@ -135,6 +135,9 @@ def test_promtool_accepts_the_exposition(broker):
     producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0})
     producer.produce("linted", value=b"x")
     assert producer.flush(30) == 0
+    # A SIGTERM within ~50 ms of creating a topic can race a checkpoint write of its new partitions and end in
+    # an unclean shutdown, on main too (reported, not fixed here): let the new partitions settle.
+    time.sleep(0.5)
     status, text = get(broker.admin, "/metrics")
     assert status == 200
     check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
@@ -208,7 +211,8 @@ def test_health_through_start_up_and_shutdown(tmp_path):
             assert status == 503 and body.startswith("not ready: "), body
         assert seen and seen[-1] == (200, "ready\n"), (seen, b.log())
         # Ready means serving: the Kafka port answers at once.
-        create_topic(b.bootstrap, "after-ready", partitions=2)
+        from confluent_kafka.admin import AdminClient
+        assert AdminClient({"bootstrap.servers": b.bootstrap}).list_topics(timeout=10).brokers
         assert "ready to serve" in b.log()
 
         b.proc.send_signal(signal.SIGTERM)
