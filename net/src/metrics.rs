@@ -80,6 +80,8 @@ pub struct ShardMetrics {
     errors: RefCell<HashMap<(i16, i16), u64>>,
     topics: RefCell<HashMap<Box<str>, TopicCounters>>,
     budget: RefCell<Option<RequestBudget>>,
+    /// Requests decoded and not yet answered.
+    in_flight: Cell<u64>,
 }
 
 impl ShardMetrics {
@@ -89,6 +91,7 @@ impl ShardMetrics {
             errors: RefCell::new(HashMap::new()),
             topics: RefCell::new(HashMap::new()),
             budget: RefCell::new(None),
+            in_flight: Cell::new(0),
         }
     }
 }
@@ -118,6 +121,23 @@ pub fn record_request(api_key: i16, elapsed: Duration) {
         add(&stats.latency_sum_nanos, nanos);
         add(&stats.latency_buckets[bucket(nanos)], 1);
     });
+}
+
+/// A request in flight on this shard, from its decoding until dropped (answered, or its connection gone).
+#[must_use = "the request counts as in flight until this is dropped"]
+pub struct InFlight(());
+
+impl InFlight {
+    pub fn start() -> InFlight {
+        LOCAL.with(|metrics| add(&metrics.in_flight, 1));
+        InFlight(())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        LOCAL.with(|metrics| metrics.in_flight.set(metrics.in_flight.get().saturating_sub(1)));
+    }
 }
 
 /// Counts one error code in an answer of `api_key` (one per partition that got it). NONE is not counted.
@@ -184,6 +204,7 @@ pub struct ShardSnapshot {
     pub errors: Vec<(i16, i16, u64)>,
     pub topics: Vec<(String, TopicCounters)>,
     pub connections: u64,
+    pub requests_in_flight: u64,
     pub request_bytes_reserved: u64,
     pub request_bytes_peak: u64,
     pub request_bytes_limit: Option<u64>,
@@ -216,6 +237,7 @@ pub fn snapshot(shard: &Shard, per_partition: bool) -> ShardSnapshot {
             apis,
             errors,
             topics,
+            requests_in_flight: metrics.in_flight.get(),
             request_bytes_reserved: budget.as_ref().map_or(0, RequestBudget::reserved_bytes),
             request_bytes_peak: budget.as_ref().map_or(0, RequestBudget::peak_reserved_bytes),
             request_bytes_limit: budget.as_ref().map(RequestBudget::capacity_bytes).filter(|&c| c != u64::MAX),
@@ -457,6 +479,12 @@ impl Collector for Exposition {
         gauge(e, "connections", "Open client connections, by shard.", per_shard(|s| s.connections))?;
         gauge(
             e,
+            "requests_in_flight",
+            "Kafka requests decoded and not yet answered, by shard.",
+            per_shard(|s| s.requests_in_flight),
+        )?;
+        gauge(
+            e,
             "request_memory_bytes",
             "Request bytes held in memory against the shard's budget (queued.max.request.bytes).",
             per_shard(|s| s.request_bytes_reserved),
@@ -631,6 +659,19 @@ mod tests {
         assert!(!classic.contains("# EOF") && !classic.contains("# UNIT"), "{classic}");
         let samples = |text: &str| text.lines().filter(|line| !line.starts_with('#')).collect::<Vec<_>>().join("\n");
         assert_eq!(samples(&classic), samples(&text));
+    }
+
+    #[test]
+    fn a_request_is_in_flight_until_its_guard_drops() {
+        let in_flight = || LOCAL.with(|m| m.in_flight.get());
+        let before = in_flight();
+        let first = InFlight::start();
+        let second = InFlight::start();
+        assert_eq!(in_flight(), before + 2);
+        drop(first);
+        assert_eq!(in_flight(), before + 1);
+        drop(second);
+        assert_eq!(in_flight(), before);
     }
 
     #[test]

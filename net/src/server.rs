@@ -235,7 +235,9 @@ async fn read_requests(
                 let api_key = match &decoded {
                     Decoded::Request(header, _) | Decoded::Unsupported(header) => header.api_key,
                 };
+                let in_flight = crate::metrics::InFlight::start();
                 let task = glommio::spawn_local(async move {
+                    let _in_flight = in_flight;
                     let started = std::time::Instant::now();
                     let response = handlers::dispatch(&shard, decoded).await;
                     crate::metrics::record_request(api_key, started.elapsed());

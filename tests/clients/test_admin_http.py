@@ -106,6 +106,18 @@ def test_metrics_count_what_was_produced_and_consumed(broker):
     assert sum(metric(text, "sluice_connections", shard=s) or 0 for s in range(broker.shards)) >= 0
     assert "# EOF" not in text
 
+    # A consumer caught up at the log end holds a long-poll Fetch on the broker almost all the time.
+    from confluent_kafka import Consumer, TopicPartition
+    waiting = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "unused", "fetch.wait.max.ms": 5000})
+    waiting.assign([TopicPartition("metered", 0, RECORDS // 2)])
+    try:
+        assert waiting.poll(1.5) is None
+        _, text = get(broker.admin, "/metrics")
+        in_flight = [metric(text, "sluice_requests_in_flight", shard=s) for s in range(broker.shards)]
+        assert sum(in_flight) >= 1, text
+    finally:
+        waiting.close()
+
     # Errors are counted by API and Kafka's name for them: a fetch past the log end.
     consumer_fetch_error = ck_offset_out_of_range(broker.bootstrap)
     _, text = get(broker.admin, "/metrics")
