@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the client tests need on a fresh Debian machine: kcat (Debian's, linking librdkafka 2.0.2),
 # Python clients in a venv (confluent-kafka with its bundled librdkafka, kafka-python, pytest), kafkajs
-# from npm, and fuse3 (fusermount3, for the power-loss tests' lossyfs mounts when not root). Idempotent: a
-# second run installs nothing.
+# from npm, fuse3 (fusermount3, for the power-loss tests' lossyfs mounts when not root) and promtool (Debian's
+# prometheus package). Idempotent: a second run installs nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +23,17 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# promtool, which checks the admin listener's /metrics (tests/clients/test_admin_http.py), ships in Debian's
+# prometheus package (~96 MB installed). Without recommends: they would add node-exporter, smartmontools and
+# more. The package's service is not started in a container without systemd, and nothing here starts it.
+if ! command -v promtool >/dev/null; then
+  echo "== installing prometheus (for promtool) from Debian"
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 fi
 
 venv=tests/clients/.venv

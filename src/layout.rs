@@ -37,6 +37,37 @@ pub struct Layout {
     pub advertised_port: i32,
     pub data_dir: PathBuf,
     pub rack: Option<String>,
+    /// The operators' HTTP listener (`admin.listeners`); `None` when turned off.
+    pub admin_listener: Option<AdminListener>,
+}
+
+/// Where the admin listener binds, and whether the operator named it or it is the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdminListener {
+    pub address: SocketAddr,
+    /// `admin.listeners` gave the host (`host:port`); a default one (`:port`) that cannot bind is only warned about.
+    pub explicit_host: bool,
+}
+
+/// `admin.listeners`: one `host:port`, `http://host:port` (or `NAME://host:port`, Redpanda's and Kafka's
+/// listener style), or `:port` for the port on `default_host` (the client listener's host). Empty: off.
+pub fn parse_admin_listener(text: &str, default_host: std::net::IpAddr) -> anyhow::Result<Option<AdminListener>> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    if text.contains(',') {
+        bail!("admin.listeners: '{text}' names several listeners; Sluice serves one");
+    }
+    let address = text.split_once("://").map_or(text, |(_scheme, address)| address);
+    let (host, port) = address.rsplit_once(':').with_context(|| format!("admin.listeners: '{text}' has no port"))?;
+    let port: u16 = port.parse().with_context(|| format!("admin.listeners: '{text}' has a bad port"))?;
+    let host = host.trim_matches(['[', ']']);
+    if host.is_empty() {
+        return Ok(Some(AdminListener { address: SocketAddr::new(default_host, port), explicit_host: false }));
+    }
+    let address = resolve(host, port).context("admin.listeners")?;
+    Ok(Some(AdminListener { address, explicit_host: true }))
 }
 
 /// `NAME://host:port,...` → name → (host, port).
@@ -180,6 +211,10 @@ pub fn layout(config: &StaticConfig, overrides: &Overrides) -> anyhow::Result<La
         }
     };
     let rack = Some(effective.get(broker::BROKER_RACK)).filter(|rack| !rack.trim().is_empty());
+    let admin_host = client_listener
+        .or(controller_listener)
+        .map_or(std::net::IpAddr::from(std::net::Ipv4Addr::UNSPECIFIED), |listener| listener.ip());
+    let admin_listener = parse_admin_listener(&effective.get(broker::ADMIN_LISTENERS), admin_host)?;
     Ok(Layout {
         node_id,
         roles,
@@ -190,6 +225,7 @@ pub fn layout(config: &StaticConfig, overrides: &Overrides) -> anyhow::Result<La
         advertised_port,
         data_dir,
         rack,
+        admin_listener,
     })
 }
 
@@ -242,6 +278,32 @@ mod tests {
         // Flags win over the file.
         let flagged = Overrides { node_id: Some(7), data_dir: Some("/tmp/x".into()), ..Default::default() };
         assert!(layout_err(&config, &flagged).contains("not in controller.quorum.voters"));
+    }
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn the_admin_listener_defaults_to_9644_on_the_client_listeners_host() {
+        let listen = |address: &str| Overrides { listen: Some(address.into()), ..Overrides::default() };
+        let admin = |config: &StaticConfig, overrides: &Overrides| layout(config, overrides).unwrap().admin_listener;
+        let default = config(&[]);
+        assert_eq!(
+            admin(&default, &listen("127.0.0.2:9092")),
+            Some(AdminListener { address: "127.0.0.2:9644".parse().unwrap(), explicit_host: false })
+        );
+        assert_eq!(admin(&default, &Overrides::default()).map(|a| a.address.to_string()), Some("0.0.0.0:9644".into()));
+        assert_eq!(admin(&config(&[("admin.listeners", "")]), &listen("127.0.0.2:9092")), None);
+        for (text, expected) in [
+            ("127.0.0.3:9700", "127.0.0.3:9700"),
+            ("http://127.0.0.3:9701", "127.0.0.3:9701"),
+            ("ADMIN://127.0.0.3:9702", "127.0.0.3:9702"),
+            ("http://:9703", "127.0.0.2:9703"),
+        ] {
+            let found = admin(&config(&[("admin.listeners", text)]), &listen("127.0.0.2:9092")).unwrap();
+            assert_eq!(found.address.to_string(), expected, "{text}");
+        }
+        for bad in ["127.0.0.1", "127.0.0.1:x", "127.0.0.1:1,127.0.0.1:2"] {
+            assert!(layout(&config(&[("admin.listeners", bad)]), &Overrides::default()).is_err(), "{bad}");
+        }
     }
 
     fn layout_err(config: &StaticConfig, overrides: &Overrides) -> String {

@@ -26,18 +26,19 @@ use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorBuilder, Placement};
 use sluice_engine::manager::{take_clean_shutdown_marker, write_clean_shutdown_marker};
 use sluice_engine::{LogManager, ManagerOptions};
+use sluice_net::admin::{AdminSettings, Readiness};
 use sluice_net::cluster::{spawn_publisher, start_replicas};
 use sluice_net::peer::client::PeerClient;
 use sluice_net::server::{accept_loop, bind_listener, ConnectionLimits};
 use sluice_net::shard::{BrokerSettings, Envelope, Shard};
-use sluice_replication::broker::LifecycleSettings;
+use sluice_replication::broker::{BrokerState, LifecycleSettings};
 use sluice_replication::config::{broker, EffectiveConfig, StaticConfig};
 use sluice_replication::controller::ControllerSettings;
 use sluice_replication::node::{ClusterNode, NodeSettings};
 use sluice_replication::quorum::identity::{self, Identity};
 use sluice_replication::transport::PeerService;
 
-use crate::layout::{layout, Layout, Overrides};
+use crate::layout::{layout, AdminListener, Layout, Overrides};
 
 /// Locked memory each glommio executor needs for its io_uring rings.
 const IO_MEMORY_BYTES: usize = 512 << 10;
@@ -180,6 +181,7 @@ struct Startup {
     node: NodeSettings,
     identity: Identity,
     controller_listener: Option<SocketAddr>,
+    admin_listener: Option<AdminListener>,
     clean: bool,
     stop: Arc<AtomicBool>,
     /// A reason to stop that is an error (a refused data directory, another cluster's node).
@@ -252,6 +254,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         node,
         identity,
         controller_listener: layout.controller_listener,
+        admin_listener: layout.admin_listener,
         clean,
         stop: stop.clone(),
         fatal: Arc::new(Mutex::new(None)),
@@ -425,6 +428,9 @@ async fn shard_main(
     }
     start_replicas(&shard);
     let node = if id == 0 { Some(start_control_plane(&shard, &startup)?) } else { None };
+    if id == 0 {
+        start_admin_listener(&shard, &startup, node.clone())?;
+    }
     // Until this node serves: its broker unfenced, so the image it publishes is caught up; other shards wait
     // until they have applied one.
     match &node {
@@ -488,6 +494,68 @@ async fn shard_main(
     startup.finished.fetch_add(1, Ordering::SeqCst);
     wait_for(|| startup.finished.load(Ordering::SeqCst) >= settings.shards).await;
     result
+}
+
+/// Whether this node serves, for `GET /health/ready`: every shard accepts clients and, with a broker role,
+/// the broker is registered, unfenced (it caught up with the metadata log) and in session with the
+/// controller; a controller-only node is ready once its quorum has a leader. Not ready while stopping.
+fn readiness(startup: &Startup, node: Option<Rc<ClusterNode>>) -> Readiness {
+    let (started, stop, shards) = (startup.started.clone(), startup.stop.clone(), startup.settings.shards);
+    Rc::new(move || {
+        if stop.load(Ordering::SeqCst) {
+            return Err("shutting down".into());
+        }
+        if let Some(node) = &node {
+            match node.lifecycle() {
+                Some(lifecycle) => match lifecycle.state() {
+                    BrokerState::Running if lifecycle.in_session() => {}
+                    BrokerState::Running => {
+                        return Err("no contact with the controller within the session: may be fenced".into())
+                    }
+                    state => return Err(format!("broker is {state:?}")),
+                },
+                None if node.serving() => {}
+                None => return Err("the controller quorum has no leader".into()),
+            }
+        }
+        let serving = started.load(Ordering::SeqCst);
+        if serving < shards {
+            return Err(format!("starting: {serving} of {shards} shards serve"));
+        }
+        Ok(())
+    })
+}
+
+/// Shard 0's admin listener (`admin.listeners`), up from the start so that `/health/ready` says "starting",
+/// and until every shard has closed its logs so that it says "shutting down". A listener the operator named
+/// that cannot bind stops the start; the default one (port 9644 on the client listener's host) is only warned
+/// about, so that a second local broker on the same host still starts.
+fn start_admin_listener(shard: &Rc<Shard>, startup: &Startup, node: Option<Rc<ClusterNode>>) -> anyhow::Result<()> {
+    let Some(admin) = startup.admin_listener else {
+        tracing::info!("admin listener off (admin.listeners is empty)");
+        return Ok(());
+    };
+    let listener = match sluice_net::admin::bind(admin.address) {
+        Ok(listener) => listener,
+        Err(error) if admin.explicit_host => {
+            return Err(error).with_context(|| format!("admin.listeners: cannot listen on {}", admin.address))
+        }
+        Err(error) => {
+            tracing::warn!(address = %admin.address, %error, "admin listener (the default) not started: set admin.listeners");
+            return Ok(());
+        }
+    };
+    let per_partition = {
+        let dynamic = Default::default();
+        let config = EffectiveConfig { static_config: &startup.settings.static_config, dynamic: &dynamic };
+        config.get(broker::METRICS_PER_PARTITION_ENABLED)
+    };
+    tracing::info!(address = %admin.address, per_partition, "admin listener: /metrics, /health/live, /health/ready");
+    let settings = AdminSettings { per_partition, readiness: readiness(startup, node) };
+    let (finished, shards) = (startup.finished.clone(), startup.settings.shards);
+    let stop = wait_for(move || finished.load(Ordering::SeqCst) >= shards);
+    glommio::spawn_local(sluice_net::admin::serve(shard.clone(), listener, settings, stop)).detach();
+    Ok(())
 }
 
 /// How often freed heap memory goes back to the kernel.

@@ -14,6 +14,7 @@
 //! listener's messages (Raft, controller commands, metadata fetches), [`replica_fetch`] sends followers'
 //! fetches as Kafka Fetch requests, and [`cluster`] wires them to each shard.
 
+pub mod admin;
 pub mod budget;
 pub mod client;
 pub mod cluster;
@@ -22,6 +23,7 @@ pub mod framing;
 pub mod fuzz;
 pub mod groups;
 pub mod handlers;
+pub mod metrics;
 pub mod peer;
 pub mod replica_fetch;
 pub mod response;

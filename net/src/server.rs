@@ -107,6 +107,7 @@ pub async fn accept_loop(
 ) {
     futures::pin_mut!(stop);
     let budget = RequestBudget::new(limits.max_queued_request_bytes);
+    crate::metrics::register_budget(&budget);
     loop {
         let accepted = {
             let accept = listener.accept();
@@ -231,8 +232,15 @@ async fn read_requests(
                     header.client_host.clone_from(peer_host);
                 }
                 let shard = shard.clone();
+                let api_key = match &decoded {
+                    Decoded::Request(header, _) | Decoded::Unsupported(header) => header.api_key,
+                };
+                let in_flight = crate::metrics::InFlight::start();
                 let task = glommio::spawn_local(async move {
+                    let _in_flight = in_flight;
+                    let started = std::time::Instant::now();
                     let response = handlers::dispatch(&shard, decoded).await;
+                    crate::metrics::record_request(api_key, started.elapsed());
                     // The request's bytes are dropped with `dispatch`: give them back to the budget.
                     drop(held);
                     response

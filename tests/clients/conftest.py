@@ -28,6 +28,11 @@ class Broker:
         self.port = free_port()
         self.bootstrap = f"127.0.0.1:{self.port}"
         self.extra_args = list(extra_args)
+        # The admin listener (/metrics, /health/*) on a free port of its own: the default, 9644, is one per host.
+        self.admin_port = free_port()
+        self.admin = f"127.0.0.1:{self.admin_port}"
+        if not any("admin.listeners" in arg for arg in self.extra_args):
+            self.extra_args += ["--set", f"admin.listeners=127.0.0.1:{self.admin_port}"]
         self.proc = None
         self.log_path = self.data_dir.parent / f"broker-{self.port}.log"
 

@@ -137,7 +137,23 @@ async fn fetch(shard: &Rc<Shard>, header: &RequestHeader, request: FetchRequest)
         // Read again whether woken or timed out: data may have come in just as the wait ended.
         reads = read_all(shard, &fetches, fetcher).await;
     }
+    record_metrics(&request, &reads, fetcher);
     assemble(header, &request, &reads)
+}
+
+/// Counts the answer's error codes, and its record bytes per topic when a consumer asked.
+fn record_metrics(request: &FetchRequest, reads: &[PartitionRead], fetcher: Fetcher) {
+    let mut reads = reads.iter();
+    for topic in &request.topics {
+        let mut bytes = 0;
+        for read in reads.by_ref().take(topic.partitions.len()) {
+            crate::metrics::record_error(ApiKey::Fetch as i16, read.error_code);
+            bytes += read.bytes() as u64;
+        }
+        if matches!(fetcher, Fetcher::Consumer { .. }) {
+            crate::metrics::record_fetched(&topic.topic, bytes);
+        }
+    }
 }
 
 /// Reads every partition on its owner, concurrently.

@@ -138,7 +138,10 @@ pub fn decode_frame(frame: Bytes) -> Result<Decoded, ConnectionError> {
 /// Runs one decoded request to its response.
 pub async fn dispatch(shard: &Rc<Shard>, decoded: Decoded) -> Response {
     match decoded {
-        Decoded::Unsupported(header) => Response::Frame(unsupported(&header)),
+        Decoded::Unsupported(header) => {
+            crate::metrics::record_error(header.api_key, ResponseError::UnsupportedVersion.code());
+            Response::Frame(unsupported(&header))
+        }
         Decoded::Request(header, call) => call.call(shard.clone(), header).await,
     }
 }

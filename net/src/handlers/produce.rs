@@ -169,6 +169,9 @@ async fn produce(shard: &Rc<Shard>, header: &RequestHeader, request: ProduceRequ
         }
     }
     let results = future::join_all(calls).await;
+    for result in &results {
+        crate::metrics::record_error(ApiKey::Produce as i16, result.error_code);
+    }
     if acks == 0 {
         return None;
     }
@@ -245,6 +248,10 @@ async fn produce_partition(
             return PartitionProduced::error(error::engine_error(&engine_error), Some(engine_error.to_string()));
         }
     };
+    if !info.duplicate {
+        let records_appended = u64::try_from(info.last_offset.0 - info.base_offset.0 + 1).unwrap_or(0);
+        crate::metrics::record_produced(topic, records.len() as u64, records_appended);
+    }
     if acks == -1 {
         // The high watermark covers the records once every in-sync replica has them on disk.
         let target = info.last_offset.next();

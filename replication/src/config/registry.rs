@@ -405,6 +405,12 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     BrokerConfigDef { name: "controller.quorum.voters", default: "", kind: ConfigKind::Text, dynamic: false },
     BrokerConfigDef { name: "listeners", default: "PLAINTEXT://0.0.0.0:9092", kind: ConfigKind::Text, dynamic: false },
     BrokerConfigDef { name: "advertised.listeners", default: "", kind: ConfigKind::Text, dynamic: false },
+    // Sluice: the operators' HTTP listener (/metrics, /health/live, /health/ready), one `host:port` or
+    // `http://host:port`. `:PORT` (the default) takes the host of the node's first client listener, so local
+    // nodes on 127.0.0.1, .2 and .3 do not collide; empty turns it off. 9644 is Redpanda's admin port.
+    BrokerConfigDef { name: "admin.listeners", default: ":9644", kind: ConfigKind::Text, dynamic: false },
+    // Sluice: a log end offset and log size series per partition on /metrics; off for brokers with many.
+    BrokerConfigDef { name: "metrics.per.partition.enabled", default: "true", kind: ConfigKind::Bool, dynamic: false },
     BrokerConfigDef {
         name: "controller.listener.names",
         default: "CONTROLLER",
