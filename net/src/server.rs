@@ -98,6 +98,27 @@ pub fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
     Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
 }
 
+/// The next connection `listener` accepts, or `None` once `stop` resolves. A failed accept (out of file
+/// descriptors, say) is logged and retried 10 ms later. Shared by the client, controller and admin listeners.
+pub(crate) async fn accept_or_stop(
+    listener: &TcpListener,
+    mut stop: Pin<&mut impl std::future::Future<Output = ()>>,
+    listener_name: &str,
+) -> Option<TcpStream> {
+    loop {
+        let accept = listener.accept();
+        futures::pin_mut!(accept);
+        match future::select(accept, stop.as_mut()).await {
+            Either::Left((Ok(stream), _)) => return Some(stream),
+            Either::Left((Err(error), _)) => {
+                tracing::warn!(%error, listener = listener_name, "accept failed");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+            }
+            Either::Right(_) => return None,
+        }
+    }
+}
+
 /// Accepts connections until `stop` resolves.
 pub async fn accept_loop(
     shard: Rc<Shard>,
@@ -109,22 +130,7 @@ pub async fn accept_loop(
     let budget = RequestBudget::new(limits.max_queued_request_bytes);
     crate::metrics::register_budget(&budget);
     loop {
-        let accepted = {
-            let accept = listener.accept();
-            futures::pin_mut!(accept);
-            match future::select(accept, stop.as_mut()).await {
-                Either::Left((accepted, _)) => accepted,
-                Either::Right(_) => return,
-            }
-        };
-        let stream = match accepted {
-            Ok(stream) => stream,
-            Err(error) => {
-                tracing::warn!(shard = shard.id, %error, "accept failed");
-                glommio::timer::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
+        let Some(stream) = accept_or_stop(&listener, stop.as_mut(), "client listener").await else { return };
         let peer = stream.peer_addr().ok();
         if shard.connections.get() >= limits.max_connections_per_shard {
             tracing::warn!(

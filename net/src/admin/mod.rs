@@ -64,21 +64,8 @@ pub async fn serve(shard: Rc<Shard>, listener: TcpListener, settings: AdminSetti
     futures::pin_mut!(stop);
     let open = Rc::new(Cell::new(0usize));
     loop {
-        let accepted = {
-            let accept = listener.accept();
-            futures::pin_mut!(accept);
-            match future::select(accept, stop.as_mut()).await {
-                Either::Left((accepted, _)) => accepted,
-                Either::Right(_) => return,
-            }
-        };
-        let stream = match accepted {
-            Ok(stream) => stream,
-            Err(error) => {
-                tracing::warn!(%error, "admin listener: accept failed");
-                glommio::timer::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
+        let Some(stream) = crate::server::accept_or_stop(&listener, stop.as_mut(), "admin listener").await else {
+            return;
         };
         if open.get() >= MAX_CONNECTIONS {
             tracing::debug!(peer = ?stream.peer_addr().ok(), "admin connection refused: {MAX_CONNECTIONS} open");

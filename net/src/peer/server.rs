@@ -28,21 +28,8 @@ pub async fn serve(listener: TcpListener, service: Rc<dyn PeerService>, stop: im
     futures::pin_mut!(stop);
     let open = Rc::new(Cell::new(0usize));
     loop {
-        let accepted = {
-            let accept = listener.accept();
-            futures::pin_mut!(accept);
-            match future::select(accept, stop.as_mut()).await {
-                Either::Left((accepted, _)) => accepted,
-                Either::Right(_) => return,
-            }
-        };
-        let stream = match accepted {
-            Ok(stream) => stream,
-            Err(error) => {
-                tracing::warn!(%error, "controller listener: accept failed");
-                glommio::timer::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
+        let Some(stream) = crate::server::accept_or_stop(&listener, stop.as_mut(), "controller listener").await else {
+            return;
         };
         if open.get() >= MAX_PEER_CONNECTIONS {
             tracing::warn!(limit = MAX_PEER_CONNECTIONS, "controller listener: connection refused, too many open");
