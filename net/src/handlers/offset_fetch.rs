@@ -94,13 +94,7 @@ impl Api for OffsetFetch {
                             .with_error_code(error.code()),
                     );
                 }
-                let topics = by_topic
-                    .into_iter()
-                    .map(|(name, partitions)| {
-                        OffsetFetchResponseTopic::default().with_name(topic_name(&name)).with_partitions(partitions)
-                    })
-                    .collect();
-                OffsetFetchResponse::default().with_topics(topics)
+                response_by_topic(by_topic)
             }
             Ok(offsets) => {
                 let mut by_topic: BTreeMap<String, Vec<OffsetFetchResponsePartition>> = BTreeMap::new();
@@ -117,14 +111,19 @@ impl Api for OffsetFetch {
                         entry
                     });
                 }
-                let topics = by_topic
-                    .into_iter()
-                    .map(|(name, partitions)| {
-                        OffsetFetchResponseTopic::default().with_name(topic_name(&name)).with_partitions(partitions)
-                    })
-                    .collect();
-                OffsetFetchResponse::default().with_topics(topics)
+                response_by_topic(by_topic)
             }
         }
     }
+}
+
+/// A response with its partitions grouped under their topics.
+fn response_by_topic(by_topic: BTreeMap<String, Vec<OffsetFetchResponsePartition>>) -> OffsetFetchResponse {
+    let topics = by_topic
+        .into_iter()
+        .map(|(name, partitions)| {
+            OffsetFetchResponseTopic::default().with_name(topic_name(&name)).with_partitions(partitions)
+        })
+        .collect();
+    OffsetFetchResponse::default().with_topics(topics)
 }
