@@ -122,6 +122,17 @@ pub fn peek_header(buf: &[u8]) -> Option<RecordBatchHeader> {
 /// `batchLength` is sane and the bytes are all there, magic is 2, the size fits `max_bytes`, the CRC-32C
 /// matches, the codec is known, and the record count agrees with the offset delta and fits the bytes.
 pub fn validate(buf: &[u8], max_bytes: usize) -> Result<RecordBatchHeader, BatchError> {
+    validate_as(buf, max_bytes, false)
+}
+
+/// [`validate`] for batches already in a log, or copied from a leader's: compaction removes records but keeps
+/// a batch's offsets, so a batch may hold fewer records than its offset delta spans, or none (Kafka keeps an
+/// emptied batch for its producer state).
+pub fn validate_stored(buf: &[u8], max_bytes: usize) -> Result<RecordBatchHeader, BatchError> {
+    validate_as(buf, max_bytes, true)
+}
+
+fn validate_as(buf: &[u8], max_bytes: usize, compacted: bool) -> Result<RecordBatchHeader, BatchError> {
     let header = peek_header(buf).ok_or(BatchError::Truncated { needed: HEADER_BYTES, available: buf.len() })?;
     let batch_length = header.batch_length.get();
     if batch_length < (HEADER_BYTES - LOG_OVERHEAD_BYTES) as i32 {
@@ -144,11 +155,18 @@ pub fn validate(buf: &[u8], max_bytes: usize) -> Result<RecordBatchHeader, Batch
     }
     let codec = header.compression().ok_or(BatchError::Invalid { reason: "unknown compression codec" })?;
     let count = header.records_count.get();
-    if count <= 0 {
-        return Err(BatchError::Invalid { reason: "batch has no records" });
-    }
-    if i64::from(header.last_offset_delta.get()) + 1 != i64::from(count) {
-        return Err(BatchError::Invalid { reason: "record count disagrees with lastOffsetDelta" });
+    let spanned = i64::from(header.last_offset_delta.get()) + 1;
+    if compacted {
+        if count < 0 || i64::from(count) > spanned || spanned < 1 {
+            return Err(BatchError::Invalid { reason: "record count disagrees with lastOffsetDelta" });
+        }
+    } else {
+        if count <= 0 {
+            return Err(BatchError::Invalid { reason: "batch has no records" });
+        }
+        if spanned != i64::from(count) {
+            return Err(BatchError::Invalid { reason: "record count disagrees with lastOffsetDelta" });
+        }
     }
     let records_bytes = size_bytes - HEADER_BYTES;
     if codec == Compression::None && (count as usize).saturating_mul(MIN_RECORD_BYTES) > records_bytes {

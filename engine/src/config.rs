@@ -77,7 +77,67 @@ impl TopicCompression {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `cleanup.policy`: what removes old records. Kafka's list of `delete` and `compact`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanupPolicy {
+    /// `delete`: retention by time and size.
+    pub delete: bool,
+    /// `compact`: keep the latest record per key (log compaction, `crate::clean`).
+    pub compact: bool,
+}
+
+impl CleanupPolicy {
+    pub const DELETE: CleanupPolicy = CleanupPolicy { delete: true, compact: false };
+
+    /// Kafka's comma-separated list; unknown items are ignored (the config registry refuses them first).
+    pub fn parse(value: &str) -> CleanupPolicy {
+        let items: Vec<&str> = value.split(',').map(str::trim).collect();
+        CleanupPolicy { delete: items.contains(&"delete"), compact: items.contains(&"compact") }
+    }
+}
+
+/// Log compaction's settings: the topic's (`min.cleanable.dirty.ratio`, `delete.retention.ms`,
+/// `min.compaction.lag.ms`, `max.compaction.lag.ms`) and the broker's cleaner keys.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CompactionConfig {
+    /// `min.cleanable.dirty.ratio`: clean once the dirty bytes are this share of the cleanable log.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `delete.retention.ms`: how long a tombstone stays after the cleaner first reached it.
+    pub delete_retention_ms: i64,
+    /// `min.compaction.lag.ms`: a record is not cleaned before it is this old.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a log with dirty records this old is cleaned whatever its dirty ratio.
+    pub max_compaction_lag_ms: i64,
+    /// `log.cleaner.enable`.
+    pub cleaner_enabled: bool,
+    /// `log.cleaner.threads`; Sluice's meaning: logs one shard cleans at once.
+    pub cleaner_threads: usize,
+    /// `log.cleaner.dedupe.buffer.size`: the offset maps' bytes for the whole broker, divided among the shards
+    /// and their cleanings.
+    pub dedupe_buffer_bytes: usize,
+    /// `log.cleaner.io.max.bytes.per.second` for one cleaning (bytes read and written).
+    pub io_max_bytes_per_second: f64,
+    /// `log.cleaner.backoff.ms`: how long a shard's cleaner sleeps when no log needs cleaning.
+    pub backoff_ms: i64,
+}
+
+impl Default for CompactionConfig {
+    fn default() -> Self {
+        CompactionConfig {
+            min_cleanable_dirty_ratio: 0.5,
+            delete_retention_ms: 86_400_000,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            cleaner_enabled: true,
+            cleaner_threads: 1,
+            dedupe_buffer_bytes: 128 << 20,
+            io_max_bytes_per_second: f64::MAX,
+            backoff_ms: 15_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// `segment.bytes`: roll when the active segment would grow past this.
     pub segment_bytes: u64,
@@ -99,6 +159,9 @@ pub struct LogConfig {
     pub producer_id_expiration_ms: i64,
     /// `compression.type`.
     pub compression: TopicCompression,
+    /// `cleanup.policy`.
+    pub cleanup_policy: CleanupPolicy,
+    pub compaction: CompactionConfig,
 }
 
 impl Default for LogConfig {
@@ -114,6 +177,8 @@ impl Default for LogConfig {
             timestamp_type: TimestampType::CreateTime,
             producer_id_expiration_ms: 86_400_000,
             compression: TopicCompression::Producer,
+            cleanup_policy: CleanupPolicy::DELETE,
+            compaction: CompactionConfig::default(),
         }
     }
 }

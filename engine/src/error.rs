@@ -28,6 +28,10 @@ pub enum BatchError {
     /// any client builds).
     #[error("{codec} records decompress to more than {max_bytes} bytes")]
     DecompressedTooLarge { codec: &'static str, max_bytes: usize },
+    /// A record without a key, for a compacted topic (Kafka's "Compacted topic cannot accept message without
+    /// key").
+    #[error("a compacted topic cannot accept a record without a key")]
+    MissingKey,
 }
 
 /// Errors from the producer-state checks of idempotent and transactional producers.

@@ -14,6 +14,7 @@
 
 pub mod batch;
 pub mod checkpoint;
+pub mod clean;
 pub mod codec;
 pub mod config;
 mod context;
@@ -31,7 +32,7 @@ pub mod syncfs;
 pub mod types;
 pub mod watch;
 
-pub use config::{FlushPolicy, LogConfig, TimestampType, TopicCompression};
+pub use config::{CleanupPolicy, CompactionConfig, FlushPolicy, LogConfig, TimestampType, TopicCompression};
 pub use error::{BatchError, EngineError, Result, SequenceError};
 pub use log::{AppendInfo, AppendMode, FileSlice, PartitionLog, RecoveryReport};
 pub use manager::{LogManager, ManagerOptions};

@@ -57,6 +57,11 @@ pub struct ManagerOptions {
     pub prewrite_window_bytes: u64,
     /// At most this many pre-written bytes for all of this shard's logs together.
     pub prewrite_budget_bytes: u64,
+    /// Shards in the process: each shard's cleaner takes this share of `log.cleaner.dedupe.buffer.size`.
+    pub shards: usize,
+    /// How long the cleaner sleeps when no log is compacted (`log.cleaner.backoff.ms` at start; once logs
+    /// exist, their live value).
+    pub cleaner_backoff: Duration,
 }
 
 impl Default for ManagerOptions {
@@ -68,6 +73,8 @@ impl Default for ManagerOptions {
             producer_expiration_check_interval: Duration::from_secs(600),
             prewrite_window_bytes: 0,
             prewrite_budget_bytes: 0,
+            shards: 1,
+            cleaner_backoff: Duration::from_secs(15),
         }
         .with_prewrite_window(DEFAULT_PREWRITE_WINDOW_BYTES)
     }
@@ -96,6 +103,9 @@ pub struct LogManager {
     /// (topic creation and a leadership change arriving together) would both write its checkpoint files
     /// through the same tmp paths, and the loser's failure took the partition offline.
     gates: RefCell<HashMap<TopicPartition, Rc<FifoLock>>>,
+    /// Logs a cleaning pass failed on (corrupt data, a full disk): not cleaned again until the next start, as
+    /// Kafka marks them uncleanable. They keep serving.
+    uncleanable: RefCell<HashMap<TopicPartition, String>>,
     stopping: Cell<bool>,
 }
 
@@ -113,6 +123,7 @@ impl LogManager {
             logs: RefCell::new(HashMap::new()),
             offline: RefCell::new(HashMap::new()),
             gates: RefCell::new(HashMap::new()),
+            uncleanable: RefCell::new(HashMap::new()),
             stopping: Cell::new(false),
         })
     }
@@ -257,6 +268,57 @@ impl LogManager {
         glommio::spawn_local(async move { flusher(manager).await }).detach();
         let manager = Rc::downgrade(self);
         glommio::spawn_local(async move { housekeeping(manager).await }).detach();
+        let manager = Rc::downgrade(self);
+        glommio::spawn_local(async move { cleaner(manager).await }).detach();
+    }
+
+    /// One round of the shard's cleaner: the dirtiest compacted logs that are due (overdue ones first), as
+    /// many at once as `log.cleaner.threads` says, each with its share of the dedupe buffer. Returns how many
+    /// logs were cleaned; a log whose pass fails is logged and left alone until the next start.
+    pub async fn clean_due(&self, now: i64) -> usize {
+        let mut due: Vec<(f64, Rc<PartitionLog>)> = {
+            let uncleanable = self.uncleanable.borrow();
+            self.logs
+                .borrow()
+                .values()
+                .filter(|log| !uncleanable.contains_key(log.topic_partition()))
+                .filter_map(|log| {
+                    let config = log.config();
+                    if !config.compaction.cleaner_enabled {
+                        return None;
+                    }
+                    let range = log.cleanable(now)?;
+                    let score = if range.overdue { f64::INFINITY } else { range.dirty_ratio };
+                    range.due(config.compaction.min_cleanable_dirty_ratio).then(|| (score, log.clone()))
+                })
+                .collect()
+        };
+        if due.is_empty() {
+            return 0;
+        }
+        due.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let compaction = due[0].1.config().compaction;
+        let threads = compaction.cleaner_threads.max(1);
+        due.truncate(threads);
+        let buffer = compaction.dedupe_buffer_bytes / self.options.shards.max(1) / threads;
+        let passes = due.iter().map(|(_, log)| async move { (log, log.clean(now, buffer, false).await) });
+        let mut cleaned = 0;
+        for (log, result) in futures::future::join_all(passes).await {
+            match result {
+                Ok(Some(_)) => cleaned += 1,
+                Ok(None) | Err(EngineError::Closed { .. }) => {}
+                Err(error) => {
+                    tracing::error!(partition = %log.topic_partition(), %error, "cleaning failed; the log is not cleaned again until restart");
+                    self.uncleanable.borrow_mut().insert(log.topic_partition().clone(), error.to_string());
+                }
+            }
+        }
+        cleaned
+    }
+
+    /// Logs the cleaner gave up on, and why.
+    pub fn uncleanable(&self) -> Vec<(TopicPartition, String)> {
+        self.uncleanable.borrow().iter().map(|(tp, why)| (tp.clone(), why.clone())).collect()
     }
 
     /// One group-commit round: fsync every queued log, up to [`MAX_CONCURRENT_FSYNCS`] at a time. Returns the
@@ -408,6 +470,26 @@ async fn housekeeping(manager: Weak<LogManager>) {
                 tracing::debug!(expired, "removed expired producer ids");
             }
         }
+    }
+}
+
+/// The shard's log cleaner: cleans what is due, and sleeps `log.cleaner.backoff.ms` when nothing was.
+async fn cleaner(manager: Weak<LogManager>) {
+    loop {
+        let backoff = {
+            let Some(manager) = manager.upgrade() else { return };
+            if manager.stopping.get() {
+                return;
+            }
+            if manager.clean_due(now_ms()).await > 0 {
+                glommio::yield_if_needed().await;
+                continue;
+            }
+            let logs = manager.logs.borrow();
+            let live = logs.values().map(|log| log.config().compaction.backoff_ms).min();
+            live.map_or(manager.options.cleaner_backoff, |ms| Duration::from_millis(ms.max(1) as u64))
+        };
+        glommio::timer::sleep(backoff).await;
     }
 }
 

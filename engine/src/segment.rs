@@ -163,6 +163,9 @@ pub struct Segment {
     pub(crate) file: RefCell<Option<Rc<SegmentFile>>>,
     /// Clock bit for the fd cache: set on use, cleared by the sweeping hand.
     pub(crate) referenced: Cell<bool>,
+    /// Deleted by retention or replaced by a cleaner swap: its path may now name another file (a cleaned
+    /// segment takes its first old segment's name), so it is never opened again.
+    pub(crate) retired: Cell<bool>,
 }
 
 impl Segment {
@@ -173,6 +176,7 @@ impl Segment {
             state: RefCell::new(state),
             file: RefCell::new(None),
             referenced: Cell::new(true),
+            retired: Cell::new(false),
         }
     }
 
@@ -386,7 +390,7 @@ pub(crate) async fn scan_validating(
                 break;
             }
             let at = position + cursor as u64;
-            match batch::validate(rest, usize::MAX) {
+            match batch::validate_stored(rest, usize::MAX) {
                 Ok(header) => {
                     let bytes = &rest[..header.size_bytes()];
                     if !visit(at, &header, bytes) {
@@ -401,7 +405,7 @@ pub(crate) async fn scan_validating(
                 Err(BatchError::Truncated { needed, .. }) if at + needed as u64 <= size => {
                     // One batch larger than a chunk: read exactly that batch.
                     let whole = file.read_at(at, needed).await?;
-                    match batch::validate(&whole, usize::MAX) {
+                    match batch::validate_stored(&whole, usize::MAX) {
                         Ok(header) => {
                             if !visit(at, &header, &whole[..header.size_bytes()]) {
                                 return Ok(Some(RecoveredBatch::Valid { position: at }));
@@ -463,10 +467,10 @@ pub(crate) async fn any_valid_batch_after(file: &SegmentFile, from: u64, size: u
                 continue;
             }
             let valid = if cursor + total <= chunk.len() {
-                batch::validate(&chunk[cursor..cursor + total], usize::MAX).is_ok()
+                batch::validate_stored(&chunk[cursor..cursor + total], usize::MAX).is_ok()
             } else {
                 let whole = file.read_at(at, total).await?;
-                batch::validate(&whole, usize::MAX).is_ok()
+                batch::validate_stored(&whole, usize::MAX).is_ok()
             };
             if valid {
                 return Ok(true);

@@ -23,14 +23,17 @@ impl PartitionLog {
     /// this log. Returns once the bytes are written (not yet durable: see [`PartitionLog::wait_durable`]).
     pub async fn append(self: &Rc<Self>, mut batches: Vec<u8>, mode: AppendMode) -> Result<AppendInfo> {
         let max_bytes = self.config.borrow().max_message_bytes;
+        // A compacted topic keeps the latest record per key, so a record must have one (Kafka refuses it too).
+        let compacted = self.config.borrow().cleanup_policy.compact;
         let mut headers: Batches = Vec::with_capacity(1);
         let mut position = 0usize;
         while position < batches.len() {
-            let header = batch::validate(&batches[position..], max_bytes).map_err(|source| EngineError::Batch {
-                partition: self.name(),
-                position,
-                source,
-            })?;
+            // A follower copies the leader's batches as they are, compacted ones included.
+            let validated = match mode {
+                AppendMode::Replica => batch::validate_stored(&batches[position..], max_bytes),
+                _ => batch::validate(&batches[position..], max_bytes),
+            };
+            let header = validated.map_err(|source| EngineError::Batch { partition: self.name(), position, source })?;
             if header.is_control() && matches!(mode, AppendMode::Client { .. }) {
                 return Err(EngineError::Batch {
                     partition: self.name(),
@@ -47,6 +50,20 @@ impl PartitionLog {
                     position,
                     source: BatchError::Invalid { reason: "transactional batches need a transaction coordinator" },
                 });
+            }
+            if compacted && !matches!(mode, AppendMode::Replica) && !header.is_control() {
+                let keyed = crate::clean::all_records_keyed(
+                    &batches[position..position + header.size_bytes()],
+                    codec::DECOMPRESSED_BYTES_MAX,
+                )
+                .map_err(|source| EngineError::Batch { partition: self.name(), position, source })?;
+                if !keyed {
+                    return Err(EngineError::Batch {
+                        partition: self.name(),
+                        position,
+                        source: BatchError::MissingKey,
+                    });
+                }
             }
             headers.push((position, header));
             position += header.size_bytes();
@@ -144,11 +161,12 @@ impl PartitionLog {
                     );
                 }
                 None => {
-                    if header.base_offset() != expected {
+                    // A compacted leader's log has gaps, which its followers copy; offsets never go back.
+                    if header.base_offset() < expected {
                         return Err(EngineError::Batch {
                             partition: self.name(),
                             position: *position,
-                            source: BatchError::Invalid { reason: "replicated offsets do not continue the log" },
+                            source: BatchError::Invalid { reason: "replicated offsets go back" },
                         });
                     }
                 }
@@ -273,6 +291,14 @@ impl PartitionLog {
             self.roll().await?;
         }
         Ok(())
+    }
+
+    /// Seals the active segment now, whatever `segment.bytes` and `segment.ms` say, so that all of the log
+    /// can be cleaned or deleted (an operator's tool, and tests). Nothing happens to an empty active segment.
+    pub async fn roll_active(&self) -> Result<()> {
+        let _permit = self.lock_for_write().await?;
+        self.check_writable()?;
+        self.roll().await
     }
 
     /// Seals the active segment (fsync, index files) and starts a new one at the log end. The checkpoint's

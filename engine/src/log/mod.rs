@@ -27,6 +27,7 @@
 
 mod append;
 mod checkpoint;
+mod clean;
 mod files;
 mod flush;
 mod prewritten;
@@ -54,6 +55,7 @@ use crate::segment::{Segment, SegmentFile};
 use crate::types::{LeaderEpoch, Offset, TopicPartition};
 use crate::watch::OffsetWatch;
 
+pub use clean::{inject_crash_at, CleanStats, CleanStep, Cleanable, CleanerCheckpoint, CLEANER_CHECKPOINT};
 pub use files::{EPOCH_CHECKPOINT, PARTITION_CHECKPOINT};
 
 /// Who is appending, which decides what the append may contain and who assigns offsets.
@@ -128,6 +130,8 @@ pub struct PartitionLog {
     /// Zeros written past the active segment's end (crate::prewrite).
     prewrite: LogPrewrite,
     recovery: RefCell<RecoveryReport>,
+    /// How far compaction has cleaned this log, and its recent passes (`clean.rs`).
+    cleaner: RefCell<clean::CleanerCheckpoint>,
     ctx: Rc<ShardContext>,
 }
 
@@ -326,7 +330,15 @@ impl PartitionLog {
         if let Some(file) = segment.file.borrow().as_ref() {
             return Ok(file.clone());
         }
+        let retired = || EngineError::Closed { partition: format!("{} (segment {} retired)", self.tp, segment.base.0) };
+        if segment.retired.get() {
+            return Err(retired());
+        }
         let file = Rc::new(SegmentFile::open(&segment.log_path(), false).await?);
+        if segment.retired.get() {
+            // Replaced while the open was in flight: what was opened may be its successor's file.
+            return Err(retired());
+        }
         if segment.state.borrow().index.is_none() {
             let index = segment.load_index(&file).await?;
             segment.state.borrow_mut().index.get_or_insert(index);

@@ -24,19 +24,44 @@ impl PartitionLog {
         if start >= upper {
             return Ok(None);
         }
-        let segment = {
+        // The segment holding `start`, or the first after it with a batch at or past it: compaction can leave
+        // a segment with no batch past some offset below its end, or with no batch at all.
+        let mut found = None;
+        let mut retries = 0;
+        let mut next = {
             let segments = self.segments.borrow();
-            let floor = segments.range(..=start).next_back().map(|(_, s)| s.clone());
-            match floor {
-                Some(s) if s.next_offset() > start => s,
-                _ => match segments.range(start..).next() {
-                    Some((_, s)) => s.clone(),
-                    None => return Ok(None),
-                },
-            }
+            segments.range(..=start).next_back().or_else(|| segments.range(start..).next()).map(|(_, s)| s.clone())
         };
-        let file = self.segment_file(&segment).await?;
-        let Some((position, first)) = segment.locate(&file, start).await? else { return Ok(None) };
+        while let Some(segment) = next.take() {
+            if segment.base >= upper {
+                break;
+            }
+            let after = |segment: &Segment| {
+                let segments = self.segments.borrow();
+                segments.range(Offset(segment.base.0 + 1)..).next().map(|(_, s)| s.clone())
+            };
+            if segment.next_offset() <= start {
+                next = after(&segment);
+                continue;
+            }
+            let file = match self.segment_file(&segment).await {
+                Ok(file) => file,
+                // A cleaner swap or retention replaced it while this read waited: look again.
+                Err(_) if segment.retired.get() && retries < 3 => {
+                    retries += 1;
+                    let segments = self.segments.borrow();
+                    next = segments.range(..=start).next_back().map(|(_, s)| s.clone());
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
+            if let Some((position, first)) = segment.locate(&file, start).await? {
+                found = Some((segment, file, position, first));
+                break;
+            }
+            next = after(&segment);
+        }
+        let Some((segment, file, position, first)) = found else { return Ok(None) };
         if first.last_offset() >= upper.0 {
             return Ok(None);
         }

@@ -11,7 +11,7 @@ use std::rc::Rc;
 use super::files::{
     list_dir, list_snapshots, remove_if_exists, snapshot_file_name, EPOCH_CHECKPOINT, PARTITION_CHECKPOINT,
 };
-use super::{PartitionLog, RecoveryReport};
+use super::{clean, PartitionLog, RecoveryReport};
 use crate::batch::{self};
 use crate::checkpoint::{self};
 use crate::config::LogConfig;
@@ -45,6 +45,8 @@ impl PartitionLog {
                 checkpoint::sync_dir(parent).await?;
             }
         }
+        clean::finish_interrupted_swaps(&dir)?;
+        let cleaner = clean::read_cleaner_checkpoint(&dir).await?;
         let listing = list_dir(&dir)?;
         for tmp in &listing.tmp_files {
             remove_if_exists(tmp).await?;
@@ -159,6 +161,7 @@ impl PartitionLog {
             in_flush_queue: Cell::new(false),
             prewrite: LogPrewrite::default(),
             recovery: RefCell::new(RecoveryReport::default()),
+            cleaner: RefCell::new(cleaner),
             ctx,
         });
 
@@ -209,6 +212,7 @@ impl PartitionLog {
                     log.ctx.fd_cache.register(segment);
                     break;
                 }
+                log.span_to_next_segment(segment, next_base)?;
             } else {
                 let index = segment.load_index(&file).await?;
                 let tail_from = index.offsets.last().map_or(0, |e| u64::from(e.position));
@@ -236,7 +240,8 @@ impl PartitionLog {
                     log.cut_segment_tail(segment, &file, scanned_to, (0, size - scanned_to), "", &mut report).await?;
                     size = scanned_to;
                 }
-                if next_base.is_some_and(|n| next != n) && size > 0 {
+                // Compaction and followers of compacted leaders leave gaps between batches, never overlaps.
+                if next_base.is_some_and(|n| next > n) && size > 0 {
                     return Err(EngineError::Corrupt {
                         partition: log.name(),
                         path: segment.log_path(),
@@ -246,7 +251,7 @@ impl PartitionLog {
                 }
                 {
                     let mut state = segment.state.borrow_mut();
-                    state.next_offset = if size == 0 { segment.base } else { next };
+                    state.next_offset = next_base.unwrap_or(if size == 0 { segment.base } else { next });
                     state.max_timestamp_ms = max_timestamp;
                     state.index = Some(index);
                 }
@@ -327,6 +332,27 @@ impl PartitionLog {
         Ok(log)
     }
 
+    /// A sealed segment covers the offsets up to the next one's base, whatever its last batch: compaction
+    /// removes batches, and offsets never move. Its batches must not reach past that base.
+    fn span_to_next_segment(&self, segment: &Segment, next_base: Option<Offset>) -> Result<()> {
+        let Some(next_base) = next_base else { return Ok(()) };
+        let mut state = segment.state.borrow_mut();
+        if state.next_offset > next_base {
+            return Err(EngineError::Corrupt {
+                partition: self.name(),
+                path: segment.log_path(),
+                position: state.size_bytes,
+                reason: format!(
+                    "segment ends at offset {} but the next starts at {}",
+                    state.next_offset.0 - 1,
+                    next_base.0
+                ),
+            });
+        }
+        state.next_offset = next_base;
+        Ok(())
+    }
+
     /// Where validating `segment` after an unclean stop may start, with the index of what comes before: the
     /// entry of its on-disk index at or below `trusted_below` (the recovery point, and no later than where the
     /// producer snapshot's replay starts). Index files are written only after the data they cover was
@@ -387,7 +413,8 @@ impl PartitionLog {
         let mut broken_offsets: Option<u64> = None;
         let outcome = segment::scan_validating(file, start_position, size, |position, header, _bytes| {
             let epoch = header.partition_leader_epoch.get();
-            if header.base_offset() != next.0 || epoch < last_epoch {
+            // Offsets increase; gaps are what compaction leaves (Kafka's recovery allows them too).
+            if header.base_offset() < next.0 || epoch < last_epoch {
                 broken_offsets = Some(position);
                 return false;
             }
@@ -411,7 +438,7 @@ impl PartitionLog {
         report.scanned_bytes += size - start_position;
         report.rebuilt_indexes += 1;
         let invalid_at = match (outcome, broken_offsets) {
-            (_, Some(position)) => Some((position, "offsets or leader epochs do not increase".to_string())),
+            (_, Some(position)) => Some((position, "offsets or leader epochs go back".to_string())),
             (Some(RecoveredBatch::Invalid { position, error }), None) => Some((position, error.to_string())),
             (Some(RecoveredBatch::Valid { position, .. }), None) => Some((position, "scan stopped".into())),
             (None, None) => None,

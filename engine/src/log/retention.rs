@@ -34,7 +34,7 @@ impl PartitionLog {
     }
 
     /// Deletes segments past `retention.ms` (by their newest timestamp) or beyond `retention.bytes`, oldest
-    /// first. An expired active segment is rolled first so that it can go too. Returns segments deleted. Under
+    /// first, when `cleanup.policy` includes `delete`. An expired active segment is rolled first so that it can go too. Returns segments deleted. Under
     /// the write lock, as [`PartitionLog::delete_records_before`] is.
     pub async fn apply_retention(&self, now: i64) -> Result<usize> {
         let config = self.config.borrow().clone();
@@ -43,6 +43,10 @@ impl PartitionLog {
                 && segment.max_timestamp_ms() >= 0
                 && now - segment.max_timestamp_ms() > config.retention_ms
         };
+        if !config.cleanup_policy.delete {
+            // `cleanup.policy=compact` alone: the cleaner bounds the log, not retention (Kafka's meaning).
+            return Ok(0);
+        }
         let _permit = self.lock_for_write().await?;
         if self.poisoned.get().is_none() && expired(&self.active()) {
             self.roll().await?;
@@ -98,6 +102,7 @@ impl PartitionLog {
     }
 
     pub(super) async fn delete_segment_files(&self, segment: &Segment) -> Result<()> {
+        segment.retired.set(true);
         segment.close_handles(false);
         // Log last: a crash in between leaves a log without indexes, which recovery rebuilds.
         for path in [segment.index_path(), segment.time_index_path(), segment.log_path()] {
