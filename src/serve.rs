@@ -401,18 +401,21 @@ async fn shard_main(
         (None, None)
     };
     let id = senders.as_ref().map_or(0, |s| s.peer_id());
-    let (retention_check_ms, prewrite_window_bytes, producer_expiration_check_ms) = {
+    let (retention_check_ms, prewrite_window_bytes, producer_expiration_check_ms, cleaner_backoff_ms) = {
         let dynamic = Default::default();
         let config = EffectiveConfig { static_config: &settings.static_config, dynamic: &dynamic };
         (
             config.get(broker::LOG_RETENTION_CHECK_INTERVAL_MS),
             config.get(broker::LOG_SEGMENT_PREWRITE_BYTES),
             config.get(broker::PRODUCER_ID_EXPIRATION_CHECK_INTERVAL_MS),
+            config.get(broker::LOG_CLEANER_BACKOFF_MS),
         )
     };
     let options = ManagerOptions {
         retention_check_interval: Duration::from_millis(retention_check_ms.max(1) as u64),
         producer_expiration_check_interval: Duration::from_millis(producer_expiration_check_ms.max(1) as u64),
+        shards: settings.shards,
+        cleaner_backoff: Duration::from_millis(cleaner_backoff_ms.max(1) as u64),
         ..ManagerOptions::default()
     }
     .with_prewrite_window(prewrite_window_bytes.max(0) as u64);

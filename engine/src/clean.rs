@@ -12,8 +12,10 @@ use std::collections::HashMap;
 use zerocopy::IntoBytes;
 
 use crate::batch::{self, Compression, RecordBatchHeader, CRC_START, HEADER_BYTES, LOG_OVERHEAD_BYTES};
+use crate::checkpoint;
 use crate::codec;
 use crate::error::BatchError;
+use crate::types::Offset;
 
 /// Bytes one offset-map entry costs: a 128-bit key hash, an offset, and the hash table's own overhead
 /// (control byte and spare capacity), rounded up.
@@ -213,6 +215,146 @@ pub fn filter_batch(
     let crc = crc32c::crc32c(&out[CRC_START..]);
     out[17..21].copy_from_slice(&crc.to_be_bytes());
     Ok(if kept.is_empty() { Filtered::EmptyKept(out) } else { Filtered::Rebuilt(out) })
+}
+
+/// `cleaner-checkpoint`: the clean point, then one row per pass (where it ended, when it ran).
+pub const CLEANER_CHECKPOINT: &str = "cleaner-checkpoint";
+/// Passes remembered for tombstone ages; older ones merge into their successors (which only keeps
+/// tombstones longer).
+const PASSES_KEPT: usize = 64;
+/// The steps of a group's swap, where a test stops a pass as a crash would ([`inject_crash_at`]).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CleanStep {
+    /// The `.cleaned` file is written and synced; nothing is committed.
+    CleanedWritten,
+    /// `.cleaned` became `.swap`: the commit point.
+    SwapCommitted,
+    /// The group's first old segment is renamed to `.deleted`, the others not yet.
+    FirstOldRenamed,
+    /// Every old segment is `.deleted` and the `.swap` is the `.log`.
+    SwapRenamed,
+    /// Every group is swapped in; the cleaner checkpoint still has the old clean point.
+    AllSwapped,
+}
+
+thread_local! {
+    static CRASH_AT: std::cell::Cell<Option<CleanStep>> = const { std::cell::Cell::new(None) };
+}
+
+/// Makes passes on this thread stop at `step` with an error, leaving the files as a crash there would (tests
+/// only; `None` turns it off).
+#[doc(hidden)]
+pub fn inject_crash_at(step: Option<CleanStep>) {
+    CRASH_AT.with(|at| at.set(step));
+}
+
+pub(crate) fn crash_point(step: CleanStep) -> crate::error::Result<()> {
+    match CRASH_AT.with(std::cell::Cell::get) {
+        Some(at) if at == step => Err(crate::error::EngineError::InvalidRequest(format!("injected crash at {step:?}"))),
+        _ => Ok(()),
+    }
+}
+
+/// Where a log stands for cleaning.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cleanable {
+    /// The clean point: everything below it has been cleaned at least once.
+    pub first_dirty: Offset,
+    /// The first offset no pass may clean yet.
+    pub first_uncleanable: Offset,
+    pub clean_bytes: u64,
+    pub dirty_bytes: u64,
+    /// dirty ÷ (clean + dirty).
+    pub dirty_ratio: f64,
+    /// `max.compaction.lag.ms` says the log must be cleaned whatever its dirty ratio.
+    pub overdue: bool,
+    /// A tombstone in the clean part has outlived `delete.retention.ms`: a pass removes it even with nothing
+    /// dirty (as Kafka does since KIP-534).
+    pub tombstones_due: bool,
+}
+
+impl Cleanable {
+    /// Whether a pass is due under `min.cleanable.dirty.ratio`.
+    pub fn due(&self, min_ratio: f64) -> bool {
+        self.overdue || self.tombstones_due || (self.dirty_bytes > 0 && self.dirty_ratio >= min_ratio)
+    }
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CleanStats {
+    pub segments_before: usize,
+    pub segments_after: usize,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    pub records_removed: u64,
+    pub map_entries: usize,
+    /// The clean point after the pass.
+    pub clean_point: Offset,
+    /// The pass stopped before the whole group was swapped (retention or a truncation changed the segments);
+    /// the next pass starts again.
+    pub aborted: bool,
+}
+
+/// The state the cleaner keeps per log: the clean point and the recent passes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CleanerCheckpoint {
+    pub clean_point: Offset,
+    /// When the oldest tombstone kept in the clean part may go (`i64::MAX`: none kept).
+    pub tombstone_expiry: i64,
+    /// (end offset, time) of recent passes, oldest first.
+    pub passes: Vec<(Offset, i64)>,
+}
+
+impl Default for CleanerCheckpoint {
+    fn default() -> Self {
+        CleanerCheckpoint { clean_point: Offset::ZERO, tombstone_expiry: i64::MAX, passes: Vec::new() }
+    }
+}
+
+impl CleanerCheckpoint {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut rows = vec![vec![self.clean_point.0, self.tombstone_expiry]];
+        rows.extend(self.passes.iter().map(|(end, at)| vec![end.0, *at]));
+        checkpoint::encode("cleaner", &rows)
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<CleanerCheckpoint> {
+        let rows = checkpoint::decode("cleaner", bytes)?;
+        let (first, rest) = rows.split_first()?;
+        let (clean_point, tombstone_expiry) = match first.as_slice() {
+            [offset, expiry] => (Offset(*offset), *expiry),
+            _ => return None,
+        };
+        let mut passes = Vec::with_capacity(rest.len());
+        for row in rest {
+            match row.as_slice() {
+                [end, at] => passes.push((Offset(*end), *at)),
+                _ => return None,
+            }
+        }
+        Some(CleanerCheckpoint { clean_point, tombstone_expiry, passes })
+    }
+
+    /// When the cleaner first reached `offset` (the first pass that ended past it), if one did.
+    pub fn first_cleaned_at(&self, offset: i64) -> Option<i64> {
+        self.passes.iter().find(|(end, _)| end.0 > offset).map(|(_, at)| *at)
+    }
+
+    /// Adds a pass ending at `end` at time `now`, forgetting passes whose successor is already older than
+    /// `delete_retention_ms` (nothing they decide changes) and merging the oldest past [`PASSES_KEPT`].
+    pub(crate) fn record_pass(&mut self, end: Offset, now: i64, delete_retention_ms: i64) {
+        self.clean_point = end;
+        self.passes.push((end, now));
+        let expired = |at: i64| now.saturating_sub(at) > delete_retention_ms;
+        while self.passes.len() >= 2 && expired(self.passes[1].1) {
+            self.passes.remove(0);
+        }
+        while self.passes.len() > PASSES_KEPT {
+            self.passes.remove(0);
+        }
+    }
 }
 
 #[cfg(test)]

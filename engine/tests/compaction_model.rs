@@ -17,8 +17,8 @@ use std::rc::Rc;
 
 use rand::{Rng, SeedableRng};
 use sluice_engine::batch::{self, BatchBuilder, Compression, RecordSpec};
+use sluice_engine::clean::{inject_crash_at, CleanStep};
 use sluice_engine::codec;
-use sluice_engine::log::{inject_crash_at, CleanStep};
 use sluice_engine::{CleanupPolicy, CompactionConfig, EngineError, LogConfig, Offset, PartitionLog};
 
 const RETENTION_MS: i64 = 10_000;

@@ -410,7 +410,7 @@ impl Shard {
         let mut to_open = Vec::new();
         let mut logs = Vec::new();
         for topic_image in image.topics.values() {
-            let (config, min_isr, leader_throttled, follower_throttled) = self.with_config(&image, |config| {
+            let (mut config, min_isr, leader_throttled, follower_throttled) = self.with_config(&image, |config| {
                 (
                     config.log_config(&topic_image.configs),
                     config.topic(&topic_image.configs, topic::MIN_INSYNC_REPLICAS),
@@ -418,6 +418,11 @@ impl Shard {
                     config.topic(&topic_image.configs, topic::FOLLOWER_REPLICATION_THROTTLED_REPLICAS),
                 )
             });
+            if topic_image.name == OFFSETS_TOPIC {
+                // Always compacted, as Kafka's is, whatever the topic's configs say (those created before
+                // compaction existed have none).
+                config.cleanup_policy = sluice_engine::CleanupPolicy { delete: false, compact: true };
+            }
             let min_isr = usize::try_from(min_isr).unwrap_or(1);
             for (partition, state) in topic_image.partitions.iter().enumerate() {
                 let partition = partition as i32;
@@ -544,7 +549,6 @@ impl Shard {
                 if last_check.elapsed() >= check_every {
                     last_check = std::time::Instant::now();
                     shard.coordinator.expire_offsets().await;
-                    shard.coordinator.trim().await;
                 }
             }
         })

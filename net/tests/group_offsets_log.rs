@@ -1,12 +1,12 @@
 //! `__consumer_offsets` as the coordinator writes it: committed offsets are rebuilt from the log by a fresh
-//! coordinator, a grown partition is rewritten and trimmed so it does not grow without bound, and offsets of
+//! coordinator, also after the log cleaner compacted the partition to about its live state, and offsets of
 //! groups that stayed empty past `offsets.retention.minutes` expire.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 
-use sluice_engine::{FlushPolicy, LogConfig, LogManager, ManagerOptions, TopicPartition};
-use sluice_net::groups::{partition_for_group, Coordinator, GroupConfig, OFFSETS_TOPIC, SNAPSHOT_AFTER_RECORDS};
+use sluice_engine::{CleanupPolicy, FlushPolicy, LogConfig, LogManager, ManagerOptions, TopicPartition};
+use sluice_net::groups::{partition_for_group, Coordinator, GroupConfig, OFFSETS_TOPIC};
 
 fn config(retention_ms: i64) -> GroupConfig {
     GroupConfig {
@@ -22,7 +22,12 @@ fn config(retention_ms: i64) -> GroupConfig {
 async fn coordinator(manager: &LogManager, retention_ms: i64) -> std::rc::Rc<Coordinator> {
     let coordinator = Coordinator::new(config(retention_ms));
     coordinator.set_offsets_partitions(1);
-    let log_config = LogConfig { retention_ms: -1, flush_policy: FlushPolicy::Always, ..LogConfig::default() };
+    let log_config = LogConfig {
+        flush_policy: FlushPolicy::Always,
+        segment_bytes: 1 << 20,
+        cleanup_policy: CleanupPolicy { delete: false, compact: true },
+        ..LogConfig::default()
+    };
     let tp = TopicPartition::new(OFFSETS_TOPIC, 0);
     let log = match manager.get(&tp) {
         Some(log) => log,
@@ -34,7 +39,7 @@ async fn coordinator(manager: &LogManager, retention_ms: i64) -> std::rc::Rc<Coo
 }
 
 #[test]
-fn offsets_are_rebuilt_trimmed_and_expired() {
+fn offsets_are_rebuilt_compacted_and_expired() {
     assert_eq!(partition_for_group("any", 1), 0);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_path_buf();
@@ -43,20 +48,19 @@ fn offsets_are_rebuilt_trimmed_and_expired() {
         let manager = LogManager::new(&path, ManagerOptions::default(), false);
         manager.spawn_background();
         let first = coordinator(&manager, i64::MAX / 2).await;
-        // Enough commits, 1000 partitions at a time, to pass the rewrite threshold.
-        let rounds = SNAPSHOT_AFTER_RECORDS / 1000 + 2;
+        // Twenty commits of the same 1000 partitions: the cleaner keeps only the latest of each.
+        let rounds = 20;
         for round in 0..rounds {
             let offsets = (0..1000).map(|p| ("t".to_string(), p, round * 10 + i64::from(p), -1, None)).collect();
             let errors = first.commit("g", -1, "", offsets).await;
             assert!(errors.iter().all(Option::is_none), "{errors:?}");
         }
         let log = manager.get(&TopicPartition::new(OFFSETS_TOPIC, 0)).unwrap();
-        let before = log.log_end_offset().0 - log.log_start_offset().0;
-        assert!(before > SNAPSHOT_AFTER_RECORDS);
-        first.trim().await;
-        // Live state is 1000 offsets and one group record; everything older was deleted.
-        let after = log.log_end_offset().0 - log.log_start_offset().0;
-        assert!(after <= 1001 + 1000, "{before} records before the trim, {after} after");
+        log.roll_active().await.unwrap();
+        let stats = log.clean(sluice_engine::types::now_ms(), 16 << 20, true).await.unwrap().unwrap();
+        // Live state is 1000 offsets and one group record; everything older went.
+        assert!(stats.records_removed >= 19 * 1000, "{stats:?}");
+        assert!(log.size_bytes() < 200_000, "{} bytes after cleaning: {stats:?}", log.size_bytes());
 
         // A fresh coordinator rebuilds the same offsets from what is left.
         let second = coordinator(&manager, i64::MAX / 2).await;

@@ -55,7 +55,6 @@ use crate::segment::{Segment, SegmentFile};
 use crate::types::{LeaderEpoch, Offset, TopicPartition};
 use crate::watch::OffsetWatch;
 
-pub use clean::{inject_crash_at, CleanStats, CleanStep, Cleanable, CleanerCheckpoint, CLEANER_CHECKPOINT};
 pub use files::{EPOCH_CHECKPOINT, PARTITION_CHECKPOINT};
 
 /// Who is appending, which decides what the append may contain and who assigns offsets.
@@ -131,7 +130,7 @@ pub struct PartitionLog {
     prewrite: LogPrewrite,
     recovery: RefCell<RecoveryReport>,
     /// How far compaction has cleaned this log, and its recent passes (`clean.rs`).
-    cleaner: RefCell<clean::CleanerCheckpoint>,
+    cleaner: RefCell<crate::clean::CleanerCheckpoint>,
     ctx: Rc<ShardContext>,
 }
 

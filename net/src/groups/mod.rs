@@ -18,7 +18,7 @@ pub use classic::JoinRequest;
 pub use consumer_state::{
     ConsumerGroupState, ConsumerMember, ConsumerProtocolConfig, HeartbeatOutcome, HeartbeatRequest, TopicPartitionName,
 };
-pub use store::{LoadError, Replayed, ReplayedGroup, RECORD_VERSION, SNAPSHOT_AFTER_RECORDS};
+pub use store::{LoadError, Replayed, ReplayedGroup, RECORD_VERSION};
 pub use table::{
     partition_for_group, CommittedOffset, Coordinator, CoordinatorLog, Group, GroupConfig, GroupDescription,
     GroupResult, GroupState, JoinOutcome, MemberDescription, SyncOutcome, OFFSETS_TOPIC,

@@ -1,8 +1,9 @@
 //! Group persistence: groups and committed offsets are records in the group's `__consumer_offsets`
 //! partition (flush policy `always`), written before a change is answered and replayed when the shard takes
 //! the partition over. Keys and values are versioned JSON (layout in `docs/format.md`); a null value is a
-//! tombstone. When a partition has accumulated [`SNAPSHOT_AFTER_RECORDS`] records since its start, the live
-//! state is appended again and everything before it is deleted, so the topic does not grow without bound.
+//! tombstone. The topic is compacted (`cleanup.policy=compact`, as Kafka's is): the log cleaner keeps the latest
+//! record per group and per committed partition, and removes tombstones after `delete.retention.ms`, so the
+//! topic stays about as large as the live state.
 //!
 //! Replay reads into a [`Replayed`] table of its own, merged into the live one only once the whole partition has
 //! been read. Only the coordinator writes these partitions (clients' produce gets INVALID_TOPIC_EXCEPTION), so a
@@ -20,11 +21,8 @@ use sluice_engine::batch::{self, BatchBuilder, Compression, RecordSpec};
 use sluice_engine::types::now_ms;
 use sluice_engine::{AppendMode, EngineError, LeaderEpoch, Offset, PartitionLog};
 
-use super::table::{partition_for_group, CommittedOffset, Coordinator, CoordinatorLog, Group, GroupResult};
+use super::table::{CommittedOffset, Coordinator, CoordinatorLog, Group, GroupResult};
 use crate::error::ResponseError;
-
-/// Records in a coordinator partition after which its live state is rewritten and the rest deleted.
-pub const SNAPSHOT_AFTER_RECORDS: i64 = 100_000;
 
 /// The layout version of the records this broker writes, and the newest it reads. Every key and value
 /// carries it (`"version"`), so that a cluster can be upgraded one broker at a time: a broker never misreads a
@@ -228,7 +226,8 @@ impl Replayed {
         let mut position = from;
         let mut rest = bytes;
         while !rest.is_empty() {
-            let header = batch::validate(rest, usize::MAX)
+            // Compaction leaves batches with fewer records than their offsets span.
+            let header = batch::validate_stored(rest, usize::MAX)
                 .map_err(|error| corrupt(position.0, format!("invalid batch: {error}")))?;
             let (one, after) = rest.split_at(header.size_bytes());
             rest = after;
@@ -334,6 +333,10 @@ async fn replay(log: &PartitionLog) -> Result<Replayed, LoadError> {
     let end = log.log_end_offset();
     while position < end {
         let bytes = log.read_bytes(position, 1 << 20, end).await?;
+        if bytes.is_empty() {
+            // Compaction removed every batch from here to the end of the sealed segments.
+            break;
+        }
         let next = replayed.replay_batches(&bytes, position)?;
         assert!(next > position, "a replay step that succeeds moves forward");
         position = next;
@@ -431,49 +434,6 @@ impl Coordinator {
             return Err(ResponseError::NotCoordinator);
         }
         Ok(())
-    }
-
-    /// Rewrites the live state of partitions that have grown past [`SNAPSHOT_AFTER_RECORDS`] and deletes
-    /// everything before the rewrite.
-    pub async fn trim(&self) {
-        let logs: Vec<(i32, Rc<PartitionLog>)> = self.logs.borrow().iter().map(|(p, l)| (*p, l.log.clone())).collect();
-        let partitions = self.offsets_partitions.get();
-        for (partition, log) in logs {
-            if log.log_end_offset().0 - log.log_start_offset().0 < SNAPSHOT_AFTER_RECORDS {
-                continue;
-            }
-            let records: Vec<Persisted> = self
-                .groups
-                .borrow()
-                .values()
-                .filter(|g| partition_for_group(&g.borrow().id, partitions) == partition)
-                .flat_map(|g| {
-                    let g = g.borrow();
-                    let mut records = vec![group_record(&g, true)];
-                    records.extend(g.offsets.iter().map(|((t, p), o)| offset_record(&g.id, t, *p, Some(o))));
-                    records
-                })
-                .collect();
-            let start = log.log_end_offset();
-            let Some(any_group) = self
-                .groups
-                .borrow()
-                .values()
-                .map(|g| g.borrow().id.clone())
-                .find(|id| partition_for_group(id, partitions) == partition)
-            else {
-                continue;
-            };
-            for chunk in records.chunks(1000) {
-                if self.persist(&any_group, chunk.to_vec()).await.is_err() {
-                    return;
-                }
-            }
-            match log.delete_records_before(start).await {
-                Ok(low) => tracing::info!(partition, low_watermark = low.0, "trimmed __consumer_offsets"),
-                Err(error) => tracing::warn!(partition, %error, "could not trim __consumer_offsets"),
-            }
-        }
     }
 }
 

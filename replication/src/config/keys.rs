@@ -11,6 +11,7 @@ use super::registry::{ConfigKind, BROKER_CONFIGS, TOPIC_CONFIGS};
 pub enum ValueType {
     Int,
     Long,
+    Double,
     Bool,
     Text,
 }
@@ -21,6 +22,7 @@ impl ConfigKind {
         match self {
             ConfigKind::Int { .. } => ValueType::Int,
             ConfigKind::Long { .. } => ValueType::Long,
+            ConfigKind::Double { .. } => ValueType::Double,
             ConfigKind::Bool => ValueType::Bool,
             ConfigKind::Choice(_) | ConfigKind::List(_) | ConfigKind::Text | ConfigKind::ReplicaList => ValueType::Text,
         }
@@ -43,6 +45,13 @@ impl ConfigValue for i32 {
 
 impl ConfigValue for i64 {
     const TYPE: ValueType = ValueType::Long;
+    fn parse(text: &str) -> Option<Self> {
+        text.trim().parse().ok()
+    }
+}
+
+impl ConfigValue for f64 {
+    const TYPE: ValueType = ValueType::Double;
     fn parse(text: &str) -> Option<Self> {
         text.trim().parse().ok()
     }
@@ -109,6 +118,7 @@ impl<T: ConfigValue> BrokerKey<T> {
                         (ValueType::Int, ValueType::Int)
                             | (ValueType::Long, ValueType::Long)
                             | (ValueType::Bool, ValueType::Bool)
+                            | (ValueType::Double, ValueType::Double)
                             | (ValueType::Text, ValueType::Text)
                     ),
                     "a typed broker key's type does not fit its kind in BROKER_CONFIGS"
@@ -154,6 +164,7 @@ impl<T: ConfigValue> TopicKey<T> {
                         (ValueType::Int, ValueType::Int)
                             | (ValueType::Long, ValueType::Long)
                             | (ValueType::Bool, ValueType::Bool)
+                            | (ValueType::Double, ValueType::Double)
                             | (ValueType::Text, ValueType::Text)
                     ),
                     "a typed topic key's type does not fit its kind in TOPIC_CONFIGS"
@@ -185,6 +196,12 @@ pub mod broker {
     pub const DELETE_TOPIC_ENABLE: BrokerKey<bool> = BrokerKey::new("delete.topic.enable");
     pub const LOG_CLEANUP_POLICY: BrokerKey<String> = BrokerKey::new("log.cleanup.policy");
     pub const COMPRESSION_TYPE: BrokerKey<String> = BrokerKey::new("compression.type");
+    pub const LOG_CLEANER_ENABLE: BrokerKey<bool> = BrokerKey::new("log.cleaner.enable");
+    pub const LOG_CLEANER_THREADS: BrokerKey<i32> = BrokerKey::new("log.cleaner.threads");
+    pub const LOG_CLEANER_DEDUPE_BUFFER_SIZE: BrokerKey<i64> = BrokerKey::new("log.cleaner.dedupe.buffer.size");
+    pub const LOG_CLEANER_IO_MAX_BYTES_PER_SECOND: BrokerKey<f64> =
+        BrokerKey::new("log.cleaner.io.max.bytes.per.second");
+    pub const LOG_CLEANER_BACKOFF_MS: BrokerKey<i64> = BrokerKey::new("log.cleaner.backoff.ms");
     pub const LOG_RETENTION_MS: BrokerKey<i64> = BrokerKey::new("log.retention.ms");
     pub const LOG_RETENTION_BYTES: BrokerKey<i64> = BrokerKey::new("log.retention.bytes");
     pub const LOG_SEGMENT_BYTES: BrokerKey<i32> = BrokerKey::new("log.segment.bytes");
@@ -255,6 +272,10 @@ pub mod topic {
 
     pub const CLEANUP_POLICY: TopicKey<String> = TopicKey::new("cleanup.policy");
     pub const COMPRESSION_TYPE: TopicKey<String> = TopicKey::new("compression.type");
+    pub const MIN_CLEANABLE_DIRTY_RATIO: TopicKey<f64> = TopicKey::new("min.cleanable.dirty.ratio");
+    pub const DELETE_RETENTION_MS: TopicKey<i64> = TopicKey::new("delete.retention.ms");
+    pub const MIN_COMPACTION_LAG_MS: TopicKey<i64> = TopicKey::new("min.compaction.lag.ms");
+    pub const MAX_COMPACTION_LAG_MS: TopicKey<i64> = TopicKey::new("max.compaction.lag.ms");
     pub const RETENTION_MS: TopicKey<i64> = TopicKey::new("retention.ms");
     pub const RETENTION_BYTES: TopicKey<i64> = TopicKey::new("retention.bytes");
     pub const SEGMENT_BYTES: TopicKey<i32> = TopicKey::new("segment.bytes");

@@ -22,7 +22,7 @@ mod registry;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use sluice_engine::{FlushPolicy, LogConfig, TimestampType, TopicCompression};
+use sluice_engine::{CleanupPolicy, CompactionConfig, FlushPolicy, LogConfig, TimestampType, TopicCompression};
 
 pub use keys::{broker, topic, BrokerKey, ConfigValue, TopicKey, ValueType};
 pub use registry::{
@@ -199,6 +199,18 @@ impl<'a> EffectiveConfig<'a> {
             },
             producer_id_expiration_ms: i64::from(self.get(broker::PRODUCER_ID_EXPIRATION_MS)),
             compression: TopicCompression::parse(&self.topic(overrides, topic::COMPRESSION_TYPE)).unwrap_or_default(),
+            cleanup_policy: CleanupPolicy::parse(&self.topic(overrides, topic::CLEANUP_POLICY)),
+            compaction: CompactionConfig {
+                min_cleanable_dirty_ratio: self.topic(overrides, topic::MIN_CLEANABLE_DIRTY_RATIO),
+                delete_retention_ms: self.topic(overrides, topic::DELETE_RETENTION_MS),
+                min_compaction_lag_ms: self.topic(overrides, topic::MIN_COMPACTION_LAG_MS),
+                max_compaction_lag_ms: self.topic(overrides, topic::MAX_COMPACTION_LAG_MS),
+                cleaner_enabled: self.get(broker::LOG_CLEANER_ENABLE),
+                cleaner_threads: usize::try_from(self.get(broker::LOG_CLEANER_THREADS)).unwrap_or(1),
+                dedupe_buffer_bytes: usize::try_from(self.get(broker::LOG_CLEANER_DEDUPE_BUFFER_SIZE)).unwrap_or(0),
+                io_max_bytes_per_second: self.get(broker::LOG_CLEANER_IO_MAX_BYTES_PER_SECOND),
+                backoff_ms: self.get(broker::LOG_CLEANER_BACKOFF_MS),
+            },
         }
     }
 }
@@ -302,8 +314,12 @@ mod tests {
     fn bad_values_and_keys_are_refused() {
         assert!(validate_topic_config("retention.ms", "abc").is_err());
         assert!(validate_topic_config("segment.bytes", "10").is_err());
-        assert!(validate_topic_config("cleanup.policy", "compact").is_err());
-        assert!(validate_topic_config("cleanup.policy", "delete,compact").is_err());
+        assert!(validate_topic_config("cleanup.policy", "compact").is_ok());
+        assert!(validate_topic_config("cleanup.policy", "delete,compact").is_ok());
+        assert!(validate_topic_config("cleanup.policy", "delete,shred").is_err());
+        assert!(validate_topic_config("min.cleanable.dirty.ratio", "0.1").is_ok());
+        assert!(validate_topic_config("min.cleanable.dirty.ratio", "1.5").is_err());
+        assert!(validate_topic_config("delete.retention.ms", "-5").is_err());
         assert!(validate_topic_config("cleanup.policy", "").is_err());
         assert!(validate_topic_config("cleanup.policy", "delete").is_ok());
         for codec in ["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"] {

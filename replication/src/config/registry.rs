@@ -3,7 +3,7 @@
 //! default. Everything else in `config` reads this table.
 
 /// How a value is checked; also gives Kafka's DescribeConfigs type code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ConfigKind {
     Long {
         min: i64,
@@ -12,23 +12,29 @@ pub enum ConfigKind {
         min: i64,
     },
     Bool,
+    /// A floating-point number within `[min, max]` (Kafka's DOUBLE), such as `min.cleanable.dirty.ratio`.
+    Double {
+        min: f64,
+        max: f64,
+    },
     Choice(&'static [&'static str]),
     Text,
-    /// A comma-separated list (Kafka's LIST type) of items that are each one of these, at least one of them.
-    /// Kafka's `cleanup.policy`; Sluice's takes only `delete` until log compaction exists.
+    /// A comma-separated list (Kafka's LIST type) of items that are each one of these, at least one of them:
+    /// Kafka's `cleanup.policy`.
     List(&'static [&'static str]),
     /// Kafka's throttled-replica lists: `*`, or `partition:broker` pairs separated by commas (or empty).
     ReplicaList,
 }
 
 impl ConfigKind {
-    /// DescribeConfigs v3+ `config_type`: BOOLEAN 1, STRING 2, INT 3, LONG 5.
+    /// DescribeConfigs v3+ `config_type`: BOOLEAN 1, STRING 2, INT 3, LONG 5, DOUBLE 6, LIST 7.
     pub fn kafka_type_code(self) -> i8 {
         match self {
             ConfigKind::Bool => 1,
             ConfigKind::Text | ConfigKind::Choice(_) => 2,
             ConfigKind::Int { .. } => 3,
             ConfigKind::Long { .. } => 5,
+            ConfigKind::Double { .. } => 6,
             ConfigKind::List(_) | ConfigKind::ReplicaList => 7,
         }
     }
@@ -51,6 +57,13 @@ impl ConfigKind {
                 }
                 Ok(())
             }
+            ConfigKind::Double { min, max } => {
+                let parsed: f64 = value.trim().parse().map_err(|_| format!("'{value}' is not a number"))?;
+                if !(min..=max).contains(&parsed) {
+                    return Err(format!("{parsed} is outside [{min}, {max}]"));
+                }
+                Ok(())
+            }
             ConfigKind::Bool => match value.trim() {
                 "true" | "false" => Ok(()),
                 _ => Err(format!("'{value}' is not true or false")),
@@ -69,10 +82,6 @@ impl ConfigKind {
                     return Err(format!("the list is empty: it needs at least one of {}", items.join(", ")));
                 }
                 match listed.iter().find(|item| !items.contains(item)) {
-                    Some(&"compact") => Err(format!(
-                        "'compact' is not supported: Sluice has no log compaction yet (the list takes {})",
-                        items.join(", ")
-                    )),
                     Some(item) => Err(format!("'{item}' is not one of {}", items.join(", "))),
                     None => Ok(()),
                 }
@@ -117,17 +126,41 @@ pub struct BrokerConfigDef {
 
 const FLUSH_POLICIES: &[&str] = &["always", "interval", "replication-only"];
 const TIMESTAMP_TYPES: &[&str] = &["CreateTime", "LogAppendTime"];
-/// `compact` is refused until log compaction exists; an empty list (Kafka: neither deletion nor compaction) too.
-const CLEANUP_POLICIES: &[&str] = &["delete"];
+/// An empty list (Kafka: neither deletion nor compaction) is refused.
+const CLEANUP_POLICIES: &[&str] = &["delete", "compact"];
 const COMPRESSION_TYPES: &[&str] = &["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"];
 
-/// Topic keys Sluice implements. `cleanup.policy` accepts only `delete` (compaction is not built yet).
+/// Topic keys Sluice implements.
 pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     TopicConfigDef {
         name: "cleanup.policy",
         broker_key: "log.cleanup.policy",
         kind: ConfigKind::List(CLEANUP_POLICIES),
-        doc: "only delete: Sluice has no log compaction yet",
+        doc: "delete (retention), compact (latest record per key), or both",
+    },
+    TopicConfigDef {
+        name: "min.cleanable.dirty.ratio",
+        broker_key: "log.cleaner.min.cleanable.ratio",
+        kind: ConfigKind::Double { min: 0.0, max: 1.0 },
+        doc: "",
+    },
+    TopicConfigDef {
+        name: "delete.retention.ms",
+        broker_key: "log.cleaner.delete.retention.ms",
+        kind: ConfigKind::Long { min: 0 },
+        doc: "",
+    },
+    TopicConfigDef {
+        name: "min.compaction.lag.ms",
+        broker_key: "log.cleaner.min.compaction.lag.ms",
+        kind: ConfigKind::Long { min: 0 },
+        doc: "",
+    },
+    TopicConfigDef {
+        name: "max.compaction.lag.ms",
+        broker_key: "log.cleaner.max.compaction.lag.ms",
+        kind: ConfigKind::Long { min: 1 },
+        doc: "",
     },
     TopicConfigDef {
         name: "compression.type",
@@ -233,6 +266,52 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         name: "log.cleanup.policy",
         default: "delete",
         kind: ConfigKind::List(CLEANUP_POLICIES),
+        dynamic: true,
+    },
+    // The log cleaner (engine/src/log/clean.rs). Sluice's `log.cleaner.threads` is logs cleaned at once per
+    // shard; the dedupe buffer is the whole broker's, divided among shards and their cleanings.
+    BrokerConfigDef { name: "log.cleaner.enable", default: "true", kind: ConfigKind::Bool, dynamic: true },
+    BrokerConfigDef { name: "log.cleaner.threads", default: "1", kind: ConfigKind::Int { min: 1 }, dynamic: true },
+    BrokerConfigDef {
+        name: "log.cleaner.dedupe.buffer.size",
+        default: "134217728",
+        kind: ConfigKind::Long { min: 1024 },
+        dynamic: true,
+    },
+    BrokerConfigDef {
+        name: "log.cleaner.io.max.bytes.per.second",
+        default: "1.7976931348623157E308",
+        kind: ConfigKind::Double { min: 1.0, max: f64::MAX },
+        dynamic: true,
+    },
+    BrokerConfigDef {
+        name: "log.cleaner.backoff.ms",
+        default: "15000",
+        kind: ConfigKind::Long { min: 0 },
+        dynamic: true,
+    },
+    BrokerConfigDef {
+        name: "log.cleaner.min.cleanable.ratio",
+        default: "0.5",
+        kind: ConfigKind::Double { min: 0.0, max: 1.0 },
+        dynamic: true,
+    },
+    BrokerConfigDef {
+        name: "log.cleaner.delete.retention.ms",
+        default: "86400000",
+        kind: ConfigKind::Long { min: 0 },
+        dynamic: true,
+    },
+    BrokerConfigDef {
+        name: "log.cleaner.min.compaction.lag.ms",
+        default: "0",
+        kind: ConfigKind::Long { min: 0 },
+        dynamic: true,
+    },
+    BrokerConfigDef {
+        name: "log.cleaner.max.compaction.lag.ms",
+        default: "9223372036854775807",
+        kind: ConfigKind::Long { min: 1 },
         dynamic: true,
     },
     BrokerConfigDef {

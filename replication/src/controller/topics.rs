@@ -248,11 +248,10 @@ pub fn offsets_topic(config: &EffectiveConfig<'_>, image: &ClusterImage) -> Admi
     }
     let factor = wanted.min(active) as i16;
     let lists = replica_lists(image, 0, partitions, factor, &[])?;
-    let configs =
-        [("retention.ms", "-1"), ("retention.bytes", "-1"), ("segment.bytes", "104857600"), ("flush.policy", "always")]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+    let configs = [("cleanup.policy", "compact"), ("segment.bytes", "104857600"), ("flush.policy", "always")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     Ok(Some(MetadataRecord::CreateTopic {
         name: OFFSETS_TOPIC.to_string(),
         topic_id: new_topic_id(),
