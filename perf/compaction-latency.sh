@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # perf/compaction-latency.sh: produce latency on one topic while the log cleaner compacts another on the same
-# shard. A 1-shard broker holds `table` (keyed records, 500 versions of each of 1,000 keys, about 500 MB in
+# shard. A 1-shard broker holds `table` (keyed records, about 1,000 versions of each of ~510 keys, about 500 MB in
 # 16 MiB segments, written with cleanup.policy=delete so nothing cleans it yet) and `hot`. Each round measures
 # `bench produce --rate` into `hot` (acks=all, fsync per group commit) for 20 s twice: once quiet, once right
 # after `table` is switched to cleanup.policy=compact, so the cleaner rewrites ~480 MB on the same shard during
@@ -17,8 +17,8 @@ run_round() { # round
   sleep 3
   "$BIN" topic create --bootstrap $B --partitions 1 --config segment.bytes=16777216 --config retention.ms=-1 table
   "$BIN" topic create --bootstrap $B --partitions 1 hot
-  # bench produce keys each batch's records key-0..key-N: 1,000 records of 1 KB per 1 MiB batch.
-  "$BIN" bench produce --bootstrap $B --topic table --record-size 1000 --batch-bytes 1048576 --acks 1 \
+  # --keyed: each 512 KiB batch writes keys key-0..key-~510 again (about 1,000 versions of each key over the fill).
+  "$BIN" bench produce --bootstrap $B --topic table --record-size 1000 --batch-bytes 524288 --acks 1 --keyed \
     --records 500000 > "$OUT/fill-$1.txt" 2>&1
   "$BIN" bench produce --bootstrap $B --topic hot --record-size 200 --batch-bytes 16384 --acks all --rate 20000 \
     --duration 20 --json "$OUT/quiet-$1.json" > "$OUT/quiet-$1.txt" 2>&1

@@ -61,6 +61,10 @@ pub struct ProduceBenchArgs {
     /// Target records per second over all producers (for latency at a fixed load).
     #[arg(long)]
     pub rate: Option<u64>,
+    /// Give records keys `key-<i>`, i being the record's place in its batch: every batch writes the same
+    /// keys again, a workload for compacted topics.
+    #[arg(long)]
+    pub keyed: bool,
     /// Write the summary as JSON to this file.
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
@@ -87,7 +91,7 @@ fn compression(value: &str) -> anyhow::Result<Compression> {
 }
 
 /// One pre-encoded batch of `count` records of `record_size` bytes.
-fn encode_batch(count: usize, record_size: usize, codec: Compression) -> anyhow::Result<Bytes> {
+fn encode_batch(count: usize, record_size: usize, codec: Compression, keyed: bool) -> anyhow::Result<Bytes> {
     let value = Bytes::from((0..record_size).map(|i| b'a' + (i % 26) as u8).collect::<Vec<u8>>());
     let now = sluice_engine::types::now_ms();
     let records: Vec<Record> = (0..count)
@@ -104,7 +108,7 @@ fn encode_batch(count: usize, record_size: usize, codec: Compression) -> anyhow:
             // one batch. Without a producer id the broker ignores sequences.
             sequence: i as i32,
             timestamp: now,
-            key: None,
+            key: keyed.then(|| Bytes::from(format!("key-{i}"))),
             value: Some(value.clone()),
             headers: Default::default(),
         })
@@ -272,7 +276,7 @@ pub fn produce(args: ProduceBenchArgs) -> anyhow::Result<()> {
     let routes = ensure_topic(&mut router, &args.topic, args.partitions)?;
     let partitions: usize = routes.values().map(Vec::len).sum();
     let per_batch = (args.batch_bytes / args.record_size.max(1)).max(1);
-    let batch = encode_batch(per_batch, args.record_size, codec)?;
+    let batch = encode_batch(per_batch, args.record_size, codec, args.keyed)?;
     let stop = Arc::new(AtomicBool::new(false));
     let totals = Arc::new(Totals::default());
     let mut histograms: Vec<Arc<Mutex<Histogram<u64>>>> = Vec::new();

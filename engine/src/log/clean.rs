@@ -55,35 +55,57 @@ struct Throttle {
 }
 
 impl Throttle {
+    /// Counts `bytes` of I/O and gives the shard back: a sleep when the pass is ahead of its rate, otherwise a
+    /// yield of the task queue, so the reactor polls for network and disk completions after every chunk (1 MiB,
+    /// about a millisecond of work). `yield_if_needed` would let the pass run for glommio's 100 ms preemption
+    /// slice: measured, that took the p99 of a produce load on the same shard from 2 ms to 26 ms.
     async fn account(&mut self, bytes: u64) {
         self.bytes += bytes;
-        if !self.max_bytes_per_second.is_finite() || self.max_bytes_per_second <= 0.0 {
-            glommio::yield_if_needed().await;
-            return;
+        if self.max_bytes_per_second.is_finite() && self.max_bytes_per_second > 0.0 {
+            let due = Duration::from_secs_f64(self.bytes as f64 / self.max_bytes_per_second);
+            if let Some(wait) = due.checked_sub(self.started.elapsed()).filter(|wait| !wait.is_zero()) {
+                glommio::timer::sleep(wait).await;
+                return;
+            }
         }
-        let due = Duration::from_secs_f64(self.bytes as f64 / self.max_bytes_per_second);
-        match due.checked_sub(self.started.elapsed()) {
-            Some(wait) if !wait.is_zero() => glommio::timer::sleep(wait).await,
-            _ => glommio::yield_if_needed().await,
-        }
+        glommio::executor().yield_task_queue_now().await;
     }
 }
 
-/// Reads a sealed segment's batches a chunk at a time.
+/// Reads a sealed segment's batches a chunk at a time. The part of a batch a chunk cuts off is kept for the
+/// next chunk, so every byte is read once.
 struct BatchReader {
     file: Rc<SegmentFile>,
-    position: u64,
+    /// Where the next read starts (past `carry`).
+    read_to: u64,
     size: u64,
+    /// The start of a batch the last chunk cut off.
+    carry: Vec<u8>,
 }
 
 impl BatchReader {
+    fn new(file: Rc<SegmentFile>, size: u64) -> BatchReader {
+        BatchReader { file, read_to: 0, size, carry: Vec::new() }
+    }
+
+    /// Whether every batch has been handed out.
+    fn at_end(&self) -> bool {
+        self.read_to >= self.size && self.carry.is_empty()
+    }
+
     /// The next chunk of whole, valid batches: its bytes and each batch's range in them. `None` at the end.
     async fn next(&mut self, log: &PartitionLog, path: &Path) -> Result<Option<(Vec<u8>, Vec<(usize, usize)>)>> {
-        if self.position >= self.size {
+        if self.at_end() {
             return Ok(None);
         }
-        let want = READ_CHUNK_BYTES.min((self.size - self.position) as usize);
-        let mut bytes = self.file.read_at(self.position, want).await?.to_vec();
+        let chunk_start = self.read_to - self.carry.len() as u64;
+        let mut bytes = std::mem::take(&mut self.carry);
+        let want = READ_CHUNK_BYTES.saturating_sub(bytes.len()).max(batch::HEADER_BYTES);
+        let want = want.min((self.size - self.read_to) as usize);
+        if want > 0 {
+            bytes.extend_from_slice(&self.file.read_at(self.read_to, want).await?);
+            self.read_to += want as u64;
+        }
         let mut ranges = Vec::new();
         let mut cursor = 0;
         while cursor < bytes.len() {
@@ -92,25 +114,27 @@ impl BatchReader {
                     ranges.push((cursor, header.size_bytes()));
                     cursor += header.size_bytes();
                 }
-                Err(BatchError::Truncated { needed, .. })
-                    if cursor == 0 && self.position + needed as u64 <= self.size =>
-                {
-                    // One batch larger than a chunk: read exactly it.
-                    bytes = self.file.read_at(self.position, needed).await?.to_vec();
-                    continue;
+                Err(BatchError::Truncated { needed, .. }) if chunk_start + (cursor + needed) as u64 <= self.size => {
+                    if cursor == 0 {
+                        // One batch larger than a chunk: read the rest of it.
+                        let missing = needed - bytes.len();
+                        bytes.extend_from_slice(&self.file.read_at(self.read_to, missing).await?);
+                        self.read_to += missing as u64;
+                        continue;
+                    }
+                    self.carry = bytes.split_off(cursor);
+                    break;
                 }
-                Err(BatchError::Truncated { .. }) if cursor > 0 => break,
                 Err(error) => {
                     return Err(EngineError::Corrupt {
                         partition: log.name(),
                         path: path.to_owned(),
-                        position: self.position + cursor as u64,
+                        position: chunk_start + cursor as u64,
                         reason: format!("the cleaner read an invalid batch: {error}"),
                     })
                 }
             }
         }
-        self.position += cursor as u64;
         Ok(Some((bytes, ranges)))
     }
 }
@@ -252,8 +276,9 @@ impl PartitionLog {
         let mut map_end = start;
         for segment in segments.iter().filter(|s| s.next_offset() > start && s.base < end) {
             let file = self.segment_file(segment).await?;
-            let mut reader = BatchReader { file, position: 0, size: segment.size_bytes() };
+            let mut reader = BatchReader::new(file, segment.size_bytes());
             while let Some((bytes, ranges)) = reader.next(self, &segment.log_path()).await? {
+                let consumed = ranges.iter().map(|(_, len)| *len as u64).sum::<u64>();
                 for (at, len) in ranges {
                     let batch = &bytes[at..at + len];
                     let Some(header) = batch::peek_header(batch) else { continue };
@@ -283,8 +308,8 @@ impl PartitionLog {
                     })?;
                     map_end = Offset(header.last_offset() + 1);
                 }
-                stats.bytes_read += bytes.len() as u64;
-                throttle.account(bytes.len() as u64).await;
+                stats.bytes_read += consumed;
+                throttle.account(consumed).await;
             }
         }
         // Every batch below `end` is in the map.
@@ -338,9 +363,10 @@ impl PartitionLog {
         let mut index_timestamp = -1i64;
         for segment in group {
             let file = self.segment_file(segment).await?;
-            let mut reader = BatchReader { file, position: 0, size: segment.size_bytes() };
+            let mut reader = BatchReader::new(file, segment.size_bytes());
             while let Some((bytes, ranges)) = reader.next(self, &segment.log_path()).await? {
-                let chunk_ends_segment = reader.position == reader.size;
+                let consumed = ranges.iter().map(|(_, len)| *len as u64).sum::<u64>();
+                let chunk_ends_segment = reader.at_end();
                 let last_at = ranges.last().map(|(at, _)| *at);
                 for (at, len) in ranges {
                     let batch = &bytes[at..at + len];
@@ -361,12 +387,12 @@ impl PartitionLog {
                     since_entry = since_entry.saturating_add(kept.len() as u32);
                     pending.extend_from_slice(&kept);
                 }
-                stats.bytes_read += bytes.len() as u64;
+                stats.bytes_read += consumed;
                 if pending.len() >= WRITE_CHUNK_BYTES {
                     let chunk = std::mem::replace(&mut pending, Vec::with_capacity(WRITE_CHUNK_BYTES));
                     written += self.write_cleaned(&out, chunk, written, stats).await?;
                 }
-                throttle.account(bytes.len() as u64).await;
+                throttle.account(consumed).await;
             }
         }
         if !pending.is_empty() {
