@@ -4,7 +4,13 @@ Sluice, as an operator would run them: each call is one JVM, and each test check
 import json
 import re
 
+import pytest
+
 from jvm import kafka_tool
+
+# One broker shape only, --shards 2 (requests cross shards): every tool run is a JVM start, about 1 s of CPU,
+# and the tools use the Java client that test_java_client.py already runs against both shapes.
+pytestmark = pytest.mark.parametrize("broker", [2], indirect=True, ids=["shards2"])
 
 
 def lines(result):
