@@ -11,7 +11,7 @@ if [ "$memlock_kib" != unlimited ] && [ "$memlock_kib" -lt 4096 ]; then
 fi
 command -v cargo >/dev/null || { echo "cargo is required (rustup)" >&2; exit 1; }
 
-echo "== test tools (kcat, fuse3, Python clients, kafkajs)"
+echo "== test tools (kcat, fuse3, Python clients, kafkajs, the Java client and Kafka's tools, franz-go)"
 ./scripts/install-test-tools.sh
 
 echo "== format, lints and module cycles"

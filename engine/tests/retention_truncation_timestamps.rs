@@ -189,3 +189,43 @@ fn simple_batch_spaced(count: usize, first_timestamp_ms: i64) -> Vec<u8> {
     }
     builder.finish()
 }
+
+fn batch_with_timestamps(timestamps_ms: &[i64]) -> Vec<u8> {
+    let mut builder = sluice_engine::batch::BatchBuilder::new();
+    for &timestamp_ms in timestamps_ms {
+        builder.push(&sluice_engine::batch::RecordSpec {
+            key: None,
+            value: Some(b"value"),
+            headers: &[],
+            timestamp_ms,
+        });
+    }
+    builder.finish()
+}
+
+#[test]
+fn offset_of_max_timestamp_finds_the_first_record_with_the_largest_timestamp() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_owned();
+    run(move || async move {
+        let manager = manager(&path, false);
+        let config = LogConfig { segment_bytes: 4096, index_interval_bytes: 512, ..LogConfig::default() };
+        let log = open(&manager, 0, config).await;
+        assert_eq!(log.offset_of_max_timestamp(log.log_end_offset()).await.unwrap(), None, "an empty log");
+        // Offsets 0-4 at 1000-1040; 5-8 with the largest timestamp twice, not last; then 9-308 older again,
+        // over several segments.
+        log.append(simple_batch_spaced(5, 1_000), CLIENT).await.unwrap();
+        log.append(batch_with_timestamps(&[2_000, 9_000, 4_000, 9_000]), CLIENT).await.unwrap();
+        for b in 0..60 {
+            log.append(simple_batch_spaced(5, 3_000 + b * 50), CLIENT).await.unwrap();
+        }
+        assert!(log.segment_count() > 1);
+        let end = log.log_end_offset();
+        assert_eq!(log.offset_of_max_timestamp(end).await.unwrap(), Some((Offset(6), 9_000)));
+        // Kafka answers only below the high watermark (or the last stable offset).
+        assert_eq!(log.offset_of_max_timestamp(Offset(6)).await.unwrap(), None);
+        // A later, larger timestamp takes over.
+        log.append(batch_with_timestamps(&[9_500]), CLIENT).await.unwrap();
+        assert_eq!(log.offset_of_max_timestamp(log.log_end_offset()).await.unwrap(), Some((end, 9_500)));
+    });
+}

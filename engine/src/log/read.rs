@@ -170,6 +170,18 @@ impl PartitionLog {
         Ok(None)
     }
 
+    /// The first offset holding the largest record timestamp of the log, and that timestamp, if it is below
+    /// `upper_bound`: Kafka's ListOffsets with MAX_TIMESTAMP (-3, KIP-734). No record has a larger timestamp,
+    /// so the first record at or after it is the first one with it; inside a compressed batch (not decoded,
+    /// see [`Log::offset_for_timestamp`]) the answer is the batch's base offset.
+    pub async fn offset_of_max_timestamp(&self, upper_bound: Offset) -> Result<Option<(Offset, i64)>> {
+        let max_timestamp_ms = self.segments.borrow().values().map(|s| s.max_timestamp_ms()).max().unwrap_or(-1);
+        if max_timestamp_ms < 0 {
+            return Ok(None);
+        }
+        self.offset_for_timestamp(max_timestamp_ms, upper_bound).await
+    }
+
     /// Kafka's OffsetForLeaderEpoch: the largest epoch at or below `epoch` and where it ends in this log.
     pub fn end_offset_for_epoch(&self, epoch: LeaderEpoch) -> (LeaderEpoch, Offset) {
         self.epochs.borrow().end_offset_for(epoch, self.log_end_offset())

@@ -53,6 +53,16 @@ impl GroupState {
     }
 }
 
+/// One group as ListGroups shows it: Kafka's group type ("classic" or "consumer", KIP-848) and the state name
+/// of that type (a consumer-protocol group is "Assigning" or "Reconciling" where a classic one rebalances).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ListedGroup {
+    pub id: String,
+    pub protocol_type: String,
+    pub group_type: &'static str,
+    pub state: &'static str,
+}
+
 /// Group settings from the broker configuration.
 #[derive(Debug, Clone, Copy)]
 pub struct GroupConfig {
@@ -385,14 +395,23 @@ impl Coordinator {
         self.group(group_id)?.borrow().consumer.clone()
     }
 
-    /// (group id, protocol type, state) of every group on this shard.
-    pub fn list(&self) -> Vec<(String, String, GroupState)> {
+    /// Every group on this shard, as ListGroups shows it.
+    pub fn list(&self) -> Vec<ListedGroup> {
         self.groups
             .borrow()
             .values()
             .map(|g| {
                 let g = g.borrow();
-                (g.id.clone(), g.protocol_type.clone().unwrap_or_default(), g.state)
+                let (group_type, state) = match &g.consumer {
+                    Some(consumer) => ("consumer", consumer.state_name()),
+                    None => ("classic", g.state.name()),
+                };
+                ListedGroup {
+                    id: g.id.clone(),
+                    protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                    group_type,
+                    state,
+                }
             })
             .collect()
     }

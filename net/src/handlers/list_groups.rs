@@ -1,4 +1,5 @@
-//! ListGroups (API 16), versions 0-4: every group of every shard, filtered by state (v4+).
+//! ListGroups (API 16), versions 0-5: every group of every shard, filtered by state (v4+) and by type (v5+,
+//! KIP-848: "classic" or "consumer"), both without regard to case as in Kafka.
 
 use std::rc::Rc;
 
@@ -18,32 +19,35 @@ pub struct ListGroups;
 
 impl Api for ListGroups {
     const KEY: ApiKey = ApiKey::ListGroups;
-    const VERSIONS: VersionRange = versions(0, 4);
+    const VERSIONS: VersionRange = versions(0, 5);
     type Request = ListGroupsRequest;
     type Response = ListGroupsResponse;
 
     async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: ListGroupsRequest) -> ListGroupsResponse {
-        let filter: Vec<String> = request.states_filter.iter().map(|s| s.to_lowercase()).collect();
+        let states: Vec<String> = request.states_filter.iter().map(|s| s.to_lowercase()).collect();
+        let types: Vec<String> = request.types_filter.iter().map(|s| s.to_lowercase()).collect();
         let calls =
             (0..shard.shards()).map(|target| shard.run_on(target, |shard| async move { shard.coordinator.list() }));
-        let mut groups: Vec<(String, String, &str)> = futures::future::join_all(calls)
+        let mut groups: Vec<_> = futures::future::join_all(calls)
             .await
             .into_iter()
             .flatten()
-            .map(|(id, protocol_type, state)| (id, protocol_type, state.name()))
-            .filter(|(_, _, state)| filter.is_empty() || filter.contains(&state.to_lowercase()))
+            .filter(|g| states.is_empty() || states.contains(&g.state.to_lowercase()))
+            .filter(|g| types.is_empty() || types.iter().any(|t| t == g.group_type))
             .collect();
         groups.sort();
         let listed = groups
             .into_iter()
-            .map(|(id, protocol_type, state)| {
-                let listed =
-                    ListedGroup::default().with_group_id(group_id(&id)).with_protocol_type(text(&protocol_type));
+            .map(|g| {
+                let mut listed =
+                    ListedGroup::default().with_group_id(group_id(&g.id)).with_protocol_type(text(&g.protocol_type));
                 if header.api_version >= 4 {
-                    listed.with_group_state(text(state))
-                } else {
-                    listed
+                    listed = listed.with_group_state(text(g.state));
                 }
+                if header.api_version >= 5 {
+                    listed = listed.with_group_type(text(g.group_type));
+                }
+                listed
             })
             .collect();
         ListGroupsResponse::default().with_groups(listed)

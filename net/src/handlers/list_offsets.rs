@@ -1,6 +1,9 @@
-//! ListOffsets (API 2), versions 1-6: earliest (-2), latest (-1, the high watermark, or the last stable
-//! offset for read_committed) and the first offset whose timestamp is at least a given time (-1 with
-//! timestamp -1 when no record qualifies). Each partition is answered by its leader, on its owner shard.
+//! ListOffsets (API 2), versions 1-10: earliest (-2), latest (-1, the high watermark, or the last stable
+//! offset for read_committed), the first offset whose timestamp is at least a given time (-1 with
+//! timestamp -1 when no record qualifies), and from v7-v9 (KIP-734, KIP-405) the record with the largest
+//! timestamp (-3), the earliest local offset (-4: the log start, as nothing is tiered) and the latest tiered
+//! offset (-5: -1, as nothing is tiered, which is Kafka's answer without remote storage). v10 adds only a
+//! timeout for tiered lookups. Each partition is answered by its leader, on its owner shard.
 
 use std::rc::Rc;
 
@@ -16,12 +19,15 @@ use crate::wire::RequestHeader;
 
 pub const LATEST: i64 = -1;
 pub const EARLIEST: i64 = -2;
+pub const MAX_TIMESTAMP: i64 = -3;
+pub const EARLIEST_LOCAL: i64 = -4;
+pub const LATEST_TIERED: i64 = -5;
 
 pub struct ListOffsets;
 
 impl Api for ListOffsets {
     const KEY: ApiKey = ApiKey::ListOffsets;
-    const VERSIONS: VersionRange = versions(1, 6);
+    const VERSIONS: VersionRange = versions(1, 10);
     type Request = ListOffsetsRequest;
     type Response = ListOffsetsResponse;
 
@@ -79,17 +85,20 @@ async fn list_partition(
     }
     let epoch = leader.leader_epoch();
     let upper = if read_committed { log.last_stable_offset() } else { log.high_watermark() };
-    match timestamp {
-        EARLIEST => (error::NONE, log.log_start_offset().0, -1, epoch),
-        LATEST => (error::NONE, upper.0, -1, epoch),
-        ts if ts >= 0 => match log.offset_for_timestamp(ts, upper).await {
-            Ok(Some((Offset(offset), found))) => {
-                let batch_epoch = log.epoch_cache().epoch_for_offset(Offset(offset)).map_or(epoch, |e| e.0);
-                (error::NONE, offset, found, batch_epoch)
-            }
-            Ok(None) => (error::NONE, -1, -1, -1),
-            Err(engine_error) => (error::engine_error_code(&engine_error), -1, -1, -1),
-        },
-        _ => (ResponseError::InvalidRequest.code(), -1, -1, -1),
+    let found = match timestamp {
+        EARLIEST | EARLIEST_LOCAL => return (error::NONE, log.log_start_offset().0, -1, epoch),
+        LATEST => return (error::NONE, upper.0, -1, epoch),
+        LATEST_TIERED => return (error::NONE, -1, -1, -1),
+        MAX_TIMESTAMP => log.offset_of_max_timestamp(upper).await,
+        ts if ts >= 0 => log.offset_for_timestamp(ts, upper).await,
+        _ => return (ResponseError::InvalidRequest.code(), -1, -1, -1),
+    };
+    match found {
+        Ok(Some((Offset(offset), found))) => {
+            let batch_epoch = log.epoch_cache().epoch_for_offset(Offset(offset)).map_or(epoch, |e| e.0);
+            (error::NONE, offset, found, batch_epoch)
+        }
+        Ok(None) => (error::NONE, -1, -1, -1),
+        Err(engine_error) => (error::engine_error_code(&engine_error), -1, -1, -1),
     }
 }

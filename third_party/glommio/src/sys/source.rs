@@ -282,9 +282,17 @@ impl Source {
     }
 
     // adds a waiter to the list. Useful for streams that have many futures waiting
-    // on a single I/O source
-    pub(crate) fn add_waiter_many(&self, waker: Waker) {
-        self.inner.borrow_mut().wakers.waiters.push(waker)
+    // on a single I/O source. Sluice's patch: a task already waiting is not added
+    // again. A future polled again and again before its I/O completes (an accept in
+    // a select against a timer that fires every few milliseconds) pushed one waker
+    // clone per poll, until the task's i16 reference count overflowed and glommio
+    // panicked ("Waker invariant broken").
+    pub(crate) fn add_waiter_many(&self, waker: &Waker) {
+        let mut inner = self.inner.borrow_mut();
+        let waiters = &mut inner.wakers.waiters;
+        if !waiters.iter().any(|w| w.will_wake(waker)) {
+            waiters.push(waker.clone());
+        }
     }
 
     pub(super) fn is_installed(&self) -> Option<bool> {
@@ -308,7 +316,7 @@ impl Source {
                 return Poll::Ready(result);
             }
 
-            self.add_waiter_many(cx.waker().clone());
+            self.add_waiter_many(cx.waker());
             Poll::Pending
         })
         .await
