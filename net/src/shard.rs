@@ -383,6 +383,9 @@ impl Shard {
             return;
         }
         let node = self.node_id();
+        crate::metrics::record_isr_changes(&old, &image, node, |topic, partition| {
+            self.owner(topic, partition) == self.id
+        });
         let removed: Vec<TopicPartition> = old
             .partitions()
             .map(|(topic, partition, _)| TopicPartition::new(topic, partition))
@@ -474,6 +477,9 @@ impl Shard {
             replicas.apply_image(image.clone(), logs, rates).await;
         }
         self.load_group_partitions(&image).await;
+        crate::metrics::set_slow_request_threshold_ms(
+            self.with_config(&image, |config| config.get(broker::LOG_SLOW_REQUEST_MS)),
+        );
         self.applied.advance(image.version);
     }
 
