@@ -40,6 +40,7 @@ use sluice_replication::controller::commands::{AdminError, AdminErrorKind, Contr
 use sluice_replication::metadata::{owner_shard, ClusterImage, NodeId, SharedImage, METADATA_TOPIC};
 use sluice_replication::node::ClusterNode;
 use sluice_replication::replica::{throttle, LeaderState, ReplicaManager, ReplicaPolicy, ThrottleRates};
+use tracing::Instrument;
 
 use crate::error::ResponseError;
 use crate::groups::{Coordinator, GroupConfig, OFFSETS_TOPIC};
@@ -450,8 +451,10 @@ impl Shard {
             .map(|(tp, config, policy)| {
                 let manager = manager.clone();
                 self.assert_owner(&tp.topic, tp.partition);
+                // Recovery's lines carry the partition they recover.
+                let span = tracing::info_span!("open_log", partition = %tp.dir_name());
                 async move {
-                    match manager.open_log(&tp, config).await {
+                    match manager.open_log(&tp, config).instrument(span).await {
                         Ok(log) => Some((log, policy)),
                         Err(sluice_engine::EngineError::Closed { .. }) => {
                             tracing::debug!(partition = %tp.dir_name(), "not opened: the shard is shutting down");
@@ -515,7 +518,8 @@ impl Shard {
             if !self.coordinator.is_loading(partition) {
                 continue; // unloaded meanwhile: its leadership moved on
             }
-            match self.coordinator.load_partition(partition, log, LeaderEpoch(epoch)).await {
+            let span = tracing::info_span!("group_load", shard = self.id, partition);
+            match self.coordinator.load_partition(partition, log, LeaderEpoch(epoch)).instrument(span).await {
                 Ok(records) if records > 0 => {
                     tracing::info!(shard = self.id, partition, records, "loaded consumer groups")
                 }
@@ -549,8 +553,13 @@ impl Shard {
                 shard.coordinator.expire_members();
                 if last_check.elapsed() >= check_every {
                     last_check = std::time::Instant::now();
-                    shard.coordinator.expire_offsets().await;
-                    shard.coordinator.trim().await;
+                    let span = tracing::debug_span!("group_housekeeping", shard = shard.id);
+                    async {
+                        shard.coordinator.expire_offsets().await;
+                        shard.coordinator.trim().await;
+                    }
+                    .instrument(span)
+                    .await;
                 }
             }
         })
