@@ -31,11 +31,12 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-# promtool, which checks the admin listener's /metrics (tests/clients/test_admin_http.py), ships in Debian's
-# prometheus package (~96 MB installed). Without recommends: they would add node-exporter, smartmontools and
+# promtool, which checks the admin listener's /metrics (tests/clients/test_admin_http.py), and the Prometheus
+# server, which tests/clients/test_prometheus_server.py starts against a broker, ship in Debian's prometheus
+# package (~96 MB installed). Without recommends: they would add node-exporter, smartmontools and
 # more. The package's service is not started in a container without systemd, and nothing here starts it.
-if ! command -v promtool >/dev/null; then
-  echo "== installing prometheus (for promtool) from Debian"
+if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
+  echo "== installing prometheus (promtool and the server) from Debian"
   sudo_cmd=""
   [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq

@@ -1,18 +1,51 @@
 //! The `sluice` binary: the broker daemon (`serve`), command-line tools (`topic`, `produce`, `consume`,
-//! `group`) and load generators (`bench`).
+//! `group`), a live view of brokers' metrics (`top`) and load generators (`bench`).
 
 mod bench;
 mod cli;
 mod layout;
 mod serve;
+mod top;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(name = "sluice", version, about = "Kafka-compatible streaming storage broker, thread-per-core on io_uring")]
 struct Cli {
+    /// Log lines as text or as one JSON object per line (default: $SLUICE_LOG_FORMAT, else text). `RUST_LOG`
+    /// picks what is logged either way.
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`), as text or JSON lines (`--log-format`, or
+/// `SLUICE_LOG_FORMAT=json`). JSON lines carry the event's fields and those of the spans it happened in, so a
+/// request's API, version, client id and correlation id come with every line logged while serving it.
+fn init_logging(format: Option<LogFormat>) -> anyhow::Result<()> {
+    let format = match format {
+        Some(format) => format,
+        None => match std::env::var("SLUICE_LOG_FORMAT").as_deref() {
+            Err(_) | Ok("" | "text") => LogFormat::Text,
+            Ok("json") => LogFormat::Json,
+            Ok(other) => anyhow::bail!("SLUICE_LOG_FORMAT={other}: expected text or json"),
+        },
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
+        LogFormat::Json => builder.json().with_current_span(true).with_span_list(true).init(),
+    }
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -35,6 +68,8 @@ enum Command {
     /// Load generators.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// A live view of brokers from their /metrics: top topics, request latency, replication health, lag.
+    Top(top::TopArgs),
 }
 
 #[derive(Subcommand)]
@@ -51,14 +86,6 @@ enum BenchCommand {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     // A panic is a bug. One shard dying would leave the others waiting on it, so the process stops at once
     // (fail-stop); the next start recovers the logs.
     let default_hook = std::panic::take_hook();
@@ -68,6 +95,10 @@ fn main() {
         std::process::abort();
     }));
     let cli = Cli::parse();
+    if let Err(error) = init_logging(cli.log_format) {
+        eprintln!("sluice: {error:#}");
+        std::process::exit(2);
+    }
     if !matches!(cli.command, Command::Serve(_)) {
         // A command-line tool whose output goes to a closed pipe (`| head`) stops quietly, as Unix tools do,
         // instead of failing on the write. The broker keeps SIGPIPE ignored: a closed socket is an error value.
@@ -94,6 +125,7 @@ fn main() {
         Command::Bench(BenchCommand::Consume(args)) => bench::consume(args),
         Command::Bench(BenchCommand::E2e(args)) => bench::e2e(args),
         Command::Bench(BenchCommand::Idle(args)) => bench::idle(args),
+        Command::Top(args) => top::run(args),
     };
     if let Err(error) = result {
         eprintln!("sluice: {error:#}");

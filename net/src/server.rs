@@ -24,14 +24,16 @@ use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::future::{self, Either};
 use futures::io::{ReadHalf, WriteHalf};
 use futures::{AsyncReadExt, AsyncWrite};
 use glommio::channels::local_channel;
 use glommio::net::{TcpListener, TcpStream};
+use kafka_protocol::messages::ApiKey;
 use sluice_replication::config::broker;
+use tracing::Instrument;
 
 use crate::budget::{RequestBudget, Reservation};
 use crate::error::ConnectionError;
@@ -227,6 +229,7 @@ async fn read_requests(
     peer_host: &String,
 ) -> Result<(), ConnectionError> {
     let mut frames = FrameBuffer::new(limits.max_request_bytes);
+    let mut client_id = ClientId::default();
     // The budget held by the frame in progress; it moves into that request's task.
     let mut reservation: Option<Reservation> = None;
     loop {
@@ -238,15 +241,43 @@ async fn read_requests(
                     header.client_host.clone_from(peer_host);
                 }
                 let shard = shard.clone();
-                let api_key = match &decoded {
-                    Decoded::Request(header, _) | Decoded::Unsupported(header) => header.api_key,
+                let header = match &decoded {
+                    Decoded::Request(header, _) | Decoded::Unsupported(header) => header,
                 };
+                let (api_key, api_version, correlation_id) =
+                    (header.api_key, header.api_version, header.correlation_id);
+                client_id.update(header.client_id.as_deref());
+                let client = client_id.current();
+                // Disabled (the default below RUST_LOG=debug), this is `Span::none()`: no field is evaluated
+                // and nothing is allocated.
+                let span = tracing::debug_span!(
+                    "request",
+                    api = ?ApiName(api_key),
+                    version = api_version,
+                    correlation_id,
+                    client_id = &*client,
+                );
                 let in_flight = crate::metrics::InFlight::start();
+                let decoded_at = Instant::now();
                 let task = glommio::spawn_local(async move {
                     let _in_flight = in_flight;
-                    let started = std::time::Instant::now();
-                    let response = handlers::dispatch(&shard, decoded).await;
-                    crate::metrics::record_request(api_key, started.elapsed());
+                    let started = Instant::now();
+                    let response = handlers::dispatch(&shard, decoded).instrument(span.clone()).await;
+                    let answered = Instant::now();
+                    crate::metrics::record_request(api_key, answered - started);
+                    if crate::metrics::is_slow_request(api_key, answered - decoded_at) {
+                        let _in_span = span.enter();
+                        tracing::warn!(
+                            api = ?ApiName(api_key),
+                            version = api_version,
+                            correlation_id,
+                            client_id = &*client,
+                            queue_ms = millis(started - decoded_at),
+                            handle_ms = millis(answered - started),
+                            total_ms = millis(answered - decoded_at),
+                            "slow request"
+                        );
+                    }
                     // The request's bytes are dropped with `dispatch`: give them back to the budget.
                     drop(held);
                     response
@@ -302,5 +333,57 @@ async fn read_requests(
                 return Err(ConnectionError::Io { operation: "receive", source: error });
             }
         }
+    }
+}
+
+/// A connection's client id, shared by its requests' spans and slow-request lines. Clients send the same id
+/// on every request of a connection, so it is allocated when it changes, not per request.
+#[derive(Default)]
+struct ClientId(Option<Rc<str>>);
+
+impl ClientId {
+    fn update(&mut self, sent: Option<&str>) {
+        let sent = sent.unwrap_or("");
+        if self.0.as_deref() != Some(sent) {
+            self.0 = Some(Rc::from(sent));
+        }
+    }
+
+    fn current(&self) -> Rc<str> {
+        self.0.clone().unwrap_or_else(|| Rc::from(""))
+    }
+}
+
+/// An API key as Kafka names the API (`Produce`), or its number when Sluice does not know it; formatted only
+/// when a log line or an enabled span asks.
+struct ApiName(i16);
+
+impl std::fmt::Debug for ApiName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match ApiKey::try_from(self.0) {
+            Ok(key) => write!(f, "{key:?}"),
+            Err(()) => write!(f, "{}", self.0),
+        }
+    }
+}
+
+fn millis(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_id_is_allocated_when_it_changes_only() {
+        let mut id = ClientId::default();
+        id.update(Some("rdkafka"));
+        let first = id.current();
+        id.update(Some("rdkafka"));
+        assert!(Rc::ptr_eq(&first, &id.current()));
+        id.update(None);
+        assert_eq!(&*id.current(), "");
+        assert_eq!(format!("{:?} {:?}", ApiName(0), ApiName(999)), "Produce 999");
     }
 }

@@ -40,6 +40,7 @@ use sluice_replication::controller::commands::{AdminError, AdminErrorKind, Contr
 use sluice_replication::metadata::{owner_shard, ClusterImage, NodeId, SharedImage, METADATA_TOPIC};
 use sluice_replication::node::ClusterNode;
 use sluice_replication::replica::{throttle, LeaderState, ReplicaManager, ReplicaPolicy, ThrottleRates};
+use tracing::Instrument;
 
 use crate::error::ResponseError;
 use crate::groups::{Coordinator, GroupConfig, OFFSETS_TOPIC};
@@ -383,6 +384,9 @@ impl Shard {
             return;
         }
         let node = self.node_id();
+        crate::metrics::record_isr_changes(&old, &image, node, |topic, partition| {
+            self.owner(topic, partition) == self.id
+        });
         let removed: Vec<TopicPartition> = old
             .partitions()
             .map(|(topic, partition, _)| TopicPartition::new(topic, partition))
@@ -452,8 +456,10 @@ impl Shard {
             .map(|(tp, config, policy)| {
                 let manager = manager.clone();
                 self.assert_owner(&tp.topic, tp.partition);
+                // Recovery's lines carry the partition they recover.
+                let span = tracing::info_span!("open_log", partition = %tp.dir_name());
                 async move {
-                    match manager.open_log(&tp, config).await {
+                    match manager.open_log(&tp, config).instrument(span).await {
                         Ok(log) => Some((log, policy)),
                         Err(sluice_engine::EngineError::Closed { .. }) => {
                             tracing::debug!(partition = %tp.dir_name(), "not opened: the shard is shutting down");
@@ -479,6 +485,9 @@ impl Shard {
             replicas.apply_image(image.clone(), logs, rates).await;
         }
         self.load_group_partitions(&image).await;
+        crate::metrics::set_slow_request_threshold_ms(
+            self.with_config(&image, |config| config.get(broker::LOG_SLOW_REQUEST_MS)),
+        );
         self.applied.advance(image.version);
     }
 
@@ -514,7 +523,8 @@ impl Shard {
             if !self.coordinator.is_loading(partition) {
                 continue; // unloaded meanwhile: its leadership moved on
             }
-            match self.coordinator.load_partition(partition, log, LeaderEpoch(epoch)).await {
+            let span = tracing::info_span!("group_load", shard = self.id, partition);
+            match self.coordinator.load_partition(partition, log, LeaderEpoch(epoch)).instrument(span).await {
                 Ok(records) if records > 0 => {
                     tracing::info!(shard = self.id, partition, records, "loaded consumer groups")
                 }
@@ -531,7 +541,7 @@ impl Shard {
         }
     }
 
-    /// Group housekeeping: session expiry every 100 ms, offset expiry and log trimming every
+    /// Group housekeeping: session expiry every 100 ms, and offset expiry every
     /// `offsets.retention.check.interval.ms`.
     pub fn spawn_group_housekeeping(self: &Rc<Self>) {
         let shard = self.clone();
@@ -548,7 +558,8 @@ impl Shard {
                 shard.coordinator.expire_members();
                 if last_check.elapsed() >= check_every {
                     last_check = std::time::Instant::now();
-                    shard.coordinator.expire_offsets().await;
+                    let span = tracing::debug_span!("group_housekeeping", shard = shard.id);
+                    shard.coordinator.expire_offsets().instrument(span).await;
                 }
             }
         })

@@ -111,7 +111,7 @@ def test_internal_topics_refuse_client_writes_and_deletes(broker):
     conn.close()
     time.sleep(0.5)
     assert "__transaction_state" not in sluice("topic", "list", "--bootstrap", broker.bootstrap).stdout
-    # Nor may a client create one, or give __consumer_offsets a retention that would delete live offsets.
+    # Nor may a client create one, or give __consumer_offsets a deletion policy that would lose live offsets.
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
     for name in ("__transaction_state", "__consumer_offsets"):
         future = admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1,
@@ -119,7 +119,7 @@ def test_internal_topics_refuse_client_writes_and_deletes(broker):
         with pytest.raises(KafkaException) as refused:
             future.result(30)
         assert refused.value.args[0].code() == KafkaError.INVALID_REQUEST, name
-    altered = sluice("topic", "alter-config", "__consumer_offsets", "--set", "retention.ms=1000",
+    altered = sluice("topic", "alter-config", "__consumer_offsets", "--set", "cleanup.policy=compact,delete",
                      "--bootstrap", broker.bootstrap, check=False)
     assert altered.returncode == 1 and "InvalidConfig" in altered.stderr, altered.stderr
     # Groups still work: a commit reads back.

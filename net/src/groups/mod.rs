@@ -21,5 +21,5 @@ pub use consumer_state::{
 pub use store::{LoadError, Replayed, ReplayedGroup, RECORD_VERSION};
 pub use table::{
     partition_for_group, CommittedOffset, Coordinator, CoordinatorLog, Group, GroupConfig, GroupDescription,
-    GroupResult, GroupState, JoinOutcome, MemberDescription, SyncOutcome, OFFSETS_TOPIC,
+    GroupOffsets, GroupProtocol, GroupResult, GroupState, JoinOutcome, MemberDescription, SyncOutcome, OFFSETS_TOPIC,
 };

@@ -416,6 +416,32 @@ impl Coordinator {
             .collect()
     }
 
+    /// Every group on this shard with its state, member count and committed offsets, for a metrics scrape.
+    pub fn offsets_view(&self) -> Vec<GroupOffsets> {
+        self.groups
+            .borrow()
+            .values()
+            .map(|group| {
+                let group = group.borrow();
+                let (state, protocol) = match &group.consumer {
+                    Some(consumer) => (consumer.state_name(), GroupProtocol::Consumer),
+                    None => (group.state.name(), GroupProtocol::Classic),
+                };
+                GroupOffsets {
+                    group: group.id.clone(),
+                    protocol,
+                    state,
+                    members: group.consumer.as_ref().map_or(group.members.len(), |c| c.members.len()),
+                    offsets: group
+                        .offsets
+                        .iter()
+                        .map(|((topic, partition), committed)| (topic.clone(), *partition, committed.offset))
+                        .collect(),
+                }
+            })
+            .collect()
+    }
+
     pub fn describe(&self, group_id: &str) -> Option<GroupDescription> {
         let group = self.group(group_id)?;
         let group = group.borrow();
@@ -439,6 +465,35 @@ impl Coordinator {
                 .collect(),
         })
     }
+}
+
+/// Which protocol a group speaks, and so which states it can be in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupProtocol {
+    Classic,
+    /// KIP-848.
+    Consumer,
+}
+
+impl GroupProtocol {
+    /// The states a group of this protocol can be in, as DescribeGroups and ConsumerGroupDescribe name them.
+    pub fn states(self) -> &'static [&'static str] {
+        match self {
+            GroupProtocol::Classic => &["Empty", "PreparingRebalance", "CompletingRebalance", "Stable", "Dead"],
+            GroupProtocol::Consumer => &["Empty", "Assigning", "Reconciling", "Stable"],
+        }
+    }
+}
+
+/// One group as a scrape sees it (`Send`: it crosses the mesh).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupOffsets {
+    pub group: String,
+    pub protocol: GroupProtocol,
+    pub state: &'static str,
+    pub members: usize,
+    /// (topic, partition, committed offset).
+    pub offsets: Vec<(String, i32, i64)>,
 }
 
 #[derive(Debug, Clone)]

@@ -15,6 +15,7 @@ use futures::future::LocalBoxFuture;
 use kafka_protocol::messages::{ApiKey, TopicName};
 use kafka_protocol::protocol::{Decodable, Encodable, Message, StrBytes, VersionRange};
 
+use super::response_errors::ErrorCodes;
 use crate::response::Response;
 use crate::shard::Shard;
 use crate::wire::{encode_response, RequestHeader};
@@ -64,10 +65,12 @@ pub trait IntoResponse {
     fn into_response(self, header: &RequestHeader) -> Response;
 }
 
-impl<T: Encodable + Message> IntoResponse for T {
+/// A codec-encoded answer also reports its error codes to the request metrics (`response_errors.rs`).
+impl<T: Encodable + Message + ErrorCodes> IntoResponse for T {
     const ENCODES: Option<VersionRange> = Some(T::VERSIONS);
 
     fn into_response(self, header: &RequestHeader) -> Response {
+        self.error_codes(&mut |code| crate::metrics::record_error(header.api_key, code));
         Response::Frame(encode_response(header, &self))
     }
 }

@@ -13,14 +13,17 @@
 //! know); bytes that do not decode as the API and version they claim close the connection.
 //!
 //! Besides the API files: [`api`] (the handler contract and the generic decoding glue), [`config_changes`]
-//! (what the config alters share) and [`group_routing`] (finding a group's coordinator shard).
+//! (what the config alters share), [`group_routing`] (finding a group's coordinator shard) and
+//! [`response_errors`] (the error codes in each answer, for the metrics).
 //!
 //! **Adding an API:** its handler file, with a unit struct implementing [`api::Api`]; then, here, its `mod` line
-//! and its line in [`APIS`].
+//! and its line in [`APIS`]; and, for a codec-encoded answer, where its error codes sit
+//! ([`response_errors`], which the request metrics count).
 
 pub mod api;
 pub mod config_changes;
 pub mod group_routing;
+pub mod response_errors;
 
 pub mod alter_configs;
 pub mod alter_partition_reassignments;

@@ -243,6 +243,7 @@ pub mod broker {
     pub const ADVERTISED_LISTENERS: BrokerKey<String> = BrokerKey::new("advertised.listeners");
     pub const ADMIN_LISTENERS: BrokerKey<String> = BrokerKey::new("admin.listeners");
     pub const METRICS_PER_PARTITION_ENABLED: BrokerKey<bool> = BrokerKey::new("metrics.per.partition.enabled");
+    pub const LOG_SLOW_REQUEST_MS: BrokerKey<i64> = BrokerKey::new("log.slow.request.ms");
     pub const CONTROLLER_LISTENER_NAMES: BrokerKey<String> = BrokerKey::new("controller.listener.names");
     pub const LISTENER_SECURITY_PROTOCOL_MAP: BrokerKey<String> = BrokerKey::new("listener.security.protocol.map");
     pub const INTER_BROKER_LISTENER_NAME: BrokerKey<String> = BrokerKey::new("inter.broker.listener.name");

@@ -490,6 +490,10 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     BrokerConfigDef { name: "admin.listeners", default: ":9644", kind: ConfigKind::Text, dynamic: false },
     // Sluice: a log end offset and log size series per partition on /metrics; off for brokers with many.
     BrokerConfigDef { name: "metrics.per.partition.enabled", default: "true", kind: ConfigKind::Bool, dynamic: false },
+    // Sluice: a request answered more than this many milliseconds after it was decoded is logged at WARN with
+    // its timings (queue, handler); 0 turns the log off. Fetch, JoinGroup and SyncGroup wait by design (long
+    // polls, rebalances) and are not logged. Changeable at run time (IncrementalAlterConfigs on the broker).
+    BrokerConfigDef { name: "log.slow.request.ms", default: "1000", kind: ConfigKind::Long { min: 0 }, dynamic: true },
     BrokerConfigDef {
         name: "controller.listener.names",
         default: "CONTROLLER",

@@ -8,6 +8,7 @@ use crate::metadata::{ClusterImage, MetadataRecord, NodeId};
 
 use super::commands::{AdminError, AdminErrorKind, AdminResult, ConfigChange, ConfigOp, ConfigResource};
 use super::topics::OFFSETS_TOPIC;
+use sluice_engine::CleanupPolicy;
 
 fn invalid(kind: AdminErrorKind, message: impl Into<String>) -> AdminError {
     AdminError::new(kind, message)
@@ -111,23 +112,18 @@ pub fn plan(image: &ClusterImage, change: &ConfigChange) -> AdminResult<Metadata
         remove.extend(existing.keys().filter(|key| !set.contains_key(*key)).cloned());
     }
     if matches!(change.resource, ConfigResource::Topic) && change.name == OFFSETS_TOPIC {
-        // Kafka compacts `__consumer_offsets`, so retention there never loses a group's latest offset. Sluice
-        // has no compaction: the coordinator bounds the partition itself (it rewrites the live state and deletes
-        // what is older), and retention would delete the only record of live groups' offsets.
-        for key in ["retention.ms", "retention.bytes"] {
-            let unbounded = match set.get(key) {
-                Some(value) => value == "-1",
-                None => !remove.iter().any(|removed| removed == key),
-            };
-            if !unbounded {
-                return Err(invalid(
-                    AdminErrorKind::InvalidConfig,
-                    format!(
-                        "{key} of {OFFSETS_TOPIC} must stay -1: without log compaction retention would delete \
-                         the committed offsets of live groups (the group coordinator trims the topic itself)"
-                    ),
-                ));
-            }
+        // `__consumer_offsets` is compacted, only: the cleaner keeps every group's latest records. With `delete`
+        // too, retention would delete the only record of a live group's offsets, so the policy stays `compact`
+        // (the broker applies it whatever the topic says). Retention keys may change: without `delete` they
+        // have no effect, as in Kafka.
+        let policy = set.get("cleanup.policy").map(|value| CleanupPolicy::parse(value));
+        if policy.is_some_and(|policy| policy != CleanupPolicy { delete: false, compact: true }) {
+            return Err(invalid(
+                AdminErrorKind::InvalidConfig,
+                format!(
+                    "cleanup.policy of {OFFSETS_TOPIC} must stay compact: deletion would lose live groups' offsets"
+                ),
+            ));
         }
     }
     Ok(match change.resource {
@@ -179,7 +175,7 @@ mod tests {
     }
 
     #[test]
-    fn consumer_offsets_retention_stays_unbounded() {
+    fn consumer_offsets_stays_compacted() {
         let mut image = ClusterImage::default();
         image.apply_entry(
             1,
@@ -187,25 +183,23 @@ mod tests {
                 name: OFFSETS_TOPIC.into(),
                 topic_id: 2,
                 partitions: vec![],
-                configs: BTreeMap::from([("retention.ms".into(), "-1".into())]),
+                configs: BTreeMap::from([("cleanup.policy".into(), "compact".into())]),
             }],
         );
-        let on_offsets = |ops: Vec<(&str, ConfigOp)>, replace_all: bool| {
-            plan(&image, &ConfigChange { name: OFFSETS_TOPIC.into(), ..change(ops, replace_all) })
+        let on_offsets = |ops: Vec<(&str, ConfigOp)>| {
+            plan(&image, &ConfigChange { name: OFFSETS_TOPIC.into(), ..change(ops, false) })
         };
-        for ops in [
-            vec![("retention.ms", ConfigOp::Set("1".into()))],
-            vec![("retention.bytes", ConfigOp::Set("1000".into()))],
-            vec![("retention.ms", ConfigOp::Delete)],
-        ] {
-            let err = on_offsets(ops, false).unwrap_err();
+        for value in ["delete", "compact,delete"] {
+            let err = on_offsets(vec![("cleanup.policy", ConfigOp::Set(value.into()))]).unwrap_err();
             assert_eq!(err.kind, AdminErrorKind::InvalidConfig);
         }
-        assert!(on_offsets(vec![("segment.bytes", ConfigOp::Set("1048576".into()))], true).is_err());
-        assert!(on_offsets(vec![("segment.bytes", ConfigOp::Set("1048576".into()))], false).is_ok());
-        assert!(on_offsets(vec![("retention.bytes", ConfigOp::Set("-1".into()))], false).is_ok());
+        let err = on_offsets(vec![("cleanup.policy", ConfigOp::Append("delete".into()))]).unwrap_err();
+        assert_eq!(err.kind, AdminErrorKind::InvalidConfig);
+        assert!(on_offsets(vec![("retention.ms", ConfigOp::Set("1000".into()))]).is_ok());
+        assert!(on_offsets(vec![("segment.bytes", ConfigOp::Set("1048576".into()))]).is_ok());
         // Other topics are not held to it.
-        let ordinary = plan(&image_with_topic(), &change(vec![("retention.ms", ConfigOp::Set("1".into()))], false));
+        let ordinary =
+            plan(&image_with_topic(), &change(vec![("cleanup.policy", ConfigOp::Set("delete".into()))], false));
         assert!(ordinary.is_ok());
     }
 

@@ -54,7 +54,9 @@ impl Fetcher {
             failures: Cell::new(0),
         });
         let runner = fetcher.clone();
-        glommio::spawn_local(async move { runner.run().await }).detach();
+        // Every line the fetcher logs carries the leader it fetches from.
+        let span = tracing::info_span!("replica_fetcher", leader);
+        glommio::spawn_local(tracing::Instrument::instrument(async move { runner.run().await }, span)).detach();
         fetcher
     }
 

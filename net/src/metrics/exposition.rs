@@ -1,21 +1,13 @@
-//! Per-shard counters and the Prometheus exposition built from them.
+//! The exposition: every shard's snapshot (`snapshot.rs`) summed or labelled, and written in the text format
+//! with `prometheus-client` (OpenMetrics, which Prometheus asks for; [`classic_text`] turns it into the classic
+//! 0.0.4 format for curl and `promtool check metrics`). Scrape cost is paid here, by the scrape, not by
+//! requests.
 //!
-//! Thread-per-core: every shard thread keeps its own [`ShardMetrics`] in a thread local, made of plain
-//! `Cell`s, so the hot paths pay a thread-local lookup and an add, no atomic, no lock and, once an API or topic
-//! has been seen, no allocation. Requests are counted and timed by API key in a fixed array indexed by the key
-//! (`server.rs`); errors, which are rare, go to a small map. Bytes and records are counted per topic where they
-//! are known: produced on the partition's owner after the append, fetched on the connection's shard when the
-//! answer is final.
-//!
-//! A scrape ([`gather`]) asks every shard for a [`ShardSnapshot`] over the mesh (`Shard::run_on`); each shard
-//! copies its counters and reads its gauges (connections, request memory, partitions led and followed, log
-//! ends and sizes) from state it owns. [`encode`] then sums or labels the snapshots and writes the text
-//! exposition with `prometheus-client`. Scrape cost is paid by the scrape, not by requests.
+//! Consumer lag is computed here: a group's committed offset (from its coordinator's shard) against the
+//! partition's high watermark (from the partition's owner shard on this broker: its leader's, or a follower's
+//! last known one). A partition with no replica on this broker has its committed offset shown and no lag.
 
-use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap};
-use std::rc::Rc;
-use std::time::Duration;
+use std::collections::BTreeMap;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::ApiKey;
@@ -25,283 +17,10 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
-use sluice_engine::TopicPartition;
 
-use crate::budget::RequestBudget;
-use crate::shard::Shard;
-
-/// API keys counted in their own slot; any other key shares the last one.
-const API_SLOTS: usize = 96;
-
-/// Upper bounds of the request latency histogram's buckets, in seconds (the last bucket, +Inf, is implicit).
-pub const LATENCY_BUCKETS_SECONDS: [f64; 15] =
-    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
-
-/// The same bounds in nanoseconds, for the hot path's comparisons.
-const LATENCY_BUCKETS_NANOS: [u64; 15] = [
-    100_000,
-    250_000,
-    500_000,
-    1_000_000,
-    2_500_000,
-    5_000_000,
-    10_000_000,
-    25_000_000,
-    50_000_000,
-    100_000_000,
-    250_000_000,
-    500_000_000,
-    1_000_000_000,
-    2_500_000_000,
-    10_000_000_000,
-];
-
-const BUCKETS: usize = LATENCY_BUCKETS_NANOS.len() + 1;
-
-#[derive(Default)]
-struct ApiStats {
-    requests: Cell<u64>,
-    latency_sum_nanos: Cell<u64>,
-    /// Per bucket, not cumulative; the last one is +Inf.
-    latency_buckets: [Cell<u64>; BUCKETS],
-}
-
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct TopicCounters {
-    pub bytes_in: u64,
-    pub records_in: u64,
-    pub bytes_out: u64,
-}
-
-/// One shard's counters. Lives in a thread local of the shard's thread; never shared.
-pub struct ShardMetrics {
-    apis: Box<[ApiStats]>,
-    /// (API key, error code) to the partitions or requests that got it.
-    errors: RefCell<HashMap<(i16, i16), u64>>,
-    topics: RefCell<HashMap<Box<str>, TopicCounters>>,
-    budget: RefCell<Option<RequestBudget>>,
-    /// Requests decoded and not yet answered.
-    in_flight: Cell<u64>,
-}
-
-impl ShardMetrics {
-    fn new() -> ShardMetrics {
-        ShardMetrics {
-            apis: (0..API_SLOTS).map(|_| ApiStats::default()).collect(),
-            errors: RefCell::new(HashMap::new()),
-            topics: RefCell::new(HashMap::new()),
-            budget: RefCell::new(None),
-            in_flight: Cell::new(0),
-        }
-    }
-}
-
-thread_local! {
-    static LOCAL: ShardMetrics = ShardMetrics::new();
-}
-
-fn slot(api_key: i16) -> usize {
-    usize::try_from(api_key).map_or(API_SLOTS - 1, |key| key.min(API_SLOTS - 1))
-}
-
-fn bucket(nanos: u64) -> usize {
-    LATENCY_BUCKETS_NANOS.iter().position(|&bound| nanos <= bound).unwrap_or(BUCKETS - 1)
-}
-
-fn add(cell: &Cell<u64>, value: u64) {
-    cell.set(cell.get().wrapping_add(value));
-}
-
-/// Counts one request of `api_key` answered after `elapsed` (from decode to response built).
-pub fn record_request(api_key: i16, elapsed: Duration) {
-    let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-    LOCAL.with(|metrics| {
-        let stats = &metrics.apis[slot(api_key)];
-        add(&stats.requests, 1);
-        add(&stats.latency_sum_nanos, nanos);
-        add(&stats.latency_buckets[bucket(nanos)], 1);
-    });
-}
-
-/// A request in flight on this shard, from its decoding until dropped (answered, or its connection gone).
-#[must_use = "the request counts as in flight until this is dropped"]
-pub struct InFlight(());
-
-impl InFlight {
-    pub fn start() -> InFlight {
-        LOCAL.with(|metrics| add(&metrics.in_flight, 1));
-        InFlight(())
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        LOCAL.with(|metrics| metrics.in_flight.set(metrics.in_flight.get().saturating_sub(1)));
-    }
-}
-
-/// Counts one error code in an answer of `api_key` (one per partition that got it). NONE is not counted.
-pub fn record_error(api_key: i16, error_code: i16) {
-    if error_code == 0 {
-        return;
-    }
-    LOCAL.with(|metrics| *metrics.errors.borrow_mut().entry((api_key, error_code)).or_insert(0) += 1);
-}
-
-fn with_topic(topic: &str, f: impl FnOnce(&mut TopicCounters)) {
-    LOCAL.with(|metrics| {
-        let mut topics = metrics.topics.borrow_mut();
-        match topics.get_mut(topic) {
-            Some(counters) => f(counters),
-            None => f(topics.entry(topic.into()).or_default()),
-        }
-    });
-}
-
-/// Records appended to `topic` by a client's produce (on the partition's owner, once appended).
-pub fn record_produced(topic: &str, bytes: u64, records: u64) {
-    with_topic(topic, |counters| {
-        counters.bytes_in = counters.bytes_in.wrapping_add(bytes);
-        counters.records_in = counters.records_in.wrapping_add(records);
-    });
-}
-
-/// Record bytes of `topic` in a consumer's fetch answer.
-pub fn record_fetched(topic: &str, bytes: u64) {
-    if bytes > 0 {
-        with_topic(topic, |counters| counters.bytes_out = counters.bytes_out.wrapping_add(bytes));
-    }
-}
-
-/// Makes this shard's request budget visible to scrapes (`server::accept_loop`).
-pub fn register_budget(budget: &RequestBudget) {
-    LOCAL.with(|metrics| *metrics.budget.borrow_mut() = Some(budget.clone()));
-}
-
-/// Requests of one API on one shard.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ApiSnapshot {
-    pub api_key: i16,
-    pub requests: u64,
-    pub latency_sum_seconds: f64,
-    pub latency_buckets: [u64; BUCKETS],
-}
-
-/// One partition's log on its owner shard.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PartitionSnapshot {
-    pub topic: String,
-    pub partition: i32,
-    pub log_end_offset: i64,
-    pub size_bytes: u64,
-}
-
-/// What one shard reports to a scrape. `Send`: it travels over the mesh.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ShardSnapshot {
-    pub shard: usize,
-    pub apis: Vec<ApiSnapshot>,
-    pub errors: Vec<(i16, i16, u64)>,
-    pub topics: Vec<(String, TopicCounters)>,
-    pub connections: u64,
-    pub requests_in_flight: u64,
-    pub request_bytes_reserved: u64,
-    pub request_bytes_peak: u64,
-    pub request_bytes_limit: Option<u64>,
-    pub partitions_led: u64,
-    pub partitions_followed: u64,
-    pub under_replicated: u64,
-    pub partitions: Vec<PartitionSnapshot>,
-}
-
-/// This shard's counters and gauges, now.
-pub fn snapshot(shard: &Shard, per_partition: bool) -> ShardSnapshot {
-    let mut snapshot = LOCAL.with(|metrics| {
-        let apis = metrics
-            .apis
-            .iter()
-            .enumerate()
-            .filter(|(_, stats)| stats.requests.get() > 0)
-            .map(|(key, stats)| ApiSnapshot {
-                api_key: if key == API_SLOTS - 1 { -1 } else { key as i16 },
-                requests: stats.requests.get(),
-                latency_sum_seconds: stats.latency_sum_nanos.get() as f64 / 1e9,
-                latency_buckets: std::array::from_fn(|index| stats.latency_buckets[index].get()),
-            })
-            .collect();
-        let errors = metrics.errors.borrow().iter().map(|(&(api, code), &count)| (api, code, count)).collect();
-        let topics = metrics.topics.borrow().iter().map(|(topic, counters)| (topic.to_string(), *counters)).collect();
-        let budget = metrics.budget.borrow();
-        ShardSnapshot {
-            shard: shard.id,
-            apis,
-            errors,
-            topics,
-            requests_in_flight: metrics.in_flight.get(),
-            request_bytes_reserved: budget.as_ref().map_or(0, RequestBudget::reserved_bytes),
-            request_bytes_peak: budget.as_ref().map_or(0, RequestBudget::peak_reserved_bytes),
-            request_bytes_limit: budget.as_ref().map(RequestBudget::capacity_bytes).filter(|&c| c != u64::MAX),
-            ..ShardSnapshot::default()
-        }
-    });
-    snapshot.connections = shard.connections.get() as u64;
-    let image = shard.image();
-    let replicas = shard.replicas();
-    let mut owned = shard.manager.partitions();
-    owned.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
-    for tp in owned {
-        let Some(log) = shard.manager.get(&tp) else { continue };
-        if let Some(replica) = replicas.as_ref().and_then(|replicas| replicas.get(&tp)) {
-            match replica.leader() {
-                Some(leader) => {
-                    snapshot.partitions_led += 1;
-                    let replica_count = image.partition(&tp.topic, tp.partition).map_or(0, |p| p.replicas.len());
-                    if leader.isr_len() < replica_count {
-                        snapshot.under_replicated += 1;
-                    }
-                }
-                None => snapshot.partitions_followed += 1,
-            }
-        }
-        if per_partition {
-            let TopicPartition { topic, partition } = tp;
-            snapshot.partitions.push(PartitionSnapshot {
-                topic: topic.to_string(),
-                partition,
-                log_end_offset: log.log_end_offset().0,
-                size_bytes: log.size_bytes(),
-            });
-        }
-    }
-    snapshot
-}
-
-/// Every shard's snapshot, gathered over the mesh, in shard order.
-pub async fn gather(shard: &Rc<Shard>, per_partition: bool) -> Vec<ShardSnapshot> {
-    let calls = (0..shard.shards())
-        .map(|target| shard.run_on(target, move |shard| async move { snapshot(&shard, per_partition) }));
-    futures::future::join_all(calls).await
-}
-
-/// What the process as a whole uses, from `/proc/self`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ProcessStats {
-    pub resident_bytes: Option<u64>,
-    pub open_fds: Option<u64>,
-}
-
-impl ProcessStats {
-    pub fn read() -> ProcessStats {
-        // SAFETY: sysconf only reads a system constant.
-        let page_bytes = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
-        let resident_bytes = std::fs::read_to_string("/proc/self/statm")
-            .ok()
-            .and_then(|statm| statm.split_whitespace().nth(1).and_then(|pages| pages.parse::<u64>().ok()))
-            .map(|pages| pages * page_bytes);
-        let open_fds = std::fs::read_dir("/proc/self/fd").ok().map(|entries| entries.count() as u64);
-        ProcessStats { resident_bytes, open_fds }
-    }
-}
+use super::counters::{TopicCounters, BUCKETS, LATENCY_BUCKETS_SECONDS};
+use super::snapshot::{ClusterView, PartitionSnapshot, ProcessStats, ShardSnapshot};
+use crate::groups::GroupOffsets;
 
 /// An API's name as Kafka's request metrics spell it (`Produce`, `Fetch`, ...).
 fn api_name(api_key: i16) -> String {
@@ -332,6 +51,7 @@ fn error_name(code: i16) -> String {
 #[derive(Debug, Default)]
 struct Exposition {
     requests: BTreeMap<String, u64>,
+    slow_requests: BTreeMap<String, u64>,
     latency: BTreeMap<String, (f64, [u64; BUCKETS])>,
     errors: BTreeMap<(String, String), u64>,
     topics: BTreeMap<String, TopicCounters>,
@@ -339,7 +59,15 @@ struct Exposition {
     partitions_led: u64,
     partitions_followed: u64,
     under_replicated: u64,
+    under_min_isr: u64,
+    offline_logs: u64,
+    isr_shrinks: u64,
+    isr_expands: u64,
+    cluster: Option<ClusterView>,
     partitions: Vec<PartitionSnapshot>,
+    /// (topic, partition) to the high watermark and whether it is the leader's.
+    high_watermarks: BTreeMap<(String, i32), (i64, bool)>,
+    groups: Vec<GroupOffsets>,
     process: ProcessStats,
 }
 
@@ -350,6 +78,7 @@ impl Exposition {
             for api in &shard.apis {
                 let name = api_name(api.api_key);
                 *exposition.requests.entry(name.clone()).or_default() += api.requests;
+                *exposition.slow_requests.entry(name.clone()).or_default() += api.slow;
                 let (sum, buckets) = exposition.latency.entry(name).or_insert((0.0, [0; BUCKETS]));
                 *sum += api.latency_sum_seconds;
                 for (total, count) in buckets.iter_mut().zip(api.latency_buckets) {
@@ -368,10 +97,41 @@ impl Exposition {
             exposition.partitions_led += shard.partitions_led;
             exposition.partitions_followed += shard.partitions_followed;
             exposition.under_replicated += shard.under_replicated;
+            exposition.under_min_isr += shard.under_min_isr;
+            exposition.offline_logs += shard.offline_logs;
+            exposition.isr_shrinks += shard.isr_shrinks;
+            exposition.isr_expands += shard.isr_expands;
+            if let Some(cluster) = shard.cluster.take() {
+                exposition.cluster = Some(cluster);
+            }
             exposition.partitions.append(&mut shard.partitions);
+            for hw in shard.high_watermarks.drain(..) {
+                let known =
+                    exposition.high_watermarks.entry((hw.topic, hw.partition)).or_insert((hw.offset, hw.leader));
+                if hw.leader && !known.1 {
+                    *known = (hw.offset, true);
+                }
+            }
+            exposition.groups.append(&mut shard.groups);
             exposition.per_shard.push(shard);
         }
+        exposition.groups.sort_by(|a, b| a.group.cmp(&b.group));
         exposition
+    }
+
+    /// (group, topic, partition, committed offset, lag) of every committed offset, lag `None` when no replica
+    /// of the partition is on this broker.
+    fn group_offsets(&self) -> Vec<GroupOffsetRow<'_>> {
+        let mut rows = Vec::new();
+        for group in &self.groups {
+            for (topic, partition, committed) in &group.offsets {
+                let end = self.high_watermarks.get(&(topic.clone(), *partition)).map(|&(offset, _)| offset);
+                let lag = end.map(|end| end.saturating_sub(*committed).max(0));
+                rows.push((group.group.as_str(), topic.as_str(), partition.to_string(), *committed, lag));
+            }
+        }
+        rows.sort_by(|a, b| (a.0, a.1, &a.2).cmp(&(b.0, b.1, &b.2)));
+        rows
     }
 }
 
@@ -409,6 +169,12 @@ fn single_gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: 
     ConstGauge::new(signed(value)).encode(metric)
 }
 
+/// A counter with one series and no labels.
+fn single_counter(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> Result<(), std::fmt::Error> {
+    let metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    ConstCounter::new(value).encode(metric)
+}
+
 fn signed(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
@@ -424,9 +190,15 @@ impl Collector for Exposition {
         )?;
         counter(
             e,
+            "slow_requests",
+            "Requests answered later than log.slow.request.ms after their decoding, by API (each logged at WARN).",
+            self.slow_requests.iter().map(|(api, &count)| ([("api", api.as_str())], count)),
+        )?;
+        counter(
+            e,
             "request_errors",
-            "Error codes in Kafka answers, by API and error (one per partition that got it; Produce, Fetch and \
-             unsupported versions so far).",
+            "Error codes in Kafka answers, by API and error (one per partition, topic, group or resource that got \
+             it, and the answer's own code).",
             self.errors
                 .iter()
                 .map(|((api, error), &count)| ([("api", api.as_str()), ("error", error.as_str())], count)),
@@ -512,6 +284,49 @@ impl Collector for Exposition {
             "Partitions this broker leads whose ISR is smaller than their replica set.",
             self.under_replicated,
         )?;
+        single_gauge(
+            e,
+            "under_min_isr_partitions",
+            "Partitions this broker leads whose ISR is smaller than min.insync.replicas (acks=all produce fails).",
+            self.under_min_isr,
+        )?;
+        single_gauge(
+            e,
+            "offline_log_partitions",
+            "Partitions this broker should hold whose log is offline (corrupt, or stopped by a failed write or fsync).",
+            self.offline_logs,
+        )?;
+        single_counter(e, "isr_shrinks", "ISR shrinks of partitions this broker leads.", self.isr_shrinks)?;
+        single_counter(e, "isr_expands", "ISR expands of partitions this broker leads.", self.isr_expands)?;
+        {
+            let mut metric = e.encode_descriptor(
+                "shard_busy",
+                "Time each shard's executor spent running tasks and polling I/O; its rate is the shard's busy ratio.",
+                Some(&Unit::Seconds),
+                MetricType::Counter,
+            )?;
+            for (shard, name) in self.per_shard.iter().zip(&shard_names) {
+                ConstCounter::new(shard.busy_seconds).encode(metric.encode_family(&[("shard", name.as_str())])?)?;
+            }
+        }
+        if let Some(cluster) = &self.cluster {
+            let flag = |on: bool| u64::from(on);
+            single_gauge(e, "controller_active", "1 on the active controller.", flag(cluster.active_controller))?;
+            single_gauge(
+                e,
+                "controller_known",
+                "1 while this node knows an active controller (0: no quorum, as far as it can tell).",
+                flag(cluster.controller_known),
+            )?;
+            single_gauge(e, "brokers", "Brokers registered in this node's metadata image.", cluster.brokers)?;
+            single_gauge(e, "fenced_brokers", "Registered brokers that are fenced.", cluster.fenced_brokers)?;
+            single_gauge(
+                e,
+                "offline_partitions",
+                "Partitions with no leader, cluster-wide, in this node's metadata image.",
+                cluster.partitions_without_leader,
+            )?;
+        }
         if !self.partitions.is_empty() {
             let names: Vec<String> = self.partitions.iter().map(|p| p.partition.to_string()).collect();
             let series = |value: fn(&PartitionSnapshot) -> i64| {
@@ -522,7 +337,19 @@ impl Collector for Exposition {
             };
             gauge(e, "log_end_offset", "The log end offset of each partition.", series(|p| p.log_end_offset))?;
             gauge(e, "log_size_bytes", "Bytes on disk of each partition's log.", series(|p| signed(p.size_bytes)))?;
+            let hw: Vec<(String, String, i64)> = self
+                .high_watermarks
+                .iter()
+                .map(|((topic, partition), &(offset, _))| (topic.clone(), partition.to_string(), offset))
+                .collect();
+            gauge(
+                e,
+                "log_high_watermark",
+                "The high watermark of each partition, as this broker's replica knows it.",
+                hw.iter().map(|(t, p, offset)| ([("topic", t.as_str()), ("partition", p.as_str())], *offset)),
+            )?;
         }
+        self.encode_groups(e)?;
         if let Some(bytes) = self.process.resident_bytes {
             single_gauge(e, "process_resident_memory_bytes", "Resident memory of the process.", bytes)?;
         }
@@ -591,19 +418,58 @@ pub fn classic_text(openmetrics: &str) -> String {
     out
 }
 
+/// (group, topic, partition, committed offset, lag) of one committed offset.
+type GroupOffsetRow<'a> = (&'a str, &'a str, String, i64, Option<i64>);
+
+fn group_labels<'a>(row: &'a GroupOffsetRow<'_>) -> Labels<'a, 3> {
+    [("group", row.0), ("topic", row.1), ("partition", row.2.as_str())]
+}
+
+impl Exposition {
+    fn encode_groups(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let states: Vec<(&str, &str, i64)> = self
+            .groups
+            .iter()
+            .flat_map(|g| {
+                g.protocol.states().iter().map(move |&state| (g.group.as_str(), state, i64::from(state == g.state)))
+            })
+            .collect();
+        gauge(
+            e,
+            "consumer_group_state",
+            "1 for the state each group this broker coordinates is in, 0 for the other states of its protocol.",
+            states.iter().map(|&(group, state, value)| ([("group", group), ("state", state)], value)),
+        )?;
+        gauge(
+            e,
+            "consumer_group_members",
+            "Members of each group this broker coordinates.",
+            self.groups.iter().map(|g| ([("group", g.group.as_str())], signed(g.members as u64))),
+        )?;
+        let rows = self.group_offsets();
+        gauge(
+            e,
+            "consumer_group_committed_offset",
+            "The offset each group this broker coordinates has committed, by topic and partition.",
+            rows.iter().map(|row| (group_labels(row), row.3)),
+        )?;
+        gauge(
+            e,
+            "consumer_group_lag_records",
+            "Records between a group's committed offset and the partition's high watermark (for partitions with a \
+             replica on this broker).",
+            rows.iter().filter_map(|row| row.4.map(|lag| (group_labels(row), lag))),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use super::super::counters::ApiSnapshot;
+    use super::super::snapshot::HighWatermark;
     use super::*;
-
-    #[test]
-    fn latency_lands_in_the_first_bucket_that_holds_it() {
-        assert_eq!(bucket(0), 0);
-        assert_eq!(bucket(100_000), 0);
-        assert_eq!(bucket(100_001), 1);
-        assert_eq!(bucket(10_000_000_000), BUCKETS - 2);
-        assert_eq!(bucket(u64::MAX), BUCKETS - 1);
-    }
+    use crate::groups::GroupProtocol;
 
     #[test]
     fn error_names_are_kafkas() {
@@ -619,6 +485,7 @@ mod tests {
             apis: vec![ApiSnapshot {
                 api_key: 0,
                 requests: produce,
+                slow: 1,
                 latency_sum_seconds: 0.5,
                 latency_buckets: std::array::from_fn(|i| if i == 3 { produce } else { 0 }),
             }],
@@ -636,6 +503,7 @@ mod tests {
         };
         let text = encode(vec![shard(0, 100, 4), shard(1, 23, 1)], ProcessStats::default());
         assert!(text.contains("sluice_requests_total{api=\"Produce\"} 5\n"), "{text}");
+        assert!(text.contains("sluice_slow_requests_total{api=\"Produce\"} 2\n"), "{text}");
         assert!(text.contains("sluice_bytes_in_total{topic=\"orders\"} 123\n"), "{text}");
         assert!(text.contains("sluice_records_in_total{topic=\"orders\"} 20\n"), "{text}");
         assert!(
@@ -648,6 +516,7 @@ mod tests {
         assert!(text.contains("sluice_request_latency_seconds_count{api=\"Produce\"} 5\n"), "{text}");
         assert!(text.contains("sluice_connections{shard=\"1\"} 3\n"), "{text}");
         assert!(text.contains("sluice_partitions_led 2\n"), "{text}");
+        assert!(text.contains("sluice_isr_shrinks_total 0\n"), "{text}");
         assert!(text.contains("sluice_log_end_offset{topic=\"orders\",partition=\"1\"} 10\n"), "{text}");
         assert!(text.ends_with("# EOF\n"), "{text}");
 
@@ -662,28 +531,38 @@ mod tests {
     }
 
     #[test]
-    fn a_request_is_in_flight_until_its_guard_drops() {
-        let in_flight = || LOCAL.with(|m| m.in_flight.get());
-        let before = in_flight();
-        let first = InFlight::start();
-        let second = InFlight::start();
-        assert_eq!(in_flight(), before + 2);
-        drop(first);
-        assert_eq!(in_flight(), before + 1);
-        drop(second);
-        assert_eq!(in_flight(), before);
-    }
-
-    #[test]
-    fn counters_are_per_thread() {
-        record_request(3, Duration::from_micros(50));
-        record_produced("t", 10, 2);
-        let other = std::thread::spawn(|| LOCAL.with(|m| (m.apis[3].requests.get(), m.topics.borrow().len())));
-        assert_eq!(other.join().unwrap(), (0, 0));
-        LOCAL.with(|m| {
-            assert_eq!(m.apis[3].requests.get(), 1);
-            assert_eq!(m.apis[3].latency_buckets[0].get(), 1);
-            assert_eq!(m.topics.borrow()["t"], TopicCounters { bytes_in: 10, records_in: 2, bytes_out: 0 });
-        });
+    fn lag_is_the_high_watermark_past_the_committed_offset_across_shards() {
+        let hw = |partition, offset, leader| HighWatermark { topic: "orders".into(), partition, offset, leader };
+        let coordinator = ShardSnapshot {
+            shard: 0,
+            high_watermarks: vec![hw(0, 100, true), hw(2, 7, false)],
+            groups: vec![GroupOffsets {
+                group: "billing".into(),
+                protocol: GroupProtocol::Classic,
+                state: "Stable",
+                members: 2,
+                offsets: vec![
+                    ("orders".into(), 0, 40),
+                    ("orders".into(), 1, 5),
+                    ("orders".into(), 2, 3),
+                    ("elsewhere".into(), 0, 9),
+                ],
+            }],
+            ..ShardSnapshot::default()
+        };
+        // Partition 1 lives on the other shard; partition 2's leader there beats this shard's follower view.
+        let other =
+            ShardSnapshot { shard: 1, high_watermarks: vec![hw(1, 5, true), hw(2, 8, true)], ..coordinator.clone() };
+        let other = ShardSnapshot { groups: Vec::new(), ..other };
+        let text = encode(vec![coordinator, other], ProcessStats::default());
+        let has = |line: &str| assert!(text.contains(&format!("{line}\n")), "{line} not in\n{text}");
+        has("sluice_consumer_group_lag_records{group=\"billing\",topic=\"orders\",partition=\"0\"} 60");
+        has("sluice_consumer_group_lag_records{group=\"billing\",topic=\"orders\",partition=\"1\"} 0");
+        has("sluice_consumer_group_lag_records{group=\"billing\",topic=\"orders\",partition=\"2\"} 5");
+        has("sluice_consumer_group_committed_offset{group=\"billing\",topic=\"elsewhere\",partition=\"0\"} 9");
+        assert!(!text.contains("sluice_consumer_group_lag_records{group=\"billing\",topic=\"elsewhere\""), "{text}");
+        has("sluice_consumer_group_state{group=\"billing\",state=\"Stable\"} 1");
+        has("sluice_consumer_group_state{group=\"billing\",state=\"Empty\"} 0");
+        has("sluice_consumer_group_members{group=\"billing\"} 2");
     }
 }

@@ -1,0 +1,17 @@
+//! Per-shard counters and the Prometheus exposition built from them.
+//!
+//! Thread-per-core: every shard thread counts in its own thread-local `Cell`s (`counters.rs`), with no atomic,
+//! lock or (once an API or topic has been seen) allocation on the hot paths. A scrape ([`gather`]) asks every
+//! shard for a [`ShardSnapshot`] over the mesh (`snapshot.rs`), and [`encode`] sums or labels the snapshots
+//! and writes the text exposition (`exposition.rs`).
+
+mod counters;
+mod exposition;
+mod snapshot;
+
+pub use counters::{
+    is_slow_request, record_error, record_fetched, record_isr_changes, record_produced, record_request,
+    register_budget, set_slow_request_threshold_ms, ApiSnapshot, InFlight, TopicCounters, LATENCY_BUCKETS_SECONDS,
+};
+pub use exposition::{classic_text, encode};
+pub use snapshot::{gather, snapshot, ClusterView, HighWatermark, PartitionSnapshot, ProcessStats, ShardSnapshot};
