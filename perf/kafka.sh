@@ -5,7 +5,7 @@
 # kafka-server-start.sh gives, 1 GiB), or with --flush1 `log.flush.interval.messages=1`: an fsync after every
 # append, the like-for-like durable comparison with Sluice's flush policy `always`.
 #
-#   perf/kafka.sh fetch                      # the jars, into $SLUICE_PERF_CACHE/kafka-VERSION/libs; prints that dir
+#   perf/kafka.sh fetch                      # the jars, into $SLUICE_PERF_CACHE/kafka-broker-VERSION/libs; prints it
 #   perf/kafka.sh start [--nodes 1|3] [--flush1] [--port 9092] [--controller-port 9093] [--dir DIR]
 #   perf/kafka.sh status [--dir DIR]         # each node's pid, address and RSS; exit 1 when none runs
 #   perf/kafka.sh stop [--dir DIR]           # SIGTERM (SIGKILL after 60 s) to every node it started
@@ -14,14 +14,15 @@
 #
 # Options: --dir is where the nodes live (default /tmp/sluice-kafka-peer): DIR/node-N/{server.properties,
 # data/, server.log, stdout.log, pid}. --set KEY=VALUE adds a broker setting (repeatable). --heap sets the JVM
-# heap flags (default "-Xmx1g -Xms1g", stock). --fresh wipes DIR first (start formats an empty data dir;
+# heap flags (default "-Xmx1g -Xms1g", stock). --node-id sets a single node's node.id (default 1; the client
+# tests use 0, Sluice's default). --fresh wipes DIR first (start formats an empty data dir;
 # an existing one is reused as it is). Environment: KAFKA_VERSION (default 4.4.0), SLUICE_PERF_CACHE (default
 # ~/.cache/sluice).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 version=${KAFKA_VERSION:-4.4.0}
 cache=${SLUICE_PERF_CACHE:-$HOME/.cache/sluice}
-libs=$cache/kafka-$version/libs
+libs=$cache/kafka-broker-$version/libs  # apart from tools/kafka.sh's client-side jars, which log differently
 
 die() { echo "kafka.sh: $*" >&2; exit 1; }
 
@@ -63,12 +64,13 @@ run_java() { # CLASS ARGS...: a short-lived tool (storage format, perf test) wit
 }
 
 # ---------------------------------------------------------------- options
-nodes=1 flush1="" port=9092 controller_port=9093 dir=/tmp/sluice-kafka-peer heap="-Xmx1g -Xms1g" fresh=""
+nodes=1 node_id=1 flush1="" port=9092 controller_port=9093 dir=/tmp/sluice-kafka-peer heap="-Xmx1g -Xms1g" fresh=""
 settings=()
 parse() {
   while (($#)); do
     case $1 in
       --nodes) nodes=$2; shift 2 ;;
+      --node-id) node_id=$2; shift 2 ;;
       --flush1) flush1=1; shift ;;
       --port) port=$2; shift 2 ;;
       --controller-port) controller_port=$2; shift 2 ;;
@@ -83,19 +85,20 @@ parse() {
 }
 
 host_of() { echo "127.0.0.$1"; }
+id_of() { if ((nodes == 1)); then echo "$node_id"; else echo "$1"; fi; } # node N's node.id
 
 # Kafka 4.x's config/server.properties for a combined node, with its addresses, data dir and (for three
 # nodes) the internal topics replicated three ways, as a cluster would run them.
 write_properties() { # node
   local n=$1 host voters="" rf=1 isr=1
   host=$(host_of "$n")
-  for ((i = 1; i <= nodes; i++)); do voters+="${voters:+,}$i@$(host_of $i):$controller_port"; done
+  for ((i = 1; i <= nodes; i++)); do voters+="${voters:+,}$(id_of $i)@$(host_of $i):$controller_port"; done
   ((nodes == 1)) || { rf=3; isr=2; }
   mkdir -p "$dir/node-$n/data"
   cat >"$dir/node-$n/server.properties" <<EOF
 # Written by perf/kafka.sh: Kafka $version's stock config/server.properties, KRaft combined mode.
 process.roles=broker,controller
-node.id=$n
+node.id=$(id_of "$n")
 controller.quorum.voters=$voters
 listeners=PLAINTEXT://$host:$port,CONTROLLER://$host:$controller_port
 advertised.listeners=PLAINTEXT://$host:$port
