@@ -5,10 +5,14 @@ resource has no value yet, an emptied list stays an empty override, other keys g
 result is validated like a SET. `cleanup.policy=compact` is refused (no log compaction yet), so appending
 `compact` is too."""
 
+import time
+
+import pytest
 from confluent_kafka import KafkaError
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ConfigSource
 
 from clients import create_topic
+from conftest import ON_KAFKA
 
 LEADER = "leader.replication.throttled.replicas"
 TOPIC = ConfigResource.Type.TOPIC
@@ -23,6 +27,10 @@ def alter(client, kind, name, *entries):
         client.incremental_alter_configs([res])[res].result(30)
     except Exception as exc:  # confluent wraps KafkaError in KafkaException
         return exc.args[0]
+    if ON_KAFKA:
+        # Kafka answers once its controller has committed the change and applies it to the broker's metadata
+        # cache a moment later; DescribeConfigs reads that cache. Sluice answers after applying it.
+        time.sleep(0.5)
     return None
 
 
@@ -61,6 +69,8 @@ def test_append_and_subtract_on_topic_lists(broker):
     # with a message that says why; removing `delete` would leave no policy, refused too.
     assert alter(client, TOPIC, "lists", ("cleanup.policy", append, "delete")) is None
     assert described(client, TOPIC, "lists")["cleanup.policy"].value == "delete"
+    if ON_KAFKA:
+        return  # Kafka compacts, so `compact` is accepted there; Sluice has no log compaction yet and refuses it.
     for entry in [("cleanup.policy", append, "compact"), ("cleanup.policy", AlterConfigOpType.SET, "compact")]:
         error = alter(client, TOPIC, "lists", entry)
         assert error is not None and error.code() == KafkaError.INVALID_CONFIG, error
@@ -71,13 +81,17 @@ def test_append_and_subtract_on_topic_lists(broker):
     assert described(client, TOPIC, "lists")["cleanup.policy"].value == "delete"
 
 
+@pytest.mark.sluice_only("follower.replication.throttled.replicas is a topic config in Apache Kafka, which refuses it "
+                         "on a broker resource (Unknown config name); Sluice takes it per broker. Not deliberate: a "
+                         "difference to settle, in Sluice or in this test")
 def test_append_and_subtract_on_broker_lists(broker):
     client = AdminClient({"bootstrap.servers": broker.bootstrap})
     append, subtract = AlterConfigOpType.APPEND, AlterConfigOpType.SUBTRACT
     # This broker ("0"); librdkafka refuses to name the cluster-wide default (""), which the unit tests cover.
     assert alter(client, BROKER, "0", ("log.cleanup.policy", append, "delete")) is None
     error = alter(client, BROKER, "0", ("log.cleanup.policy", append, "compact"))
-    assert error is not None and error.code() == KafkaError.INVALID_CONFIG
+    if not ON_KAFKA:  # Sluice has no log compaction yet and refuses `compact`; Kafka accepts it
+        assert error is not None and error.code() == KafkaError.INVALID_CONFIG
     assert alter(client, BROKER, "0", ("follower.replication.throttled.replicas", append, "0:0")) is None
     assert alter(client, BROKER, "0", ("follower.replication.throttled.replicas", append, "1:0,0:0")) is None
     assert described(client, BROKER, "0")["follower.replication.throttled.replicas"].value == "0:0,1:0"
