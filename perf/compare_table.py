@@ -64,7 +64,7 @@ rows.append("|" + "---|" * (head.count("|") - 1))
 
 def throughput_row(workload, suffix, generator, limit_key=None, scale=1.048576):
     js = {b: load(f"{b}-{suffix}") for b, _ in BROKERS}
-    lim = vs_limit(js["sluice2"], limit_key, scale) if limit_key else "-"
+    lim = vs_limit(js.get("sluice2"), limit_key, scale) if limit_key else "-"
     rows.append(f"| {workload} | {generator} | " + " | ".join(rate(js[b]) for b, _ in BROKERS) +
                 f" | {lim} | " + " | ".join(ratio(js.get("sluice2"), js[b]) for b, _ in PEERS) + " |")
 
