@@ -239,7 +239,17 @@ def test_committed_offsets_survive_broker_kill9(make_broker):
     broker.kill9()
     broker.restart()
     fresh = ck_member(b, "survivors")
-    committed = fresh.committed([TopicPartition("durable-offsets", p) for p in range(3)], timeout=20)
+    # After a restart Apache Kafka answers NOT_COORDINATOR while it reloads __consumer_offsets: ask again then.
+    deadline = time.time() + 30
+    while True:
+        try:
+            committed = fresh.committed([TopicPartition("durable-offsets", p) for p in range(3)], timeout=20)
+            break
+        except KafkaException as exc:
+            retriable = (KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS)
+            if exc.args[0].code() not in retriable or time.time() > deadline:
+                raise
+            time.sleep(0.2)
     assert [tp.offset for tp in committed] == [42, 43, 44]
     kp = kafka.KafkaConsumer(bootstrap_servers=b, group_id="survivors")
     assert kp.committed(kafka.TopicPartition("durable-offsets", 2)) == 44
