@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Sluice against this machine's limits and against a peer, Tansu, in one run (DESIGN.md §5, issue 5).
+# Sluice against this machine's limits and against its peers, Apache Kafka and Tansu, in one run (DESIGN.md §5,
+# issues 5 and 17).
 #
-#   perf/compare.sh            # everything: about 30 minutes once Tansu is built
-#   COMPARE_PARTS="sluice2 G" perf/compare.sh   # only some: limits sluice2 sluice1 tansu-mem tansu-sqlite G W5 soak
+#   perf/compare.sh            # everything: about 45 minutes once Tansu is built
+#   COMPARE_PARTS="sluice2 G" perf/compare.sh   # only some: limits sluice2 sluice1 kafka kafka-flush1 tansu-mem
+#                                               # tansu-sqlite kpt G W5 soak
+#   COMPARE_PARTS="sluice2 kafka kafka-flush1 kpt" perf/compare.sh   # Sluice against Kafka: about 12 minutes
 #
 # What it does:
 #   1. Installs what it needs when missing: fio and iperf3 (perf/limits.sh), the librdkafka header from
@@ -13,8 +16,10 @@
 #   3. Measures the limits (perf/limits.sh on the same disk). Before them and before each workload it fills
 #      the page cache with a sparse file's zero pages, so that everything runs as on a host that has been up
 #      for a while (see "steady state" below; COMPARE_COLD=1 skips it).
-#   4. Runs the workloads against Sluice with --shards 2 and --shards 1, Tansu with memory:// and Tansu with
-#      sqlite://, each with `sluice bench` and with rdkperf:
+#   4. Runs the workloads against Sluice with --shards 2 and --shards 1, Apache Kafka 4.4 (perf/kafka.sh, one
+#      KRaft combined node: stock, and with log.flush.interval.messages=1, an fsync per append like Sluice's
+#      flush policy `always`), Tansu with memory:// and Tansu with sqlite://, each with `sluice bench` and with
+#      rdkperf, and measures each broker's CPU time (utime + stime from /proc/PID/stat) during each workload:
 #        W1  100 B records, acks=1, 1 and 8 partitions
 #        T1  100 B records, acks=all, flush policy `always`, 2 partitions (DESIGN's first target)
 #        W2  1 KiB records, acks=all, flush policy `always` (Tansu: as its storage does it)
@@ -24,11 +29,14 @@
 #        W6  1,000 idle connections held open, then W1 (8 partitions) again: RSS and throughput change
 #        G   the generator's own ceiling: acks=0 into a tmpfs data dir, sluice bench against rdkperf; and
 #            W4 (50 k/s, rdkperf) into that tmpfs data dir: the latency Sluice and librdkafka add without the disk
+#      with `kpt`, the Java client's load as well: Kafka's own kafka-producer-perf-test (ProducerPerformance)
+#      for W1 (8 partitions), W2 and W4 (50 k/s) against every broker the run started;
 #      and, for Sluice only, W5: 10,000 partitions, 10 GiB of data, restart after a clean stop and after
 #      kill -9, RSS; and the soak: RSS over 10 minutes of load (perf/soak.sh). (Tansu's memory storage loses
 #      everything on restart and its sqlite storage would take hours to take 10 GiB, so W5 has no Tansu
 #      column.)
-#   5. Prints one table: each figure, Sluice over the limit and Sluice over Tansu. Every figure is also in
+#   5. Prints one table: each figure, Sluice over the limit and Sluice over each peer, and one of each
+#      broker's CPU per MB and RSS. Every figure is also in
 #      perf/out/compare/*.json, and the table in perf/out/compare/table.md.
 #
 # Broker, generator and the limits share the machine's cores; ratios from the same run are what to quote.
@@ -43,9 +51,13 @@ mkdir -p "$cache" "$out" "$work"
 [ -n "${COMPARE_PARTS:-}" ] || rm -f "$out"/*.json "$out"/*.log
 
 log() { printf '\n== %s\n' "$*" >&2; }
+want() {
+  [[ " ${COMPARE_PARTS:-limits sluice2 sluice1 kafka kafka-flush1 tansu-mem tansu-sqlite kpt G W5 soak} " == *" $1 "* ]]
+}
 
 # ---------------------------------------------------------------- tools
 need_apt=()
+command -v java >/dev/null || ! { want kafka || want kafka-flush1 || want kpt; } || need_apt+=(default-jdk-headless maven)
 [ -f /usr/include/librdkafka/rdkafka.h ] || need_apt+=(librdkafka-dev)
 command -v gcc >/dev/null || need_apt+=(gcc)
 if ((${#need_apt[@]})); then
@@ -54,14 +66,15 @@ if ((${#need_apt[@]})); then
 fi
 scripts/install-test-tools.sh
 tansu=$cache/tansu/bin/tansu
-if [ ! -x "$tansu" ]; then
+if [ ! -x "$tansu" ] && { want tansu-mem || want tansu-sqlite; }; then
   log "building Tansu 0.6 (memory and sqlite storage) into $cache/tansu: about 30 minutes, once"
   cargo install tansu --version 0.6.0 --locked --features dynostore,libsql --root "$cache/tansu" \
     --target-dir "$cache/tansu-target"
 fi
+if want kafka || want kafka-flush1; then perf/kafka.sh fetch >/dev/null; fi
 log "building sluice and rdkperf"
 cargo build --release --locked --bin sluice >/dev/null 2>&1 || cargo build --release --locked --bin sluice
-sluice=$root/target/release/sluice
+sluice=${CARGO_TARGET_DIR:-$root/target}/release/sluice
 # rdkperf links the librdkafka that confluent-kafka's wheel bundles (2.16): Debian's 2.0.2 cannot talk to
 # Tansu 0.6 (its ApiVersions exchange fails with "Read underflow"), and a newer client is fairer to both.
 rdk_lib=$(ls "$root"/tests/clients/.venv/lib/python3*/site-packages/confluent_kafka.libs/librdkafka-*.so.* | head -1)
@@ -92,7 +105,6 @@ warm_page_cache() {
 }
 
 # ---------------------------------------------------------------- limits
-want() { [[ " ${COMPARE_PARTS:-limits sluice2 sluice1 tansu-mem tansu-sqlite G W5 soak} " == *" $1 "* ]]; }
 if want limits; then
   log "machine limits (perf/limits.sh on $work)"
   warm_page_cache
@@ -104,12 +116,16 @@ fi
 # ---------------------------------------------------------------- brokers
 broker_pid=""
 broker_log=""
+broker_kind=""
 stop_broker() {
-  if [ -n "$broker_pid" ]; then
+  if [ "$broker_kind" = kafka ]; then
+    perf/kafka.sh stop --dir "$work/kafka"
+  elif [ -n "$broker_pid" ]; then
     kill -TERM "$broker_pid" 2>/dev/null || true
     wait "$broker_pid" 2>/dev/null || true
-    broker_pid=""
   fi
+  broker_pid=""
+  broker_kind=""
 }
 trap 'stop_broker; [ -n "${idle_pid:-}" ] && kill "$idle_pid" 2>/dev/null; rm -rf "$work"' EXIT
 
@@ -144,6 +160,15 @@ start_sluice() { # name shards data_dir: returns once the broker logged "ready t
   wait_for_port 60
 }
 
+start_kafka() { # name perf/kafka.sh-flags...: a fresh single Kafka node on the same port
+  broker_log=$work/kafka/node-1/server.log
+  perf/kafka.sh start --fresh --dir "$work/kafka" --port $port --controller-port $((port + 1)) "${@:2}" \
+    >"$out/$1-start.log" 2>&1 || { cat "$out/$1-start.log" >&2; exit 1; }
+  broker_kind=kafka
+  broker_pid=$(cat "$work/kafka/node-1/pid")
+  wait_for_port 60
+}
+
 start_tansu() { # name storage-url (run in $work: Tansu reads sqlite://FILE relative to its directory)
   broker_log=$out/$1-broker.log
   (cd "$work" && exec "$tansu" broker --listener-url tcp://127.0.0.1:$port \
@@ -153,6 +178,17 @@ start_tansu() { # name storage-url (run in $work: Tansu reads sqlite://FILE rela
 }
 
 rss_kb() { ps -o rss= -p "$broker_pid" | tr -d ' '; }
+
+# The broker's CPU time so far, in clock ticks: utime + stime of every thread (/proc/PID/stat fields 14 and 15,
+# counted after the command name, which may hold spaces).
+clk_tck=$(getconf CLK_TCK)
+cpu_ticks() { sed 's/.*) //' "/proc/$broker_pid/stat" | awk '{print $12 + $13}'; }
+cpu_start() { cpu_before=$(cpu_ticks); }
+cpu_record() { # name: the broker's CPU seconds since cpu_start, beside the workload's own JSON
+  local after
+  after=$(cpu_ticks)
+  record "$1-cpu" cpu_seconds "$(awk -v a="$cpu_before" -v b="$after" -v t="$clk_tck" 'BEGIN { printf "%.2f", (b - a) / t }')"
+}
 
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 
@@ -165,9 +201,11 @@ bench_produce() { # name topic partitions record-size acks extra...
   local name=$1 topic=$2 partitions=$3 size=$4 acks=$5
   shift 5
   warm_page_cache
+  cpu_start
   "$sluice" bench produce --bootstrap 127.0.0.1:$port --topic "$topic" --partitions "$partitions" \
     --record-size "$size" --acks "$acks" --json "$out/$name.json" "$@" >"$out/$name.log" 2>&1 ||
     { echo "$name failed:" >&2; tail -5 "$out/$name.log" >&2; }
+  cpu_record "$name"
 }
 
 rdk_produce() { # name topic partitions record-size records props...
@@ -175,8 +213,37 @@ rdk_produce() { # name topic partitions record-size records props...
   shift 5
   warm_page_cache
   "$sluice" topic create "$topic" --partitions "$partitions" --bootstrap 127.0.0.1:$port >/dev/null 2>&1 || true
+  cpu_start
   "$rdkperf" produce 127.0.0.1:$port "$topic" "$size" "$records" "$@" >"$out/$name.json" 2>"$out/$name.log" ||
     { echo "$name failed:" >&2; tail -5 "$out/$name.log" >&2; }
+  cpu_record "$name"
+}
+
+# Kafka's own load generator, the Java producer (org.apache.kafka.tools.ProducerPerformance, which
+# kafka-producer-perf-test runs), with its summary line turned into the same JSON as the others'.
+kpt_produce() { # name topic partitions record-size records throughput(-1: unbounded) producer-props...
+  local name=$1 topic=$2 partitions=$3 size=$4 records=$5 rate=$6
+  shift 6
+  warm_page_cache
+  "$sluice" topic create "$topic" --partitions "$partitions" --bootstrap 127.0.0.1:$port >/dev/null 2>&1 || true
+  cpu_start
+  KAFKA_TOOL_HEAP=-Xmx1g perf/kafka.sh java org.apache.kafka.tools.ProducerPerformance --topic "$topic" \
+    --num-records "$records" --record-size "$size" --throughput "$rate" \
+    --producer-props bootstrap.servers=127.0.0.1:$port "$@" >"$out/$name.log" 2>&1 ||
+    { echo "$name failed:" >&2; tail -5 "$out/$name.log" >&2; }
+  cpu_record "$name"
+  python3 - "$out/$name.log" "$size" >"$out/$name.json" <<'PY' || rm -f "$out/$name.json"
+import json, re, sys
+# "N records sent, R records/sec (M MB/sec), A ms avg latency, X ms max latency, P50 ms 50th, P95 ms 95th,
+#  P99 ms 99th, P999 ms 99.9th."
+line = [l for l in open(sys.argv[1]) if " records sent, " in l][-1]
+n = [float(v) for v in re.findall(r"([0-9.]+) (?:records sent|records/sec|ms max|ms 50th|ms 99th|ms 99.9th)", line)]
+records, rate, lat_max, p50, p99, p999 = n
+size = int(sys.argv[2])
+print(json.dumps({"records": int(records), "bytes": int(records) * size, "seconds": round(records / rate, 3),
+                  "records_per_second": rate, "mb_per_second": round(rate * size / 1e6, 3),
+                  "latency_ms": {"p50": p50, "p99": p99, "p999": p999, "max": lat_max}}))
+PY
 }
 
 peak() { # json -> records/s, as an integer
@@ -224,10 +291,14 @@ run_common() { # label  w3-records  (the broker is running)
   log "$b W3: consume $w3 records of 1 KiB"
   bench_produce "$b-W3-load" w3 2 1024 1 --records "$w3" --batch-bytes 524288
   "$sluice" bench consume --bootstrap 127.0.0.1:$port --topic w3 >"$out/$b-W3-warm.log" 2>&1 || true
+  cpu_start
   "$sluice" bench consume --bootstrap 127.0.0.1:$port --topic w3 --json "$out/$b-W3-bench.json" \
     >"$out/$b-W3-bench.log" 2>&1 || { echo "$b-W3-bench failed:" >&2; tail -3 "$out/$b-W3-bench.log" >&2; }
+  cpu_record "$b-W3-bench"
+  cpu_start
   "$rdkperf" consume 127.0.0.1:$port w3 "$w3" >"$out/$b-W3-rdk.json" 2>"$out/$b-W3-rdk.log" ||
     { echo "$b-W3-rdk failed:" >&2; tail -3 "$out/$b-W3-rdk.log" >&2; }
+  cpu_record "$b-W3-rdk"
   next_workload "$b"
   log "$b W6: 1,000 idle connections, then W1 again"
   "$sluice" bench idle --bootstrap 127.0.0.1:$port --connections 1000 >"$out/$b-W6-idle.log" 2>&1 &
@@ -239,6 +310,12 @@ run_common() { # label  w3-records  (the broker is running)
   kill "$idle_pid" 2>/dev/null || true
   wait "$idle_pid" 2>/dev/null || true
   idle_pid=""
+  if want kpt; then
+    log "$b: the Java producer's load (kafka-producer-perf-test)"
+    kpt_produce "$b-W1-p8-kpt" w1p8k 8 100 "${KPT_W1_RECORDS:-4000000}" -1 acks=1 linger.ms=5
+    kpt_produce "$b-W2-kpt" w2k 2 1024 "${KPT_W2_RECORDS:-1000000}" -1 acks=all linger.ms=5
+    kpt_produce "$b-W4-50k-kpt" w4k 2 1024 $((50000 * d)) 50000 acks=all linger.ms=0
+  fi
   record "$b-rss-end" rss_kb "$(rss_kb)"
 }
 
@@ -248,9 +325,21 @@ for shards in 2 1; do
   log "Sluice, --shards $shards"
   rm -rf "$work/$b"
   start_sluice "$b" "$shards" "$work/$b"
-  run_common "$b" 1048576
+  run_common "$b" "${W3_RECORDS:-1048576}"
   stop_broker
   rm -rf "$work/$b"
+done
+
+# Apache Kafka, one KRaft combined node with the stock configuration and heap (1 GiB): it acknowledges acks=all
+# once the record is in the page cache, and fsyncs later. Then the same with log.flush.interval.messages=1: an
+# fsync after each append, before the answer, as Sluice's flush policy `always` does.
+for b in kafka kafka-flush1; do
+  want "$b" || continue
+  log "Apache Kafka $b"
+  if [ "$b" = kafka ]; then start_kafka "$b"; else start_kafka "$b" --flush1; fi
+  run_common "$b" "${W3_RECORDS:-1048576}"
+  cp "$work/kafka/node-1/server.log" "$out/$b-broker.log" 2>/dev/null || true
+  stop_broker
 done
 
 if want tansu-mem; then

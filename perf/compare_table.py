@@ -1,14 +1,19 @@
 #!/usr/bin/env python3
-"""Prints perf/compare.sh's results as one Markdown table: each workload's figure per broker, Sluice (2 shards)
-over the machine's limit, and Sluice over Tansu. Usage: compare_table.py OUT_DIR REVISION"""
+"""Prints perf/compare.sh's results as Markdown tables: each workload's figure per broker, Sluice (2 shards)
+over the machine's limit and over each peer (Apache Kafka, Tansu) that ran, and each broker's CPU per MB and
+RSS. Usage: compare_table.py OUT_DIR REVISION"""
 import json
 import os
 import platform
 import sys
 
 out, rev = sys.argv[1], sys.argv[2]
-BROKERS = [("sluice2", "Sluice 2 shards"), ("sluice1", "Sluice 1 shard"),
-           ("tansu-mem", "Tansu memory"), ("tansu-sqlite", "Tansu sqlite")]
+ALL_BROKERS = [("sluice2", "Sluice 2 shards"), ("sluice1", "Sluice 1 shard"),
+               ("kafka", "Kafka"), ("kafka-flush1", "Kafka flush=1"),
+               ("tansu-mem", "Tansu memory"), ("tansu-sqlite", "Tansu sqlite")]
+# Only the brokers this run measured get a column (each leaves its idle RSS), and each peer a ratio column.
+BROKERS = [(b, label) for b, label in ALL_BROKERS if os.path.exists(os.path.join(out, f"{b}-rss-idle.json"))]
+PEERS = [(b, label) for b, label in BROKERS if not b.startswith("sluice")]
 
 
 def load(name):
@@ -51,22 +56,22 @@ def vs_limit(j, limit_key, scale):
 
 
 rows = []
-head = "| workload | generator | " + " | ".join(label for _, label in BROKERS) + \
-    " | Sluice 2 / limit | Sluice 2 / Tansu memory | Sluice 2 / Tansu sqlite |"
+head = "| workload | generator | " + " | ".join(label for _, label in BROKERS) + " | Sluice 2 / limit | " + \
+    " | ".join(f"Sluice 2 / {label}" for _, label in PEERS) + " |"
 rows.append(head)
 rows.append("|" + "---|" * (head.count("|") - 1))
 
 
 def throughput_row(workload, suffix, generator, limit_key=None, scale=1.048576):
     js = {b: load(f"{b}-{suffix}") for b, _ in BROKERS}
-    lim = vs_limit(js["sluice2"], limit_key, scale) if limit_key else "-"
+    lim = vs_limit(js.get("sluice2"), limit_key, scale) if limit_key else "-"
     rows.append(f"| {workload} | {generator} | " + " | ".join(rate(js[b]) for b, _ in BROKERS) +
-                f" | {lim} | {ratio(js['sluice2'], js['tansu-mem'])} | {ratio(js['sluice2'], js['tansu-sqlite'])} |")
+                f" | {lim} | " + " | ".join(ratio(js.get("sluice2"), js[b]) for b, _ in PEERS) + " |")
 
 
 def latency_row(workload, suffix, generator):
     js = {b: load(f"{b}-{suffix}") for b, _ in BROKERS}
-    s, t, q = js["sluice2"], js["tansu-mem"], js["tansu-sqlite"]
+    s = js.get("sluice2")
 
     def p99_ratio(other):
         try:
@@ -84,7 +89,7 @@ def latency_row(workload, suffix, generator):
     elif s and "latency_ms" in s and "fdatasync_4k_p99_ms" in limits:
         lim = f"p99 = {s['latency_ms']['p99'] / limits['fdatasync_4k_p99_ms']:.1f}x fdatasync p99 ({limits['fdatasync_4k_p99_ms']} ms)"
     rows.append(f"| {workload} | {generator} | " + " | ".join(latency(js[b]) for b, _ in BROKERS) +
-                f" | {lim} | {p99_ratio(t)} | {p99_ratio(q)} |")
+                f" | {lim} | " + " | ".join(p99_ratio(js[b]) for b, _ in PEERS) + " |")
 
 
 throughput_row("W1 100 B, acks=1, 1 partition", "W1-p1-bench", "sluice bench", "write_buffered_mib_s")
@@ -101,6 +106,12 @@ latency_row("W4 at 50% of W2's peak", "W4-half-bench", "sluice bench")
 latency_row("W4 at 50% of W2's peak", "W4-half-rdk", "librdkafka, linger.ms=0")
 latency_row("W4 50 k/s of 1 KiB, 1 record per request", "W4-50k-bench", "sluice bench")
 latency_row("W4 50 k/s of 1 KiB", "W4-50k-rdk", "librdkafka, linger.ms=0")
+throughput_row("W1 100 B, acks=1, 8 partitions", "W1-p8-kpt", "kafka-producer-perf-test", "write_buffered_mib_s")
+throughput_row("W2 1 KiB, acks=all, fsync", "W2-kpt", "kafka-producer-perf-test", "append_fdatasync_1m_mib_s")
+latency_row("W4 50 k/s of 1 KiB", "W4-50k-kpt", "kafka-producer-perf-test, linger.ms=0")
+rows = [r for r in rows if not r.startswith("| W") or any(
+    c not in ("failed", "no data") for c in r.split(" | ")[2:2 + len(BROKERS)])]  # no rows for parts not run
+dash = " | -" * len(PEERS)
 
 # W6: idle connections.
 cells = []
@@ -111,26 +122,71 @@ for b, _ in BROKERS:
         cells.append(f"RSS {rss1['rss_kb'] / 1024:.0f} MB with 1,000 idle (idle start {rss0['rss_kb'] / 1024:.0f} MB); W1 {change:+.0%}")
     else:
         cells.append("failed")
-rows.append("| W6 1,000 idle connections + W1 (8 partitions) | sluice bench | " + " | ".join(cells) + " | - | - | - |")
+rows.append("| W6 1,000 idle connections + W1 (8 partitions) | sluice bench | " + " | ".join(cells) + " | -" + dash + " |")
 
 # RSS at the end of each broker's run.
 cells = []
 for b, _ in BROKERS:
     end = load(f"{b}-rss-end")
     cells.append(f"{end['rss_kb'] / 1024:.0f} MB" if end else "-")
-rows.append("| RSS after W1-W6 | - | " + " | ".join(cells) + " | - | - | - |")
+rows.append("| RSS after W1-W6 | - | " + " | ".join(cells) + " | -" + dash + " |")
 
 state = (load("state") or {}).get("page_cache", "unknown")
 print(f"Revision {rev}; {platform.node()}, {os.cpu_count()} CPUs, {platform.release()}. Broker and generators "
       f"share the cores. Page cache at the start: {state} (full: the steady state of a long-running host; "
       "cold: most RAM free, see perf/compare.sh).\n")
-print("Limits (same run): " + ", ".join(f"{k} {v}" for k, v in limits.items()) + "\n")
+if limits:
+    print("Limits (same run): " + ", ".join(f"{k} {v}" for k, v in limits.items()) + "\n")
 print("\n".join(rows))
 
+# The broker's CPU time (utime + stime, all threads) during each workload, per MB the workload moved, and the
+# broker's RSS: Kafka runs a JVM, and what it costs to run is part of the comparison.
+CPU_ROWS = [("W1 100 B, acks=1, 8 partitions", "W1-p8-bench", "sluice bench"),
+            ("W1 100 B, acks=1, 8 partitions", "W1-p8-rdk", "librdkafka"),
+            ("T1 100 B, acks=all, 2 partitions", "T1-rdk", "librdkafka"),
+            ("W2 1 KiB, acks=all", "W2-bench", "sluice bench"),
+            ("W2 1 KiB, acks=all", "W2-rdk", "librdkafka"),
+            ("W3 consume 1 KiB", "W3-bench", "sluice bench"),
+            ("W3 consume 1 KiB", "W3-rdk", "librdkafka"),
+            ("W4 50 k/s of 1 KiB", "W4-50k-rdk", "librdkafka"),
+            ("W1 100 B, acks=1, 8 partitions", "W1-p8-kpt", "kafka-producer-perf-test"),
+            ("W2 1 KiB, acks=all", "W2-kpt", "kafka-producer-perf-test"),
+            ("W4 50 k/s of 1 KiB", "W4-50k-kpt", "kafka-producer-perf-test")]
+
+
+def cpu_ms_per_mb(b, suffix):
+    j, cpu = load(f"{b}-{suffix}"), load(f"{b}-{suffix}-cpu")
+    if not j or not cpu or not j.get("bytes"):
+        return None
+    return cpu["cpu_seconds"] * 1e3 / (j["bytes"] / 1e6)
+
+
+cpu_rows = ["| workload | generator | " + " | ".join(label for _, label in BROKERS) + " | " +
+            " | ".join(f"Sluice 2 / {label}" for _, label in PEERS) + " |"]
+cpu_rows.append("|" + "---|" * (cpu_rows[0].count("|") - 1))
+for workload, suffix, generator in CPU_ROWS:
+    values = {b: cpu_ms_per_mb(b, suffix) for b, _ in BROKERS}
+    if all(v is None for v in values.values()):
+        continue
+    cells = [f"{v:.2f}" if v is not None else "-" for v in values.values()]
+    ratios = [f"{values['sluice2'] / values[b]:.2f}x" if values.get("sluice2") and values[b] else "-" for b, _ in PEERS]
+    cpu_rows.append(f"| {workload} | {generator} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+rss = []
+for key, what in [("rss-idle", "idle at start"), ("W6-rss", "1,000 idle connections"), ("rss-end", "after the run")]:
+    vals = {b: load(f"{b}-{key}") for b, _ in BROKERS}
+    cells = [f"{v['rss_kb'] / 1024:.0f} MB" if v else "-" for v in vals.values()]
+    ratios = [f"{vals['sluice2']['rss_kb'] / vals[b]['rss_kb']:.2f}x" if vals.get("sluice2") and vals[b] else "-"
+              for b, _ in PEERS]
+    cpu_rows.append(f"| RSS, {what} | - | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+print("\nBroker CPU in ms per MB moved (utime + stime of the broker process over the workload; lower is better) and "
+      "RSS:\n")
+print("\n".join(cpu_rows))
+
 g_bench, g_rdk = load("G-bench"), load("G-rdk")
-print("\nGenerator ceiling (acks=0, 8 partitions, Sluice on tmpfs): "
-      f"sluice bench {rate(g_bench)}; librdkafka {rate(g_rdk)}; "
-      f"sluice bench / librdkafka = {ratio(g_bench, g_rdk, 'records_per_second')} (target >= 2x)")
+if g_bench or g_rdk:
+    print("\nGenerator ceiling (acks=0, 8 partitions, Sluice on tmpfs): "
+          f"sluice bench {rate(g_bench)}; librdkafka {rate(g_rdk)}; "
+          f"sluice bench / librdkafka = {ratio(g_bench, g_rdk, 'records_per_second')} (target >= 2x)")
 w4_tmpfs = load("G-W4-tmpfs-rdk")
 if w4_tmpfs:
     net = (f"; the request/response path alone (perf/gcfloor.c over loopback): p50 {limits['rr_floor_net_p50_ms']} "

@@ -81,17 +81,17 @@ impl Client {
         &self.address
     }
 
-    /// The highest version both sides support for a request type.
+    /// The highest version both sides support for a request type, and no higher than the last version that
+    /// names topics where this client's requests name them (`names_topics_until`).
     pub fn version_for<Req: Message>(&self, api: ApiKey) -> ClientResult<i16> {
-        let (client_min, client_max) = (Req::VERSIONS.min, Req::VERSIONS.max);
-        self.versions
-            .iter()
-            .find(|(key, _, _)| *key == api as i16)
-            .and_then(|(_, min, max)| {
-                let version = (*max).min(client_max);
-                (version >= (*min).max(client_min)).then_some(version)
-            })
-            .ok_or(ClientError::Unsupported { address: self.address.clone(), api, client_min, client_max })
+        let client_min = Req::VERSIONS.min;
+        let client_max = names_topics_until(api).map_or(Req::VERSIONS.max, |last| last.min(Req::VERSIONS.max));
+        negotiate(&self.versions, api, client_min, client_max).ok_or(ClientError::Unsupported {
+            address: self.address.clone(),
+            api,
+            client_min,
+            client_max,
+        })
     }
 
     /// Sends a request at the negotiated version and decodes the response.
@@ -291,6 +291,24 @@ pub fn murmur2(data: &[u8]) -> u32 {
     h
 }
 
+/// The last version of a request that carries topic names: Produce v13 and Fetch v13 carry topic ids in their
+/// place (KIP-516), and this client fills in names only. Apache Kafka 4.x serves those versions, and a request
+/// at them that names its topic gets UNKNOWN_TOPIC_ID for every partition.
+fn names_topics_until(api: ApiKey) -> Option<i16> {
+    match api {
+        ApiKey::Produce | ApiKey::Fetch => Some(12),
+        _ => None,
+    }
+}
+
+/// The highest version in both the broker's range for `api` (from ApiVersions: key, min, max) and the client's.
+fn negotiate(broker: &[(i16, i16, i16)], api: ApiKey, client_min: i16, client_max: i16) -> Option<i16> {
+    broker.iter().find(|(key, _, _)| *key == api as i16).and_then(|(_, min, max)| {
+        let version = (*max).min(client_max);
+        (version >= (*min).max(client_min)).then_some(version)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,5 +322,20 @@ mod tests {
         assert_eq!(murmur2(b"a-little-bit-longer-string") as i32, -1486304829);
         assert_eq!(murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8") as i32, -58897971);
         assert_eq!(murmur2(b"abc") as i32, 479470107);
+    }
+
+    #[test]
+    fn produce_and_fetch_stay_at_versions_that_name_topics_against_kafka_4() {
+        // Apache Kafka 4.4's ApiVersions ranges for Produce (0) and Fetch (1), and Metadata (3).
+        let kafka = [(0, 3, 13), (1, 4, 18), (3, 0, 13)];
+        let produce = names_topics_until(ApiKey::Produce).unwrap_or(i16::MAX).min(13);
+        assert_eq!(negotiate(&kafka, ApiKey::Produce, 3, produce), Some(12));
+        let fetch = names_topics_until(ApiKey::Fetch).unwrap_or(i16::MAX).min(18);
+        assert_eq!(negotiate(&kafka, ApiKey::Fetch, 4, fetch), Some(12));
+        assert_eq!(names_topics_until(ApiKey::Metadata), None);
+        assert_eq!(negotiate(&kafka, ApiKey::Metadata, 0, 13), Some(13));
+        // A broker that stops below the client's floor is refused, not spoken to at a version it lacks.
+        assert_eq!(negotiate(&[(0, 0, 2)], ApiKey::Produce, 3, 12), None);
+        assert_eq!(negotiate(&kafka, ApiKey::ListOffsets, 0, 9), None);
     }
 }

@@ -92,3 +92,18 @@ def create_topic(bootstrap, name, partitions=1, config=None):
     admin = AdminClient({"bootstrap.servers": bootstrap})
     futures = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})])
     futures[name].result(30)
+    wait_for_leaders(admin, name, partitions)
+
+
+def wait_for_leaders(admin, name, partitions, timeout=30):
+    """CreateTopics answers once the topic is decided; a broker may learn of its partitions a moment later (Apache
+    Kafka applies the controller's records to its metadata cache asynchronously). Waits until every partition
+    has a leader, so the next request does not meet NOT_LEADER_OR_FOLLOWER or UNKNOWN_TOPIC_OR_PARTITION."""
+    deadline = time.time() + timeout
+    while True:
+        topic = admin.list_topics(name, timeout=10).topics.get(name)
+        if topic is not None and topic.error is None and len(topic.partitions) == partitions and all(
+                p.leader >= 0 and p.error is None for p in topic.partitions.values()):
+            return
+        assert time.time() < deadline, f"topic {name} has no leader for every partition after {timeout} s"
+        time.sleep(0.05)

@@ -1,5 +1,8 @@
 """Fixtures for the end-to-end client tests: a real `sluice serve` process per test, on a free loopback port
-and a fresh data directory, run with --shards 1 and --shards 2."""
+and a fresh data directory, run with --shards 1 and --shards 2.
+
+With SLUICE_TEST_TARGET=kafka the same tests run against Apache Kafka instead (kafka_peer.py): one Kafka node
+per test, and the tests marked @pytest.mark.sluice_only("why") are skipped with that reason."""
 
 import os
 import re
@@ -13,6 +16,30 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SLUICE = os.environ.get("SLUICE_BIN", str(ROOT / "target" / "release" / "sluice"))
+TARGET = os.environ.get("SLUICE_TEST_TARGET", "sluice")
+if TARGET not in ("sluice", "kafka"):
+    raise ValueError(f"SLUICE_TEST_TARGET is sluice or kafka, not {TARGET!r}")
+ON_KAFKA = TARGET == "kafka"
+# The shard counts a test runs with. Kafka has no shards: one run.
+SHARDS = [1] if ON_KAFKA else [1, 2]
+SHARD_IDS = ["kafka"] if ON_KAFKA else ["shards1", "shards2"]
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "sluice_only(reason): checks what only Sluice has or where Sluice is deliberately stricter than "
+        "Apache Kafka; skipped with SLUICE_TEST_TARGET=kafka")
+
+
+def pytest_collection_modifyitems(config, items):
+    if not ON_KAFKA:
+        return
+    for item in items:
+        marker = item.get_closest_marker("sluice_only")
+        if marker is not None:
+            reason = marker.args[0] if marker.args else marker.kwargs.get("reason", "")
+            assert reason, f"{item.nodeid}: sluice_only needs a reason"
+            item.add_marker(pytest.mark.skip(reason=f"Sluice only: {reason}"))
 
 
 def free_port():
@@ -92,10 +119,27 @@ class Broker:
 
 
 def assert_healthy_log(b):
-    """Bugs show in the log even when a client copes: a handler that could not encode, or a panic."""
+    """Bugs show in the log even when a client copes: a handler that could not encode, or a panic. (Sluice's log
+    lines: nothing to check on Kafka.)"""
+    if ON_KAFKA:
+        return
     log = b.log()
     for bad in ("response encoding failed", "panicked", "shard stopped with an error"):
         assert bad not in log, f"broker log contains '{bad}':\n{log[-4000:]}"
+
+
+def new_broker(path, shards, extra_args=()):
+    """A broker that is not started yet: `sluice serve`, or a Kafka node with SLUICE_TEST_TARGET=kafka."""
+    if ON_KAFKA:
+        from kafka_peer import KafkaBroker
+        return KafkaBroker(path, extra_args)
+    return Broker(path, shards, extra_args)
+
+
+def clean_shutdown_marked(b):
+    """Sluice leaves .clean-shutdown in its data dir after a clean stop; Kafka's equivalent is its own
+    .kafka_cleanshutdown file in each log dir."""
+    return (b.data_dir / (".kafka_cleanshutdown" if ON_KAFKA else ".clean-shutdown")).exists()
 
 
 # Modules whose tests run on a one-shard broker as well as on two shards. The rest run on two shards only,
@@ -106,7 +150,7 @@ BOTH_SHARD_COUNTS = {"test_produce_consume", "test_offsets_and_idempotence", "te
 
 
 def pytest_collection_modifyitems(config, items):
-    if os.environ.get("SLUICE_TEST_ALL_SHARDS"):
+    if os.environ.get("SLUICE_TEST_ALL_SHARDS") or ON_KAFKA:
         return
     dropped = [item for item in items
                if getattr(item, "callspec", None) is not None and item.callspec.params.get("broker") == 1
@@ -116,14 +160,14 @@ def pytest_collection_modifyitems(config, items):
         items[:] = [item for item in items if item not in dropped]
 
 
-@pytest.fixture(params=[1, 2], ids=["shards1", "shards2"])
+@pytest.fixture(params=SHARDS, ids=SHARD_IDS)
 def broker(request, tmp_path):
-    b = Broker(tmp_path / "data", request.param).start()
+    b = new_broker(tmp_path / "data", request.param).start()
     yield b
     code = b.stop()
     assert code == 0, f"broker exited with {code} on SIGTERM:\n{b.log()[-4000:]}"
     assert_healthy_log(b)
-    assert (b.data_dir / ".clean-shutdown").exists(), "no clean-shutdown marker after SIGTERM"
+    assert clean_shutdown_marked(b), "no clean-shutdown marker after SIGTERM"
 
 
 @pytest.fixture
@@ -132,7 +176,7 @@ def make_broker(tmp_path):
     brokers = []
 
     def make(shards=1, extra_args=(), name="data"):
-        b = Broker(tmp_path / name, shards, extra_args)
+        b = new_broker(tmp_path / name, shards, extra_args)
         brokers.append(b)
         return b.start()
 

@@ -17,6 +17,8 @@ from confluent_kafka import Producer
 from clients import ck_consume, create_topic
 from conftest import SLUICE, Broker, free_port
 
+pytestmark = pytest.mark.sluice_only("the admin HTTP listener (/metrics, /health/*) is Sluice's own")
+
 RECORDS = 20
 
 

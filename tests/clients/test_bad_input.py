@@ -7,7 +7,10 @@ import socket
 import struct
 import time
 
+import pytest
+
 from clients import ck_consume, ck_produce, create_topic
+from conftest import ON_KAFKA
 
 
 def send_raw(broker, payload, read=True, timeout=3.0):
@@ -38,6 +41,8 @@ def frame(body):
     return struct.pack(">i", len(body)) + body
 
 
+@pytest.mark.sluice_only("Apache Kafka closes the connection on an unknown API key or an unadvertised version of "
+                         "a known one; Sluice answers UNSUPPORTED_VERSION, deliberately, so a client learns why")
 def test_unknown_api_key_gets_unsupported_version(broker):
     reply = send_raw(broker, frame(header(999, 0, 77)))
     size, correlation_id, error = struct.unpack(">iih", reply[:10])
@@ -73,7 +78,9 @@ def test_bad_frames_close_only_their_connection(broker):
         s.sendall(struct.pack(">i", 50 << 20) + header(0, 9, 5) + b"x" * 1024)
     time.sleep(0.5)
     rss_after = broker.rss_kib()
-    assert rss_after - rss_before < 64 * 1024, f"RSS grew from {rss_before} KiB to {rss_after} KiB"
+    # A JVM's RSS grows as its heap does, whatever the requests: the bound is Sluice's.
+    if not ON_KAFKA:
+        assert rss_after - rss_before < 64 * 1024, f"RSS grew from {rss_before} KiB to {rss_after} KiB"
     # Truncated frame: the client goes away mid-frame.
     for s in hanging:
         s.close()
@@ -81,9 +88,12 @@ def test_bad_frames_close_only_their_connection(broker):
     # A normal client still works.
     ck_produce(broker.bootstrap, "survivor", [{"value": b"still here"}])
     assert [m.value() for m in ck_consume(broker.bootstrap, "survivor", [0], 1)] == [b"still here"]
-    assert "malformed request" in broker.log() or "connection closed" in broker.log()
+    if not ON_KAFKA:  # Sluice's log lines
+        assert "malformed request" in broker.log() or "connection closed" in broker.log()
 
 
+@pytest.mark.sluice_only("Sluice closes a connection over max.connections at once and says so in its log; Apache "
+                         "Kafka stops accepting until a slot frees, so the extra connection waits instead")
 def test_connection_limits_idle_timeout_and_max_connections(make_broker):
     broker = make_broker(shards=1, extra_args=["--set", "max.connections=3", "--set", "connections.max.idle.ms=500"])
     host, port = broker.bootstrap.split(":")

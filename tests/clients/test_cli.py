@@ -65,6 +65,7 @@ def port_free(port):
 
 
 @pytest.mark.skipif(not port_free(9092), reason="port 9092 is taken on this machine")
+@pytest.mark.sluice_only("runs `sluice serve` itself")
 def test_serve_with_no_flags_uses_the_embedded_defaults(tmp_path):
     proc = subprocess.Popen([SLUICE, "serve"], cwd=tmp_path, stderr=subprocess.PIPE, text=True)
     try:

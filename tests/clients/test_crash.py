@@ -6,6 +6,7 @@ import time
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from clients import ck_consume, create_topic
+from conftest import ON_KAFKA
 
 
 def stored_records(bootstrap, topic, partitions, timeout=30):
@@ -64,8 +65,9 @@ def test_kill9_under_acks_all_keeps_every_acknowledged_record(make_broker):
     thread.join(30)
     assert count_at_kill > 100, f"only {count_at_kill} records were acknowledged before the kill"
     broker.restart()
-    ready_lines = [line for line in broker.log().splitlines() if "ready to serve" in line]
-    assert len(ready_lines) == 2 and "clean_start=false" in ready_lines[-1]
+    if not ON_KAFKA:  # Sluice's log lines: the restart saw an unclean stop
+        ready_lines = [line for line in broker.log().splitlines() if "ready to serve" in line]
+        assert len(ready_lines) == 2 and "clean_start=false" in ready_lines[-1]
     # Read every record the partitions hold, not just as many as were acknowledged: records written but not yet
     # acknowledged when the broker died are there too, and stopping at len(acked) left acknowledged ones unread.
     stored = stored_records(broker.bootstrap, "durable", 4)

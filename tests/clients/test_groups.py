@@ -17,11 +17,12 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from clients import ck_produce, create_topic
+from conftest import SHARD_IDS, SHARDS
 
 GROUP_ARGS = ["--set", "group.initial.rebalance.delay.ms=0", "--set", "group.min.session.timeout.ms=1000"]
 
 
-@pytest.fixture(params=[1, 2], ids=["shards1", "shards2"])
+@pytest.fixture(params=SHARDS, ids=SHARD_IDS)
 def group_broker(request, make_broker):
     return make_broker(shards=request.param, extra_args=GROUP_ARGS)
 
@@ -69,7 +70,11 @@ def commit_retrying(consumer, *others, timeout=30, **kwargs):
         try:
             return consumer.commit(asynchronous=False, **kwargs)
         except KafkaException as exc:
-            if exc.args[0].code() not in (KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION) or time.time() > deadline:
+            # NOT_COORDINATOR and COORDINATOR_LOAD_IN_PROGRESS are retriable too: Apache Kafka answers them while it
+            # creates and loads __consumer_offsets for a group's first commit.
+            retriable = (KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION, KafkaError.NOT_COORDINATOR,
+                         KafkaError.COORDINATOR_LOAD_IN_PROGRESS)
+            if exc.args[0].code() not in retriable or time.time() > deadline:
                 raise
             for c in (consumer, *others):
                 c.poll(0.1)
@@ -234,7 +239,17 @@ def test_committed_offsets_survive_broker_kill9(make_broker):
     broker.kill9()
     broker.restart()
     fresh = ck_member(b, "survivors")
-    committed = fresh.committed([TopicPartition("durable-offsets", p) for p in range(3)], timeout=20)
+    # After a restart Apache Kafka answers NOT_COORDINATOR while it reloads __consumer_offsets: ask again then.
+    deadline = time.time() + 30
+    while True:
+        try:
+            committed = fresh.committed([TopicPartition("durable-offsets", p) for p in range(3)], timeout=20)
+            break
+        except KafkaException as exc:
+            retriable = (KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS)
+            if exc.args[0].code() not in retriable or time.time() > deadline:
+                raise
+            time.sleep(0.2)
     assert [tp.offset for tp in committed] == [42, 43, 44]
     kp = kafka.KafkaConsumer(bootstrap_servers=b, group_id="survivors")
     assert kp.committed(kafka.TopicPartition("durable-offsets", 2)) == 44
@@ -382,7 +397,7 @@ KIP848_ARGS = GROUP_ARGS + ["--set", "group.consumer.heartbeat.interval.ms=500",
 
 
 @pytest.mark.parametrize("assignor", ["uniform", "range"])
-@pytest.mark.parametrize("shards", [1, 2])
+@pytest.mark.parametrize("shards", SHARDS)
 def test_kip848_consumers_split_partitions_and_rebalance_when_one_leaves(make_broker, shards, assignor):
     b = make_broker(shards=shards, extra_args=KIP848_ARGS).bootstrap
     create_topic(b, "next-gen", partitions=4)
@@ -463,7 +478,7 @@ def test_offset_delete(group_broker):
     produce_values(b, "od", 0, 10, partitions=2)
     idle = ck_member(b, "od-idle")
     idle.assign([TopicPartition("od", 0)])
-    idle.commit(offsets=[TopicPartition("od", 0, 3), TopicPartition("od", 1, 4)], asynchronous=False)
+    commit_retrying(idle, offsets=[TopicPartition("od", 0, 3), TopicPartition("od", 1, 4)])
     assert offset_delete_raw(b, "od-idle", "od", [0]) == (0, {0: 0})
     committed = idle.committed([TopicPartition("od", 0), TopicPartition("od", 1)], timeout=10)
     assert [tp.offset for tp in committed] == [-1001, 4]

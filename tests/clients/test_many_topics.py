@@ -6,6 +6,7 @@ no checkpoint write may fail, and the broker must still stop cleanly."""
 
 import threading
 
+import pytest
 from confluent_kafka import KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -101,6 +102,9 @@ def offline_partitions(bootstrap, topics):
     return bad
 
 
+@pytest.mark.sluice_only("on Apache Kafka 4.4, 40+ topics deleted and at once recreated under the same name are "
+                         "missing at the end (its deletions are asynchronous); the test also reads Sluice's log "
+                         "lines and clean-shutdown marker")
 def test_hundreds_of_topics_created_at_once_stay_online(make_broker):
     broker = make_broker(shards=2)
     bootstrap = broker.bootstrap

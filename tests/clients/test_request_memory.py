@@ -6,7 +6,12 @@ import struct
 import threading
 import time
 
+import pytest
+
 from clients import ck_consume, ck_produce, create_topic
+
+pytestmark = pytest.mark.sluice_only("Sluice's per-shard request budget: the tests read its RSS, its log lines and its "
+                                     "refusal to start with a budget below one request, none of which Kafka has")
 
 FRAME_BYTES = 4 << 20
 BUDGET_BYTES = 8 << 20

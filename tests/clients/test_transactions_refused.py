@@ -8,6 +8,7 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 
+@pytest.mark.sluice_only("Sluice has no transactions yet and refuses them; Apache Kafka runs them")
 def test_librdkafka_transactional_producer_fails_fatally(broker):
     producer = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": "x"})
     with pytest.raises(KafkaException) as raised:
@@ -19,6 +20,7 @@ def test_librdkafka_transactional_producer_fails_fatally(broker):
     assert "transactions are not supported" in error.str(), error
 
 
+@pytest.mark.sluice_only("Sluice has no transactions yet and refuses them; Apache Kafka runs them")
 def test_java_style_transactional_producer_fails_fatally(broker):
     """kafka-python's transaction manager follows the Java client's: a refused coordinator lookup is fatal."""
     producer = kafka.KafkaProducer(bootstrap_servers=broker.bootstrap, transactional_id="x")
