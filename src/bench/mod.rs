@@ -20,10 +20,12 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
-use serde::Serialize;
 use sluice_net::client::Client;
 
 use crate::cli::Router;
+
+mod report;
+use report::{json_line, rounded, ConsumeJson, E2eJson, Summary, Totals};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ProduceBenchArgs {
@@ -129,112 +131,6 @@ fn split_frame(frame: &[u8], batch: &[u8]) -> anyhow::Result<(Vec<u8>, Vec<u8>)>
         .find(|&at| frame[at..at + head] == batch[..head] && frame[at..at + batch.len()] == *batch)
         .context("the batch is not in its encoded request")?;
     Ok((frame[..at].to_vec(), frame[at + batch.len()..].to_vec()))
-}
-
-#[derive(Default)]
-struct Totals {
-    records: AtomicU64,
-    bytes: AtomicU64,
-    errors: AtomicU64,
-}
-
-struct Summary {
-    records: u64,
-    bytes: u64,
-    errors: u64,
-    seconds: f64,
-    latency: Histogram<u64>,
-}
-
-impl Summary {
-    fn line(&self, prefix: &str) -> String {
-        let q = |q: f64| self.latency.value_at_quantile(q) as f64 / 1000.0;
-        format!(
-            "{prefix}{:.0} records/s, {:.1} MB/s, latency ms p50 {:.2} p99 {:.2} p99.9 {:.2} max {:.2}, errors {}",
-            self.records as f64 / self.seconds,
-            self.bytes as f64 / self.seconds / 1e6,
-            q(0.5),
-            q(0.99),
-            q(0.999),
-            self.latency.max() as f64 / 1000.0,
-            self.errors
-        )
-    }
-
-    /// The latency quantiles in milliseconds, for the JSON summaries.
-    fn latency_json(&self) -> LatencyJson {
-        let q = |q: f64| self.latency.value_at_quantile(q) as f64 / 1000.0;
-        LatencyJson {
-            p50: rounded(q(0.5), 3),
-            p99: rounded(q(0.99), 3),
-            p999: rounded(q(0.999), 3),
-            max: rounded(self.latency.max() as f64 / 1000.0, 3),
-        }
-    }
-
-    /// The summary as one JSON line, for `--json`.
-    fn json(&self) -> anyhow::Result<String> {
-        json_line(&ProduceJson {
-            records: self.records,
-            bytes: self.bytes,
-            seconds: rounded(self.seconds, 3),
-            records_per_second: rounded(self.records as f64 / self.seconds, 1),
-            mb_per_second: rounded(self.bytes as f64 / self.seconds / 1e6, 3),
-            latency_ms: self.latency_json(),
-            errors: self.errors,
-        })
-    }
-}
-
-/// Latency quantiles in milliseconds.
-#[derive(Serialize)]
-struct LatencyJson {
-    p50: f64,
-    p99: f64,
-    p999: f64,
-    max: f64,
-}
-
-/// `sluice bench produce --json`.
-#[derive(Serialize)]
-struct ProduceJson {
-    records: u64,
-    bytes: u64,
-    seconds: f64,
-    records_per_second: f64,
-    mb_per_second: f64,
-    latency_ms: LatencyJson,
-    errors: u64,
-}
-
-/// `sluice bench consume --json`.
-#[derive(Serialize)]
-struct ConsumeJson {
-    records: u64,
-    bytes: u64,
-    seconds: f64,
-    records_per_second: f64,
-    mb_per_second: f64,
-}
-
-/// `sluice bench e2e --json`.
-#[derive(Serialize)]
-struct E2eJson {
-    sent: u64,
-    received: u64,
-    latency_ms: LatencyJson,
-    errors: u64,
-}
-
-/// `value` with at most `decimals` digits after the point, as the summaries print it.
-fn rounded(value: f64, decimals: i32) -> f64 {
-    let scale = 10f64.powi(decimals);
-    (value * scale).round() / scale
-}
-
-/// One JSON object on one line, as the perf scripts read it.
-fn json_line<T: Serialize>(value: &T) -> anyhow::Result<String> {
-    Ok(serde_json::to_string(value).context("encoding the JSON summary")? + "\n")
 }
 
 /// Creates the topic if it does not exist (with the cluster's default replication factor) and returns its
@@ -780,25 +676,4 @@ pub fn idle(args: IdleBenchArgs) -> anyhow::Result<()> {
     }
     drop(held);
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn the_json_summary_is_one_line_with_the_fields_the_perf_scripts_read() {
-        let mut latency = Histogram::<u64>::new(3).unwrap();
-        latency.record(1_500).unwrap();
-        let summary = Summary { records: 1000, bytes: 100_000, errors: 0, seconds: 2.0, latency };
-        let line = summary.json().unwrap();
-        assert!(line.ends_with('\n') && !line.trim_end().contains('\n'));
-        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
-        assert_eq!(value["records"], 1000);
-        assert_eq!(value["records_per_second"], 500.0);
-        assert_eq!(value["mb_per_second"], 0.05);
-        assert_eq!(value["latency_ms"]["p50"], 1.5);
-        assert_eq!(rounded(2.0 / 3.0, 3), 0.667);
-    }
 }
