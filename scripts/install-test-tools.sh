@@ -2,8 +2,9 @@
 # Installs what the client tests need on a fresh Debian machine: kcat (Debian's, linking librdkafka 2.0.2),
 # Python clients in a venv (confluent-kafka with its bundled librdkafka, kafka-python, pytest), kafkajs
 # from npm, fuse3 (fusermount3, for the power-loss tests' lossyfs mounts when not root), promtool (Debian's
-# prometheus package), the Java client scenarios (tests/java, Maven Central), Apache Kafka's command-line
-# tools (tools/kafka.sh, Maven Central) and the franz-go program (tests/go, Go module proxy).
+# prometheus package), the Java client scenarios, Kafka Streams application and Connect file connectors
+# (tests/java, Maven Central), Apache Kafka's command-line tools and Connect worker (tools/kafka.sh, Maven
+# Central) and the franz-go program (tests/go, Go module proxy).
 # Idempotent: a second run installs and builds nothing (about 1 s: it hashes the sources it would build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,8 +62,9 @@ fi
 # Builds only when the inputs changed since the last build: a stamp file holds the hash of the inputs.
 stamp_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
 
-# The Java client scenarios: one jar plus its dependencies in tests/java/target/libs. Offline from ~/.m2 when
-# it has them (the usual case), online (Maven Central) the first time.
+# The Java client scenarios, the Streams application and the Connect connectors: one jar plus its
+# dependencies in tests/java/target/libs. Offline from ~/.m2 when it has them (the usual case), online
+# (Maven Central) the first time.
 java_stamp=tests/java/target/.sources.sha256
 java_want=$(stamp_of tests/java/pom.xml $(find tests/java/src -type f | sort))
 if [ "$(cat "$java_stamp" 2>/dev/null)" != "$java_want" ]; then

@@ -5,11 +5,13 @@
 #   tools/kafka.sh kafka-topics --bootstrap-server 127.0.0.1:9092 --list
 #   tools/kafka-topics.sh --bootstrap-server 127.0.0.1:9092 --list     # the same, through a symlink
 #   tools/kafka.sh run-class org.apache.kafka.tools.ClusterTool ...     # any class on the classpath
+#   tools/kafka.sh connect-distributed worker.properties                # a Kafka Connect worker
 #   tools/kafka.sh fetch                                                # only fetch the jars
 #
 # The first run copies the jars into ~/.cache/sluice/kafka-VERSION/libs (or $SLUICE_KAFKA_LIBS) with Maven,
 # online; later runs start the JVM at once. Needs java 17+ and mvn. Like bin/kafka-run-class.sh, it takes
-# KAFKA_HEAP_OPTS, KAFKA_JVM_PERFORMANCE_OPTS and KAFKA_OPTS from the environment.
+# KAFKA_HEAP_OPTS, KAFKA_JVM_PERFORMANCE_OPTS and KAFKA_OPTS from the environment, and puts CLASSPATH after
+# Kafka's jars (Connect plugins, for instance).
 set -euo pipefail
 here=$(cd "$(dirname "$(readlink -f "$0")")" && pwd)
 pom="$here/kafka/pom.xml"
@@ -34,6 +36,7 @@ case "$name" in
   kafka-reassign-partitions) class=org.apache.kafka.tools.reassign.ReassignPartitionsCommand ;;
   kafka-leader-election) class=org.apache.kafka.tools.LeaderElectionCommand ;;
   kafka-cluster) class=org.apache.kafka.tools.ClusterTool ;;
+  connect-distributed) class=org.apache.kafka.connect.cli.ConnectDistributed ;;
   kafka-log-dirs) class=org.apache.kafka.tools.LogDirsCommand ;;
   kafka-verifiable-producer) class=org.apache.kafka.tools.VerifiableProducer ;;
   kafka-verifiable-consumer) class=org.apache.kafka.tools.VerifiableConsumer ;;
@@ -65,4 +68,4 @@ fi
 
 # shellcheck disable=SC2086 # the *_OPTS variables are word lists, as in Kafka's bin/kafka-run-class.sh
 exec java ${KAFKA_HEAP_OPTS:--Xmx512m} ${KAFKA_JVM_PERFORMANCE_OPTS:-} ${KAFKA_OPTS:-} \
-  -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -cp "$libs/*" "$class" "$@"
+  -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -cp "$libs/*${CLASSPATH:+:$CLASSPATH}" "$class" "$@"

@@ -24,14 +24,19 @@ def report_of(result, what):
     return json.loads(lines[-1])
 
 
-def java_scenario(name, bootstrap, timeout=180):
-    """Runs sluice.Scenarios NAME BOOTSTRAP (tests/java) and returns its report."""
+def java_main(main_class, *args, timeout=180, jvm_opts=FAST_START):
+    """Runs MAIN_CLASS ARGS... from tests/java's jar and returns the report it prints last."""
     assert SCENARIOS_JAR.exists(), f"{SCENARIOS_JAR} is missing: {INSTALL_HINT}"
     result = subprocess.run(
-        ["java", *FAST_START.split(), "-cp", f"{SCENARIOS_JAR}:{JAVA_TARGET / 'libs'}/*", "sluice.Scenarios", name,
-         bootstrap],
+        ["java", "-Xmx512m", *jvm_opts.split(), "-cp", f"{SCENARIOS_JAR}:{JAVA_TARGET / 'libs'}/*", main_class,
+         *args],
         capture_output=True, text=True, timeout=timeout)
-    return report_of(result, f"Java scenario {name}")
+    return report_of(result, f"{main_class} {' '.join(args)}")
+
+
+def java_scenario(name, bootstrap, timeout=180):
+    """Runs sluice.Scenarios NAME BOOTSTRAP (tests/java) and returns its report."""
+    return java_main("sluice.Scenarios", name, bootstrap, timeout=timeout)
 
 
 def franzgo(bootstrap, timeout=180):
