@@ -1,5 +1,5 @@
 //! What the partition logs of one shard share: the fd cache, the group-commit queue, the pre-write budget,
-//! and whether recovery syncs now or at the end of the process start.
+//! the shard's statistics (`stats.rs`), and whether recovery syncs now or at the end of the process start.
 //!
 //! - **fd cache.** Segment files open lazily and a clock (second-chance) sweep closes the least recently used
 //!   past its capacity, so 10,000 partitions stay far below the process fd limit.
@@ -17,6 +17,7 @@ use std::rc::{Rc, Weak};
 use crate::checkpoint::Durability;
 use crate::prewrite::PrewriteBudget;
 use crate::segment::Segment;
+use crate::stats::EngineStats;
 use crate::types::TopicPartition;
 use crate::watch::OffsetWatch;
 
@@ -67,6 +68,7 @@ pub(crate) struct ShardContext {
     /// Counts flush requests: the flusher task waits on it.
     pub(crate) flush_requests: OffsetWatch,
     pub(crate) flush_rounds: Cell<u64>,
+    pub(crate) stats: EngineStats,
     pub(crate) prewrite: PrewriteBudget,
     /// Set from `LogManager::defer_recovery_sync` until `LogManager::sync_recovered`.
     pub(crate) defer_recovery_sync: Cell<bool>,
@@ -81,6 +83,7 @@ impl ShardContext {
             flush_queue: RefCell::new(Vec::new()),
             flush_requests: OffsetWatch::new(0),
             flush_rounds: Cell::new(0),
+            stats: EngineStats::default(),
             prewrite,
             defer_recovery_sync: Cell::new(false),
             recovery_sync_owed: Cell::new(false),

@@ -28,6 +28,7 @@ pub mod manager;
 pub mod prewrite;
 pub mod producer;
 pub mod segment;
+pub mod stats;
 pub mod syncfs;
 pub mod types;
 pub mod watch;

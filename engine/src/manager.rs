@@ -24,6 +24,7 @@ use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 use futures::StreamExt;
+use tracing::Instrument as _;
 
 use crate::config::LogConfig;
 use crate::context::ShardContext;
@@ -197,6 +198,11 @@ impl LogManager {
         self.ctx.flush_rounds.get()
     }
 
+    /// A copy of this shard's engine statistics: fsyncs, group commit, the cleaner and retention.
+    pub fn stats(&self) -> crate::stats::EngineStatsSnapshot {
+        self.ctx.stats.snapshot(self.uncleanable.borrow().len() as u64)
+    }
+
     /// From now until [`LogManager::sync_recovered`], opening a log defers the syncs of what its recovery
     /// writes (truncated tails, checkpoints, new files and directories) to one `syncfs`. For a process start
     /// that opens thousands of partitions before it serves anything: one at a time, that was five fsyncs a
@@ -276,6 +282,7 @@ impl LogManager {
     /// many at once as `log.cleaner.threads` says, each with its share of the dedupe buffer. Returns how many
     /// logs were cleaned; a log whose pass fails is logged and left alone until the next start.
     pub async fn clean_due(&self, now: i64) -> usize {
+        let mut max_dirty_ratio = 0f64;
         let mut due: Vec<(f64, Rc<PartitionLog>)> = {
             let uncleanable = self.uncleanable.borrow();
             self.logs
@@ -288,11 +295,13 @@ impl LogManager {
                         return None;
                     }
                     let range = log.cleanable(now)?;
+                    max_dirty_ratio = max_dirty_ratio.max(range.dirty_ratio);
                     let score = if range.overdue { f64::INFINITY } else { range.dirty_ratio };
                     range.due(config.compaction.min_cleanable_dirty_ratio).then(|| (score, log.clone()))
                 })
                 .collect()
         };
+        self.ctx.stats.set_cleaner_max_dirty_ratio(max_dirty_ratio);
         if due.is_empty() {
             return 0;
         }
@@ -301,11 +310,29 @@ impl LogManager {
         let threads = compaction.cleaner_threads.max(1);
         due.truncate(threads);
         let buffer = compaction.dedupe_buffer_bytes / self.options.shards.max(1) / threads;
-        let passes = due.iter().map(|(_, log)| async move { (log, log.clean(now, buffer, false).await) });
+        let passes = due.iter().map(|(_, log)| {
+            let span = tracing::info_span!("clean", partition = %log.topic_partition());
+            async move {
+                let started = std::time::Instant::now();
+                (log, log.clean(now, buffer, false).await, started.elapsed())
+            }
+            .instrument(span)
+        });
         let mut cleaned = 0;
-        for (log, result) in futures::future::join_all(passes).await {
+        for (log, result, elapsed) in futures::future::join_all(passes).await {
             match result {
-                Ok(Some(_)) => cleaned += 1,
+                Ok(Some(stats)) => {
+                    self.ctx.stats.record_clean(&stats, elapsed);
+                    tracing::debug!(
+                        partition = %log.topic_partition(),
+                        bytes_read = stats.bytes_read,
+                        bytes_written = stats.bytes_written,
+                        records_removed = stats.records_removed,
+                        seconds = elapsed.as_secs_f64(),
+                        "cleaned"
+                    );
+                    cleaned += 1;
+                }
                 Ok(None) | Err(EngineError::Closed { .. }) => {}
                 Err(error) => {
                     tracing::error!(partition = %log.topic_partition(), %error, "cleaning failed; the log is not cleaned again until restart");
@@ -336,12 +363,14 @@ impl LogManager {
             return 0;
         }
         self.ctx.flush_rounds.set(self.ctx.flush_rounds.get() + 1);
+        self.ctx.stats.record_group_commit(queued.len());
         // Errors poison their own log inside `flush`; the others are unaffected.
         use futures::StreamExt as _;
         futures::stream::iter(queued.iter())
             .for_each_concurrent(MAX_CONCURRENT_FSYNCS, |log| async move {
                 let _ = log.flush().await;
             })
+            .instrument(tracing::debug_span!("group_commit", logs = queued.len()))
             .await;
         queued.len()
     }
@@ -365,12 +394,18 @@ impl LogManager {
         let logs: Vec<Rc<PartitionLog>> = self.logs.borrow().values().cloned().collect();
         let now = now_ms();
         let mut deleted = 0;
-        for log in logs {
-            match log.apply_retention(now).await {
-                Ok(n) => deleted += n,
-                Err(error) => tracing::error!(partition = %log.topic_partition(), %error, "retention failed"),
+        let span = tracing::debug_span!("retention", logs = logs.len());
+        async {
+            for log in logs {
+                match log.apply_retention(now).await {
+                    Ok(n) => deleted += n,
+                    Err(error) => tracing::error!(partition = %log.topic_partition(), %error, "retention failed"),
+                }
             }
         }
+        .instrument(span)
+        .await;
+        self.ctx.stats.record_retention(deleted);
         deleted
     }
 

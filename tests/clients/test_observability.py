@@ -1,18 +1,21 @@
 """What an operator sees besides the metrics' basics (test_admin_http.py): error codes counted for every API,
-consumer group lag and state on /metrics, the slow-request log and its live threshold, request spans, and JSON
-log lines."""
+consumer group lag and state on /metrics, produce stages, fsyncs, group commit and the cleaner's progress, the
+slow-request log and its live threshold, request spans, and JSON log lines."""
 
 import json
 import os
 import subprocess
 import time
 
+import pytest
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
 
 from clients import ck_produce, create_topic
 from conftest import SLUICE, Broker
 from test_admin_http import get, metric
+
+pytestmark = pytest.mark.sluice_only("the admin HTTP listener, the logs and `sluice top` are Sluice's own")
 
 
 def commit(consumer, offsets):
@@ -196,3 +199,41 @@ def test_sluice_top_once_draws_topics_latency_replication_and_lag(broker):
     bad = subprocess.run([SLUICE, "top", "--once", "--admin", "127.0.0.1:1"], capture_output=True, text=True,
                          timeout=30)
     assert bad.returncode != 0 and "127.0.0.1:1" in bad.stderr
+
+
+def test_produce_stages_fsync_group_commit_and_cleaner_progress_on_metrics(make_broker):
+    broker = make_broker(shards=1, extra_args=["--set", "log.cleaner.backoff.ms=100"])
+    create_topic(broker.bootstrap, "staged", partitions=2)
+    ck_produce(broker.bootstrap, "staged", [{"value": b"v%d" % i, "partition": i % 2} for i in range(200)],
+               acks="all")
+    _, text = get(broker.admin, "/metrics")
+    count = lambda name, **labels: metric(text, name + "_count", **labels) or 0
+    appended = count("sluice_produce_stage_seconds", stage="append")
+    assert appended >= 1, text
+    # Every partition write that appended waited for its fsync, then for the high watermark (acks=all).
+    assert count("sluice_produce_stage_seconds", stage="fsync") == appended
+    assert count("sluice_produce_stage_seconds", stage="replication") == appended
+    assert count("sluice_produce_stage_seconds", stage="queue") >= appended
+    # The default flush policy is `always`: group commit fsynced those appends, several per round at most.
+    fsyncs = count("sluice_log_fsync_seconds")
+    assert fsyncs >= 1, text
+    assert metric(text, "sluice_group_commit_logs_sum") >= fsyncs
+    assert metric(text, "sluice_group_commit_appends_sum") >= appended
+    assert metric(text, "sluice_log_fsync_seconds_bucket", le="+Inf") == fsyncs
+    assert metric(text, "sluice_cleaner_passes_total") == 0
+
+    create_topic(broker.bootstrap, "table", config={"cleanup.policy": "compact", "segment.bytes": "16384",
+                                                   "min.cleanable.dirty.ratio": "0.01"})
+    ck_produce(broker.bootstrap, "table", [{"key": b"k%d" % (i % 10), "value": b"x" * 200} for i in range(1000)])
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        _, text = get(broker.admin, "/metrics")
+        if (metric(text, "sluice_cleaner_passes_total") or 0) >= 1:
+            break
+        time.sleep(0.2)
+    assert metric(text, "sluice_cleaner_passes_total") >= 1, text
+    assert metric(text, "sluice_cleaner_read_bytes_total") > 0
+    assert metric(text, "sluice_cleaner_records_removed_total") > 0
+    assert metric(text, "sluice_cleaner_pass_seconds_count") == metric(text, "sluice_cleaner_passes_total")
+    assert metric(text, "sluice_cleaner_uncleanable_logs") == 0
+    assert 0 <= metric(text, "sluice_cleaner_max_dirty_ratio") <= 1

@@ -11,7 +11,10 @@ impl PartitionLog {
     pub(super) fn after_write(&self, records: u64, now: i64) {
         let policy = self.config.borrow().flush_policy;
         match policy {
-            FlushPolicy::Always => self.request_flush(),
+            FlushPolicy::Always => {
+                self.ctx.stats.record_append_awaiting_commit();
+                self.request_flush();
+            }
             FlushPolicy::Interval { flush_messages, flush_interval } => {
                 self.advance_durable(self.log_end.get());
                 let unflushed = self.unflushed_messages.get() + records;
@@ -78,7 +81,9 @@ impl PartitionLog {
                 return Err(error);
             }
         };
+        let started = std::time::Instant::now();
         self.sync_or_poison(&file).await?;
+        self.ctx.stats.record_fsync(started.elapsed());
         self.unflushed_messages.set(0);
         self.last_flush_ms.set(now_ms());
         self.advance_durable(target);

@@ -17,7 +17,7 @@
 //! transaction coordinator exists to ever close the transaction it would open.
 
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes};
 use futures::future::{self, Either};
@@ -27,6 +27,7 @@ use sluice_engine::{AppendMode, LeaderEpoch, Offset};
 
 use super::api::{is_internal_topic, versions, Api, DecodeRequest};
 use crate::error::{self, ResponseError};
+use crate::metrics::{self, ProduceStage};
 use crate::response::Response;
 use crate::shard::Shard;
 use crate::wire::{finish_frame, start_frame, Reader, RequestHeader, WireResult, WriteExt};
@@ -132,6 +133,7 @@ impl DecodeRequest for ProduceRequestView {
 }
 
 async fn produce(shard: &Rc<Shard>, header: &RequestHeader, request: ProduceRequestView) -> Option<Bytes> {
+    let decoded = Instant::now();
     let acks = request.acks;
     let version = request.version;
     let timeout = Duration::from_millis(u64::try_from(request.timeout_ms.max(0)).unwrap_or(0));
@@ -160,7 +162,7 @@ async fn produce(shard: &Rc<Shard>, header: &RequestHeader, request: ProduceRequ
                     None => {
                         shard
                             .run_on(owner, move |owner| async move {
-                                produce_partition(&owner, &topic, partition, records, acks, timeout).await
+                                produce_partition(&owner, &topic, partition, records, acks, timeout, decoded).await
                             })
                             .await
                     }
@@ -170,7 +172,7 @@ async fn produce(shard: &Rc<Shard>, header: &RequestHeader, request: ProduceRequ
     }
     let results = future::join_all(calls).await;
     for result in &results {
-        crate::metrics::record_error(ApiKey::Produce as i16, result.error_code);
+        metrics::record_error(ApiKey::Produce as i16, result.error_code);
     }
     if acks == 0 {
         return None;
@@ -222,7 +224,10 @@ async fn produce_partition(
     records: Option<Bytes>,
     acks: i16,
     timeout: Duration,
+    decoded: Instant,
 ) -> PartitionProduced {
+    let appending = Instant::now();
+    metrics::record_produce_stage(ProduceStage::Queue, appending - decoded);
     let (log, leader) = match shard.leader_log(topic, partition) {
         Ok(found) => found,
         Err(error) => return PartitionProduced::error(error, None),
@@ -248,18 +253,26 @@ async fn produce_partition(
             return PartitionProduced::error(error::engine_error(&engine_error), Some(engine_error.to_string()));
         }
     };
+    let appended = Instant::now();
+    metrics::record_produce_stage(ProduceStage::Append, appended - appending);
     if !info.duplicate {
         let records_appended = u64::try_from(info.last_offset.0 - info.base_offset.0 + 1).unwrap_or(0);
-        crate::metrics::record_produced(topic, records.len() as u64, records_appended);
+        metrics::record_produced(topic, records.len() as u64, records_appended);
     }
     if acks == -1 {
         // The high watermark covers the records once every in-sync replica has them on disk.
         let target = info.last_offset.next();
+        // The high watermark never passes the leader's durable offset, so waiting for the latter first changes
+        // nothing but splits the wait into its two stages.
         let replicated = async {
-            if unsafe_ack_on_leader_append() {
-                return log.wait_durable(target).await.map_err(|_| ());
+            log.wait_durable(target).await.map_err(|_| ())?;
+            let durable = Instant::now();
+            metrics::record_produce_stage(ProduceStage::Fsync, durable - appended);
+            if !unsafe_ack_on_leader_append() {
+                log.high_watermark_watch().wait_for(target.0).await.map_err(|_| ())?;
+                metrics::record_produce_stage(ProduceStage::Replication, durable.elapsed());
             }
-            log.high_watermark_watch().wait_for(target.0).await.map_err(|_| ())
+            Ok::<(), ()>(())
         };
         let timer = glommio::timer::sleep(timeout);
         let resigned = leader.resigned();

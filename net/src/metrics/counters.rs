@@ -2,13 +2,16 @@
 //! thread-local lookup and an add, no atomic, no lock and, once an API or topic has been seen, no allocation.
 //! Requests are counted and timed by API key in a fixed array indexed by the key (`server.rs`); errors, which
 //! are rare, go to a small map. Bytes and records are counted per topic where they are known: produced on the
-//! partition's owner after the append, fetched on the connection's shard when the answer is final.
+//! partition's owner after the append, fetched on the connection's shard when the answer is final. A produce's
+//! time is split into its stages ([`ProduceStage`]) on the partition's owner. Histograms are the engine's
+//! (`sluice_engine::stats`), which keeps its own for fsyncs, group commit and the cleaner.
 //! [`local`] copies them for a scrape (`snapshot.rs`).
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::time::Duration;
 
+use sluice_engine::stats::{Histogram, HistogramSnapshot};
 use sluice_replication::metadata::{ClusterImage, NodeId};
 
 use crate::budget::RequestBudget;
@@ -16,39 +19,41 @@ use crate::budget::RequestBudget;
 /// API keys counted in their own slot; any other key shares the last one.
 const API_SLOTS: usize = 96;
 
-/// Upper bounds of the request latency histogram's buckets, in seconds (the last bucket, +Inf, is implicit).
-pub const LATENCY_BUCKETS_SECONDS: [f64; 15] =
-    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
-
-/// The same bounds in nanoseconds, for the hot path's comparisons.
-const LATENCY_BUCKETS_NANOS: [u64; 15] = [
-    100_000,
-    250_000,
-    500_000,
-    1_000_000,
-    2_500_000,
-    5_000_000,
-    10_000_000,
-    25_000_000,
-    50_000_000,
-    100_000_000,
-    250_000_000,
-    500_000_000,
-    1_000_000_000,
-    2_500_000_000,
-    10_000_000_000,
-];
-
-pub const BUCKETS: usize = LATENCY_BUCKETS_NANOS.len() + 1;
-
-#[derive(Default)]
 struct ApiStats {
-    requests: Cell<u64>,
     /// Requests over `log.slow.request.ms` (logged at WARN by `server.rs`).
     slow: Cell<u64>,
-    latency_sum_nanos: Cell<u64>,
-    /// Per bucket, not cumulative; the last one is +Inf.
-    latency_buckets: [Cell<u64>; BUCKETS],
+    /// Time from decoding to the response; its count is the requests answered.
+    latency: Histogram,
+}
+
+/// Where a produce's time goes, on the partition's owner shard: [`ProduceStage`].
+pub const PRODUCE_STAGES: [ProduceStage; 4] =
+    [ProduceStage::Queue, ProduceStage::Append, ProduceStage::Fsync, ProduceStage::Replication];
+
+/// One stage of a produce, per partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProduceStage {
+    /// From the request's decoding to the append starting on the partition's owner (crossing shards if needed).
+    Queue,
+    /// Validating and writing the batches, including waiting for the partition's write lock.
+    Append,
+    /// acks=all: from the append to the leader's own copy being durable (the group commit's fsync under
+    /// `log.flush.policy=always`, nothing under the others).
+    Fsync,
+    /// acks=all: from the leader's copy being durable to the high watermark covering the records (the in-sync
+    /// followers fetching and fsyncing them).
+    Replication,
+}
+
+impl ProduceStage {
+    pub fn name(self) -> &'static str {
+        match self {
+            ProduceStage::Queue => "queue",
+            ProduceStage::Append => "append",
+            ProduceStage::Fsync => "fsync",
+            ProduceStage::Replication => "replication",
+        }
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -75,12 +80,14 @@ pub struct ShardMetrics {
     /// Time the shard's executor has run tasks and polled I/O, accumulated from glommio's stats (which
     /// reset each time they are read).
     busy_nanos: Cell<u64>,
+    /// Indexed like [`PRODUCE_STAGES`].
+    produce_stages: [Histogram; 4],
 }
 
 impl ShardMetrics {
     fn new() -> ShardMetrics {
         ShardMetrics {
-            apis: (0..API_SLOTS).map(|_| ApiStats::default()).collect(),
+            apis: (0..API_SLOTS).map(|_| ApiStats { slow: Cell::new(0), latency: Histogram::latency() }).collect(),
             errors: RefCell::new(HashMap::new()),
             topics: RefCell::new(HashMap::new()),
             budget: RefCell::new(None),
@@ -89,6 +96,7 @@ impl ShardMetrics {
             isr_shrinks: Cell::new(0),
             isr_expands: Cell::new(0),
             busy_nanos: Cell::new(0),
+            produce_stages: std::array::from_fn(|_| Histogram::latency()),
         }
     }
 }
@@ -101,23 +109,18 @@ fn slot(api_key: i16) -> usize {
     usize::try_from(api_key).map_or(API_SLOTS - 1, |key| key.min(API_SLOTS - 1))
 }
 
-fn bucket(nanos: u64) -> usize {
-    LATENCY_BUCKETS_NANOS.iter().position(|&bound| nanos <= bound).unwrap_or(BUCKETS - 1)
-}
-
 fn add(cell: &Cell<u64>, value: u64) {
     cell.set(cell.get().wrapping_add(value));
 }
 
 /// Counts one request of `api_key` answered after `elapsed` (from decode to response built).
 pub fn record_request(api_key: i16, elapsed: Duration) {
-    let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-    LOCAL.with(|metrics| {
-        let stats = &metrics.apis[slot(api_key)];
-        add(&stats.requests, 1);
-        add(&stats.latency_sum_nanos, nanos);
-        add(&stats.latency_buckets[bucket(nanos)], 1);
-    });
+    LOCAL.with(|metrics| metrics.apis[slot(api_key)].latency.record_duration(elapsed));
+}
+
+/// Times one stage of a produce to one partition (on the shard that runs the stage).
+pub fn record_produce_stage(stage: ProduceStage, elapsed: Duration) {
+    LOCAL.with(|metrics| metrics.produce_stages[stage as usize].record_duration(elapsed));
 }
 
 /// Sets this shard's slow-request threshold (`log.slow.request.ms`; 0 turns the slow-request log off).
@@ -233,10 +236,9 @@ pub fn register_budget(budget: &RequestBudget) {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiSnapshot {
     pub api_key: i16,
-    pub requests: u64,
     pub slow: u64,
-    pub latency_sum_seconds: f64,
-    pub latency_buckets: [u64; BUCKETS],
+    /// Nanoseconds; its count is the requests answered.
+    pub latency: HistogramSnapshot,
 }
 
 /// A copy of this thread's counters.
@@ -252,6 +254,8 @@ pub struct LocalCounters {
     pub isr_shrinks: u64,
     pub isr_expands: u64,
     pub busy_seconds: f64,
+    /// Indexed like [`PRODUCE_STAGES`], in nanoseconds.
+    pub produce_stages: Vec<HistogramSnapshot>,
 }
 
 /// This thread's counters, now.
@@ -261,13 +265,11 @@ pub fn local() -> LocalCounters {
             .apis
             .iter()
             .enumerate()
-            .filter(|(_, stats)| stats.requests.get() > 0)
+            .filter(|(_, stats)| stats.latency.count() > 0)
             .map(|(key, stats)| ApiSnapshot {
                 api_key: if key == API_SLOTS - 1 { -1 } else { key as i16 },
-                requests: stats.requests.get(),
                 slow: stats.slow.get(),
-                latency_sum_seconds: stats.latency_sum_nanos.get() as f64 / 1e9,
-                latency_buckets: std::array::from_fn(|index| stats.latency_buckets[index].get()),
+                latency: stats.latency.snapshot(),
             })
             .collect();
         let errors = metrics.errors.borrow().iter().map(|(&(api, code), &count)| (api, code, count)).collect();
@@ -284,6 +286,7 @@ pub fn local() -> LocalCounters {
             isr_shrinks: metrics.isr_shrinks.get(),
             isr_expands: metrics.isr_expands.get(),
             busy_seconds: 0.0,
+            produce_stages: metrics.produce_stages.iter().map(Histogram::snapshot).collect(),
         }
     })
 }
@@ -298,15 +301,6 @@ pub fn local_on_executor() -> LocalCounters {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    #[test]
-    fn latency_lands_in_the_first_bucket_that_holds_it() {
-        assert_eq!(bucket(0), 0);
-        assert_eq!(bucket(100_000), 0);
-        assert_eq!(bucket(100_001), 1);
-        assert_eq!(bucket(10_000_000_000), BUCKETS - 2);
-        assert_eq!(bucket(u64::MAX), BUCKETS - 1);
-    }
 
     #[test]
     fn slow_requests_pass_the_threshold_and_do_not_wait_by_design() {
@@ -337,11 +331,11 @@ mod tests {
     fn counters_are_per_thread() {
         record_request(3, Duration::from_micros(50));
         record_produced("t", 10, 2);
-        let other = std::thread::spawn(|| LOCAL.with(|m| (m.apis[3].requests.get(), m.topics.borrow().len())));
+        let other = std::thread::spawn(|| LOCAL.with(|m| (m.apis[3].latency.count(), m.topics.borrow().len())));
         assert_eq!(other.join().unwrap(), (0, 0));
         LOCAL.with(|m| {
-            assert_eq!(m.apis[3].requests.get(), 1);
-            assert_eq!(m.apis[3].latency_buckets[0].get(), 1);
+            assert_eq!(m.apis[3].latency.count(), 1);
+            assert_eq!(m.apis[3].latency.snapshot().buckets[0], 1);
             assert_eq!(m.topics.borrow()["t"], TopicCounters { bytes_in: 10, records_in: 2, bytes_out: 0 });
         });
     }

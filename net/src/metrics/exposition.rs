@@ -18,7 +18,9 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
-use super::counters::{TopicCounters, BUCKETS, LATENCY_BUCKETS_SECONDS};
+use sluice_engine::stats::HistogramSnapshot;
+
+use super::counters::TopicCounters;
 use super::snapshot::{ClusterView, PartitionSnapshot, ProcessStats, ShardSnapshot};
 use crate::groups::GroupOffsets;
 
@@ -52,7 +54,7 @@ fn error_name(code: i16) -> String {
 struct Exposition {
     requests: BTreeMap<String, u64>,
     slow_requests: BTreeMap<String, u64>,
-    latency: BTreeMap<String, (f64, [u64; BUCKETS])>,
+    latency: BTreeMap<String, HistogramSnapshot>,
     errors: BTreeMap<(String, String), u64>,
     topics: BTreeMap<String, TopicCounters>,
     per_shard: Vec<ShardSnapshot>,
@@ -69,6 +71,8 @@ struct Exposition {
     high_watermarks: BTreeMap<(String, i32), (i64, bool)>,
     groups: Vec<GroupOffsets>,
     process: ProcessStats,
+    /// Produce stages, fsyncs, group commit, the cleaner and retention, summed over shards (`storage.rs`).
+    pub(super) storage: super::storage::StorageTotals,
 }
 
 impl Exposition {
@@ -77,14 +81,11 @@ impl Exposition {
         for mut shard in snapshots {
             for api in &shard.apis {
                 let name = api_name(api.api_key);
-                *exposition.requests.entry(name.clone()).or_default() += api.requests;
+                *exposition.requests.entry(name.clone()).or_default() += api.latency.count();
                 *exposition.slow_requests.entry(name.clone()).or_default() += api.slow;
-                let (sum, buckets) = exposition.latency.entry(name).or_insert((0.0, [0; BUCKETS]));
-                *sum += api.latency_sum_seconds;
-                for (total, count) in buckets.iter_mut().zip(api.latency_buckets) {
-                    *total += count;
-                }
+                exposition.latency.entry(name).or_default().merge(&api.latency);
             }
+            exposition.storage.add(&shard);
             for &(api, code, count) in &shard.errors {
                 *exposition.errors.entry((api_name(api), error_name(code))).or_default() += count;
             }
@@ -135,9 +136,9 @@ impl Exposition {
     }
 }
 
-type Labels<'a, const N: usize> = [(&'static str, &'a str); N];
+pub(super) type Labels<'a, const N: usize> = [(&'static str, &'a str); N];
 
-fn counter<'a, const N: usize>(
+pub(super) fn counter<'a, const N: usize>(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
@@ -150,7 +151,7 @@ fn counter<'a, const N: usize>(
     Ok(())
 }
 
-fn gauge<'a, const N: usize>(
+pub(super) fn gauge<'a, const N: usize>(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
@@ -164,15 +165,67 @@ fn gauge<'a, const N: usize>(
 }
 
 /// A gauge with one series and no labels.
-fn single_gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> Result<(), std::fmt::Error> {
+pub(super) fn single_gauge(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> Result<(), std::fmt::Error> {
     let metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
     ConstGauge::new(signed(value)).encode(metric)
 }
 
 /// A counter with one series and no labels.
-fn single_counter(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> Result<(), std::fmt::Error> {
+pub(super) fn single_counter(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> Result<(), std::fmt::Error> {
     let metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
     ConstCounter::new(value).encode(metric)
+}
+
+/// A histogram of nanoseconds, written in seconds, one series per label set.
+pub(super) fn seconds_histogram<'a, const N: usize>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    series: impl IntoIterator<Item = (Labels<'a, N>, &'a HistogramSnapshot)>,
+) -> Result<(), std::fmt::Error> {
+    histogram(encoder, name, help, Some(Unit::Seconds), 1e-9, series)
+}
+
+/// A histogram, one series per label set, its bounds and sum multiplied by `scale` (1e-9 from nanoseconds to
+/// seconds, 1 for counts).
+pub(super) fn histogram<'a, const N: usize>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<Unit>,
+    scale: f64,
+    series: impl IntoIterator<Item = (Labels<'a, N>, &'a HistogramSnapshot)>,
+) -> Result<(), std::fmt::Error> {
+    let mut metric = encoder.encode_descriptor(name, help, unit.as_ref(), MetricType::Histogram)?;
+    for (labels, snapshot) in series {
+        // Per bucket, as prometheus-client takes them: it writes the cumulative counts.
+        let buckets: Vec<(f64, u64)> = snapshot
+            .buckets
+            .iter()
+            .enumerate()
+            .map(|(index, &count)| (snapshot.bounds.get(index).map_or(f64::MAX, |&bound| bound as f64 * scale), count))
+            .collect();
+        let (sum, count) = (snapshot.sum as f64 * scale, snapshot.count());
+        // A series without labels is written without braces, as Prometheus writes it.
+        if labels.is_empty() {
+            metric.encode_histogram::<prometheus_client::encoding::NoLabelSet>(sum, count, &buckets, None)?;
+        } else {
+            metric
+                .encode_family(&labels)?
+                .encode_histogram::<prometheus_client::encoding::NoLabelSet>(sum, count, &buckets, None)?;
+        }
+    }
+    Ok(())
 }
 
 fn signed(value: u64) -> i64 {
@@ -203,28 +256,12 @@ impl Collector for Exposition {
                 .iter()
                 .map(|((api, error), &count)| ([("api", api.as_str()), ("error", error.as_str())], count)),
         )?;
-        {
-            let unit = Unit::Seconds;
-            let mut metric = e.encode_descriptor(
-                "request_latency",
-                "Time from a request's decoding to its response, by API.",
-                Some(&unit),
-                MetricType::Histogram,
-            )?;
-            for (api, (sum, buckets)) in &self.latency {
-                // Per bucket, as prometheus-client takes them: it writes the cumulative counts.
-                let bounds: Vec<(f64, u64)> = buckets
-                    .iter()
-                    .enumerate()
-                    .map(|(index, &count)| (LATENCY_BUCKETS_SECONDS.get(index).copied().unwrap_or(f64::MAX), count))
-                    .collect();
-                let count = buckets.iter().sum();
-                let labels = [("api", api.as_str())];
-                metric
-                    .encode_family(&labels)?
-                    .encode_histogram::<prometheus_client::encoding::NoLabelSet>(*sum, count, &bounds, None)?;
-            }
-        }
+        seconds_histogram(
+            e,
+            "request_latency",
+            "Time from a request's decoding to its response, by API.",
+            self.latency.iter().map(|(api, latency)| ([("api", api.as_str())], latency)),
+        )?;
         let topics = || self.topics.iter();
         counter(
             e,
@@ -350,6 +387,7 @@ impl Collector for Exposition {
             )?;
         }
         self.encode_groups(e)?;
+        self.storage.encode(e)?;
         if let Some(bytes) = self.process.resident_bytes {
             single_gauge(e, "process_resident_memory_bytes", "Resident memory of the process.", bytes)?;
         }
@@ -484,10 +522,14 @@ mod tests {
             shard: id,
             apis: vec![ApiSnapshot {
                 api_key: 0,
-                requests: produce,
                 slow: 1,
-                latency_sum_seconds: 0.5,
-                latency_buckets: std::array::from_fn(|i| if i == 3 { produce } else { 0 }),
+                latency: {
+                    let latency = sluice_engine::stats::Histogram::latency();
+                    for _ in 0..produce {
+                        latency.record(1_000_000);
+                    }
+                    latency.snapshot()
+                },
             }],
             errors: vec![(1, ResponseError::OffsetOutOfRange.code(), 2)],
             topics: vec![("orders".into(), TopicCounters { bytes_in, records_in: 10, bytes_out: 0 })],

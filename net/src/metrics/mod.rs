@@ -8,10 +8,12 @@
 mod counters;
 mod exposition;
 mod snapshot;
+mod storage;
 
 pub use counters::{
-    is_slow_request, record_error, record_fetched, record_isr_changes, record_produced, record_request,
-    register_budget, set_slow_request_threshold_ms, ApiSnapshot, InFlight, TopicCounters, LATENCY_BUCKETS_SECONDS,
+    is_slow_request, record_error, record_fetched, record_isr_changes, record_produce_stage, record_produced,
+    record_request, register_budget, set_slow_request_threshold_ms, ApiSnapshot, InFlight, ProduceStage, TopicCounters,
+    PRODUCE_STAGES,
 };
 pub use exposition::{classic_text, encode};
 pub use snapshot::{gather, snapshot, ClusterView, HighWatermark, PartitionSnapshot, ProcessStats, ShardSnapshot};

@@ -8,6 +8,7 @@
 
 use std::rc::Rc;
 
+use sluice_engine::stats::{EngineStatsSnapshot, HistogramSnapshot};
 use sluice_engine::TopicPartition;
 use sluice_replication::metadata::NO_LEADER;
 
@@ -63,6 +64,10 @@ pub struct ShardSnapshot {
     pub isr_expands: u64,
     /// Seconds the shard's executor has spent running tasks and polling I/O.
     pub busy_seconds: f64,
+    /// Produce stage times on this shard, indexed like `counters::PRODUCE_STAGES`.
+    pub produce_stages: Vec<HistogramSnapshot>,
+    /// The shard's logs: fsyncs, group commit, the cleaner and retention.
+    pub engine: EngineStatsSnapshot,
     /// The cluster as this node sees it (shard 0 only, which runs the control plane).
     pub cluster: Option<ClusterView>,
 }
@@ -97,6 +102,8 @@ pub fn snapshot(shard: &Shard, per_partition: bool) -> ShardSnapshot {
         isr_shrinks: local.isr_shrinks,
         isr_expands: local.isr_expands,
         busy_seconds: local.busy_seconds,
+        produce_stages: local.produce_stages,
+        engine: shard.manager.stats(),
         cluster: (shard.id == 0).then(|| cluster_view(shard)),
         ..ShardSnapshot::default()
     };
