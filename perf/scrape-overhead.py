@@ -6,7 +6,15 @@ Prometheus would), back to back: each round produces to a fresh topic with `slui
 --seconds, then reads it back with `sluice bench consume`. Prints every round and, per mode, the mean and the
 spread; the machine is shared, so read the spread before the difference.
 
+Throughput on a shared 2-core machine varies far more than 1% from round to round, so the script also measures
+what a scrape costs where it is paid, in the broker's CPU time (the sum of its threads' run time from
+/proc/PID/task/*/schedstat, in nanoseconds): the broker CPU each round used per MB moved, in A and in B, and
+the CPU of --scrapes back-to-back scrapes after the rounds (every topic the rounds made still there, with its
+per-partition series). One scrape a second then costs that CPU per second, which it prints as a share of the
+CPU the broker used per second of load: the throughput a CPU-bound broker would lose to scraping.
+
 Usage: perf/scrape-overhead.py [--bin target/release/sluice] [--rounds 6] [--seconds 8] [--shards 2]
+                               [--partitions 2] [--scrapes 1000] [--set KEY=VALUE ...]
 """
 
 import argparse
@@ -41,6 +49,17 @@ def scrape(port):
     return size
 
 
+def broker_cpu_ns(pid):
+    """CPU time of every thread of `pid` so far, in nanoseconds."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            pass  # a thread that ended between the listing and the read
+    return total
+
+
 def scraper(port, stop, counts):
     while not stop.wait(1.0):
         counts.append(scrape(port))
@@ -60,6 +79,10 @@ def main():
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--shards", type=int, default=2)
     parser.add_argument("--record-size", type=int, default=1024)
+    parser.add_argument("--partitions", type=int, default=2)
+    parser.add_argument("--scrapes", type=int, default=1000)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a broker setting, e.g. metrics.per.partition.enabled=false")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="scrape-overhead-"))
@@ -67,7 +90,8 @@ def main():
     bootstrap = f"127.0.0.1:{port}"
     log = open(work / "broker.log", "wb")
     broker = subprocess.Popen([args.bin, "serve", "--listen", bootstrap, "--data-dir", str(work / "data"),
-                               "--shards", str(args.shards), "--set", f"admin.listeners=127.0.0.1:{admin}"],
+                               "--shards", str(args.shards), "--set", f"admin.listeners=127.0.0.1:{admin}",
+                               *[arg for setting in args.set for arg in ("--set", setting)]],
                               stdout=log, stderr=log)
     results = []
     try:
@@ -84,27 +108,48 @@ def main():
             thread = threading.Thread(target=scraper, args=(admin, stop, scrapes)) if mode == "B" else None
             if thread:
                 thread.start()
+            cpu_before, wall_before = broker_cpu_ns(broker.pid), time.perf_counter()
             try:
-                produced = bench(args.bin, "produce", "--bootstrap", bootstrap, "--topic", topic, "--partitions", "2",
+                produced = bench(args.bin, "produce", "--bootstrap", bootstrap, "--topic", topic, "--partitions",
+                                 str(args.partitions),
                                  "--record-size", str(args.record_size), "--duration", str(args.seconds))
                 consumed = bench(args.bin, "consume", "--bootstrap", bootstrap, "--topic", topic)
             finally:
                 stop.set()
                 if thread:
                     thread.join()
-            results.append((mode, produced["mb_per_second"], consumed["mb_per_second"], len(scrapes)))
+            cpu_ns, wall = broker_cpu_ns(broker.pid) - cpu_before, time.perf_counter() - wall_before
+            moved_mb = (produced["bytes"] + consumed["bytes"]) / 1e6
+            results.append((mode, produced["mb_per_second"], consumed["mb_per_second"], len(scrapes),
+                            cpu_ns / 1e3 / moved_mb, cpu_ns / 1e9 / wall))
             print(f"round {round_index} {mode}: produce {produced['mb_per_second']:.1f} MB/s, "
-                  f"consume {consumed['mb_per_second']:.1f} MB/s, scrapes {len(scrapes)}"
+                  f"consume {consumed['mb_per_second']:.1f} MB/s, broker CPU {cpu_ns / 1e3 / moved_mb:.0f} us/MB "
+                  f"({cpu_ns / 1e9 / wall:.2f} cores), scrapes {len(scrapes)}"
                   + (f" ({scrapes[-1]} bytes each)" if scrapes else ""), flush=True)
         print(f"load after: {os.getloadavg()}")
-        # The cost of a scrape itself, with the broker idle: wall time of back-to-back scrapes bounds the broker
-        # time each takes, and so the share of a core that one scrape a second can use.
-        started = time.perf_counter()
-        for _ in range(100):
+        # The cost of a scrape itself: the broker CPU of back-to-back scrapes, less what the idle broker uses in
+        # the same time (measured right before, for as long).
+        def idle_rate(seconds=3.0):
+            started, cpu = time.perf_counter(), broker_cpu_ns(broker.pid)
+            time.sleep(seconds)
+            return (broker_cpu_ns(broker.pid) - cpu) / (time.perf_counter() - started)
+
+        time.sleep(5)  # the last round's background work (group commit, pre-write trims) settles
+        idle_before = idle_rate()
+        started, cpu_before = time.perf_counter(), broker_cpu_ns(broker.pid)
+        for _ in range(args.scrapes):
             size = scrape(admin)
-        per_scrape_ms = (time.perf_counter() - started) * 10
-        print(f"scrape: {per_scrape_ms:.2f} ms wall each ({size} bytes), back to back with the broker idle: "
-              f"at most {per_scrape_ms / 10:.2f}% of one core at one scrape a second")
+        wall = time.perf_counter() - started
+        scrapes_cpu = broker_cpu_ns(broker.pid) - cpu_before
+        idle_after = idle_rate()
+        idle = (idle_before + idle_after) / 2
+        print(f"idle broker: {idle_before / 1e6:.2f} ms CPU per second before the scrapes, {idle_after / 1e6:.2f} after")
+        scrape_cpu_ms = (scrapes_cpu - idle * wall) / 1e6 / args.scrapes
+        load_cores = statistics.mean(r[5] for r in results)
+        print(f"scrape: {wall / args.scrapes * 1e3:.2f} ms wall and {scrape_cpu_ms:.3f} ms of broker CPU each "
+              f"({size} bytes, {args.scrapes} back to back); one a second is {scrape_cpu_ms / 10:.3f}% of one core, "
+              f"and {scrape_cpu_ms / 1e3 / load_cores * 100:.3f}% of the {load_cores:.2f} cores the broker used "
+              f"under the rounds' load")
     finally:
         broker.send_signal(signal.SIGTERM)
         try:
@@ -114,11 +159,11 @@ def main():
             broker.wait()
         shutil.rmtree(work, ignore_errors=True)
 
-    for index, what in ((1, "produce"), (2, "consume")):
+    for index, what, unit in ((1, "produce", "MB/s"), (2, "consume", "MB/s"), (4, "broker CPU", "us/MB")):
         a = [r[index] for r in results if r[0] == "A"]
         b = [r[index] for r in results if r[0] == "B"]
-        print(f"{what}: A (no scrape) mean {statistics.mean(a):.1f} MB/s [{min(a):.1f}-{max(a):.1f}], "
-              f"B (scrape every 1 s) mean {statistics.mean(b):.1f} MB/s [{min(b):.1f}-{max(b):.1f}], "
+        print(f"{what}: A (no scrape) mean {statistics.mean(a):.1f} {unit} [{min(a):.1f}-{max(a):.1f}], "
+              f"B (scrape every 1 s) mean {statistics.mean(b):.1f} {unit} [{min(b):.1f}-{max(b):.1f}], "
               f"B/A {statistics.mean(b) / statistics.mean(a):.3f}")
 
 
