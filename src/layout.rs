@@ -94,7 +94,7 @@ fn resolve(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
 
 pub fn layout(config: &StaticConfig, overrides: &Overrides) -> anyhow::Result<Layout> {
     let dynamic = BTreeMap::new();
-    let effective = EffectiveConfig { static_config: config, dynamic: &dynamic };
+    let effective = EffectiveConfig::new(config, &dynamic);
     let node_id = overrides.node_id.unwrap_or_else(|| effective.get(broker::NODE_ID));
     let roles_text = effective.get(broker::PROCESS_ROLES);
     let roles = Roles { broker: roles_text.contains("broker"), controller: roles_text.contains("controller") };

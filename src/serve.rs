@@ -140,7 +140,7 @@ fn check_port_free(listen: SocketAddr) -> anyhow::Result<()> {
 /// The control plane's settings, from the layout and the static configuration.
 fn node_settings(layout: &Layout, config: &StaticConfig, rejoin_with_empty_log: bool) -> NodeSettings {
     let dynamic = BTreeMap::new();
-    let effective = EffectiveConfig { static_config: config, dynamic: &dynamic };
+    let effective = EffectiveConfig::new(config, &dynamic);
     let millis = |value: i64| Duration::from_millis(u64::try_from(value).unwrap_or(0));
     let session_timeout = millis(i64::from(effective.get(broker::BROKER_SESSION_TIMEOUT_MS)));
     let rebalance_interval = effective.get(broker::AUTO_LEADER_REBALANCE_ENABLE).then(|| {
@@ -403,7 +403,7 @@ async fn shard_main(
     let id = senders.as_ref().map_or(0, |s| s.peer_id());
     let (retention_check_ms, prewrite_window_bytes, producer_expiration_check_ms, cleaner_backoff_ms) = {
         let dynamic = Default::default();
-        let config = EffectiveConfig { static_config: &settings.static_config, dynamic: &dynamic };
+        let config = EffectiveConfig::new(&settings.static_config, &dynamic);
         (
             config.get(broker::LOG_RETENTION_CHECK_INTERVAL_MS),
             config.get(broker::LOG_SEGMENT_PREWRITE_BYTES),
@@ -550,7 +550,7 @@ fn start_admin_listener(shard: &Rc<Shard>, startup: &Startup, node: Option<Rc<Cl
     };
     let per_partition = {
         let dynamic = Default::default();
-        let config = EffectiveConfig { static_config: &startup.settings.static_config, dynamic: &dynamic };
+        let config = EffectiveConfig::new(&startup.settings.static_config, &dynamic);
         config.get(broker::METRICS_PER_PARTITION_ENABLED)
     };
     tracing::info!(address = %admin.address, per_partition, "admin listener: /metrics, /health/live, /health/ready");

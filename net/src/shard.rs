@@ -104,7 +104,7 @@ impl Shard {
         mesh: Option<Senders<Envelope>>,
     ) -> Rc<Shard> {
         let dynamic = Default::default();
-        let config = EffectiveConfig { static_config: &settings.static_config, dynamic: &dynamic };
+        let config = EffectiveConfig::new(&settings.static_config, &dynamic);
         let group_config = GroupConfig {
             initial_rebalance_delay: Duration::from_millis(config.get(broker::GROUP_INITIAL_REBALANCE_DELAY_MS) as u64),
             min_session_timeout_ms: config.get(broker::GROUP_MIN_SESSION_TIMEOUT_MS),
@@ -180,14 +180,11 @@ impl Shard {
     /// Runs `f` with the broker configuration in effect: static values, the cluster-wide dynamic ones, and this
     /// broker's own dynamic ones over them.
     pub fn with_config<R>(&self, image: &ClusterImage, f: impl FnOnce(EffectiveConfig<'_>) -> R) -> R {
-        match image.node_configs.get(&self.settings.node_id) {
-            Some(own) => {
-                let mut merged = image.broker_configs.clone();
-                merged.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
-                f(EffectiveConfig { static_config: &self.settings.static_config, dynamic: &merged })
-            }
-            None => f(EffectiveConfig { static_config: &self.settings.static_config, dynamic: &image.broker_configs }),
-        }
+        f(EffectiveConfig {
+            static_config: &self.settings.static_config,
+            dynamic: &image.broker_configs,
+            own: image.node_configs.get(&self.settings.node_id),
+        })
     }
 
     pub fn owner(&self, topic: &str, partition: i32) -> usize {

@@ -121,6 +121,7 @@ impl Api for DescribeConfigs {
                         Some(topic) => Ok(topic_entries(config, &topic.configs)),
                         None => Err((ResponseError::UnknownTopicOrPartition, format!("no topic '{name}'"))),
                     },
+                    RESOURCE_BROKER if name.trim().is_empty() => Ok(broker_entries(shard, config.cluster_default())),
                     RESOURCE_BROKER if is_this_broker(shard, &name) => Ok(broker_entries(shard, config)),
                     RESOURCE_BROKER => {
                         Err((ResponseError::InvalidRequest, format!("broker '{name}' is not this broker")))

@@ -37,6 +37,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_log_dirs;
 pub mod describe_quorum;
 pub mod fetch;
 pub mod find_coordinator;
@@ -86,6 +87,7 @@ pub static APIS: &[ApiEntry] = &[
     ApiEntry::of::<delete_records::DeleteRecords>(),
     ApiEntry::of::<incremental_alter_configs::IncrementalAlterConfigs>(),
     ApiEntry::of::<describe_cluster::DescribeCluster>(),
+    ApiEntry::of::<describe_log_dirs::DescribeLogDirs>(),
     ApiEntry::of::<find_coordinator::FindCoordinator>(),
     ApiEntry::of::<join_group::JoinGroup>(),
     ApiEntry::of::<sync_group::SyncGroup>(),

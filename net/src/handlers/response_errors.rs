@@ -11,10 +11,10 @@ use kafka_protocol::messages::{
     AlterConfigsResponse, AlterPartitionReassignmentsResponse, ApiVersionsResponse, ConsumerGroupDescribeResponse,
     ConsumerGroupHeartbeatResponse, CreatePartitionsResponse, CreateTopicsResponse, DeleteGroupsResponse,
     DeleteRecordsResponse, DeleteTopicsResponse, DescribeClusterResponse, DescribeConfigsResponse,
-    DescribeGroupsResponse, DescribeQuorumResponse, FindCoordinatorResponse, HeartbeatResponse,
-    IncrementalAlterConfigsResponse, InitProducerIdResponse, JoinGroupResponse, LeaveGroupResponse, ListGroupsResponse,
-    ListOffsetsResponse, ListPartitionReassignmentsResponse, MetadataResponse, OffsetCommitResponse,
-    OffsetDeleteResponse, OffsetFetchResponse, OffsetForLeaderEpochResponse, SyncGroupResponse,
+    DescribeGroupsResponse, DescribeLogDirsResponse, DescribeQuorumResponse, FindCoordinatorResponse,
+    HeartbeatResponse, IncrementalAlterConfigsResponse, InitProducerIdResponse, JoinGroupResponse, LeaveGroupResponse,
+    ListGroupsResponse, ListOffsetsResponse, ListPartitionReassignmentsResponse, MetadataResponse,
+    OffsetCommitResponse, OffsetDeleteResponse, OffsetFetchResponse, OffsetForLeaderEpochResponse, SyncGroupResponse,
 };
 
 /// Calls `each` with every error code in an answer (zeros included; the counter skips them).
@@ -93,6 +93,13 @@ per_partition!(
     OffsetDeleteResponse => topics, top_level: true,
     OffsetForLeaderEpochResponse => topics, top_level: false,
 );
+
+impl ErrorCodes for DescribeLogDirsResponse {
+    fn error_codes(&self, each: &mut dyn FnMut(i16)) {
+        each(self.error_code);
+        self.results.iter().for_each(|dir| each(dir.error_code));
+    }
+}
 
 impl ErrorCodes for MetadataResponse {
     fn error_codes(&self, each: &mut dyn FnMut(i16)) {

@@ -14,13 +14,13 @@ use kafka_protocol::messages::ApiKey;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
-use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
 use sluice_engine::stats::HistogramSnapshot;
 
 use super::counters::TopicCounters;
+use super::encode::{counter, gauge, seconds_histogram, signed, single_counter, single_gauge, Labels};
 use super::snapshot::{ClusterView, PartitionSnapshot, ProcessStats, ShardSnapshot};
 use crate::groups::GroupOffsets;
 
@@ -134,102 +134,6 @@ impl Exposition {
         rows.sort_by(|a, b| (a.0, a.1, &a.2).cmp(&(b.0, b.1, &b.2)));
         rows
     }
-}
-
-pub(super) type Labels<'a, const N: usize> = [(&'static str, &'a str); N];
-
-pub(super) fn counter<'a, const N: usize>(
-    encoder: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    series: impl IntoIterator<Item = (Labels<'a, N>, u64)>,
-) -> Result<(), std::fmt::Error> {
-    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-    for (labels, value) in series {
-        ConstCounter::new(value).encode(metric.encode_family(&labels)?)?;
-    }
-    Ok(())
-}
-
-pub(super) fn gauge<'a, const N: usize>(
-    encoder: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    series: impl IntoIterator<Item = (Labels<'a, N>, i64)>,
-) -> Result<(), std::fmt::Error> {
-    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
-    for (labels, value) in series {
-        ConstGauge::new(value).encode(metric.encode_family(&labels)?)?;
-    }
-    Ok(())
-}
-
-/// A gauge with one series and no labels.
-pub(super) fn single_gauge(
-    encoder: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    value: u64,
-) -> Result<(), std::fmt::Error> {
-    let metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
-    ConstGauge::new(signed(value)).encode(metric)
-}
-
-/// A counter with one series and no labels.
-pub(super) fn single_counter(
-    encoder: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    value: u64,
-) -> Result<(), std::fmt::Error> {
-    let metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-    ConstCounter::new(value).encode(metric)
-}
-
-/// A histogram of nanoseconds, written in seconds, one series per label set.
-pub(super) fn seconds_histogram<'a, const N: usize>(
-    encoder: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    series: impl IntoIterator<Item = (Labels<'a, N>, &'a HistogramSnapshot)>,
-) -> Result<(), std::fmt::Error> {
-    histogram(encoder, name, help, Some(Unit::Seconds), 1e-9, series)
-}
-
-/// A histogram, one series per label set, its bounds and sum multiplied by `scale` (1e-9 from nanoseconds to
-/// seconds, 1 for counts).
-pub(super) fn histogram<'a, const N: usize>(
-    encoder: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    unit: Option<Unit>,
-    scale: f64,
-    series: impl IntoIterator<Item = (Labels<'a, N>, &'a HistogramSnapshot)>,
-) -> Result<(), std::fmt::Error> {
-    let mut metric = encoder.encode_descriptor(name, help, unit.as_ref(), MetricType::Histogram)?;
-    for (labels, snapshot) in series {
-        // Per bucket, as prometheus-client takes them: it writes the cumulative counts.
-        let buckets: Vec<(f64, u64)> = snapshot
-            .buckets
-            .iter()
-            .enumerate()
-            .map(|(index, &count)| (snapshot.bounds.get(index).map_or(f64::MAX, |&bound| bound as f64 * scale), count))
-            .collect();
-        let (sum, count) = (snapshot.sum as f64 * scale, snapshot.count());
-        // A series without labels is written without braces, as Prometheus writes it.
-        if labels.is_empty() {
-            metric.encode_histogram::<prometheus_client::encoding::NoLabelSet>(sum, count, &buckets, None)?;
-        } else {
-            metric
-                .encode_family(&labels)?
-                .encode_histogram::<prometheus_client::encoding::NoLabelSet>(sum, count, &buckets, None)?;
-        }
-    }
-    Ok(())
-}
-
-fn signed(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
 }
 
 impl Collector for Exposition {
@@ -606,5 +510,37 @@ mod tests {
         has("sluice_consumer_group_state{group=\"billing\",state=\"Stable\"} 1");
         has("sluice_consumer_group_state{group=\"billing\",state=\"Empty\"} 0");
         has("sluice_consumer_group_members{group=\"billing\"} 2");
+    }
+
+    #[test]
+    fn shards_add_up_and_stages_are_labelled() {
+        use super::super::counters::PRODUCE_STAGES;
+        use sluice_engine::stats::{EngineStatsSnapshot, Histogram};
+
+        let shard = |id: usize, ratio: f64, fsync_nanos: u64| {
+            let fsync = Histogram::latency();
+            fsync.record(fsync_nanos);
+            let stages = PRODUCE_STAGES.map(|_| Histogram::latency());
+            stages[2].record(3_000_000);
+            ShardSnapshot {
+                shard: id,
+                produce_stages: stages.iter().map(Histogram::snapshot).collect(),
+                engine: EngineStatsSnapshot {
+                    fsync: fsync.snapshot(),
+                    cleaner_passes: 2,
+                    cleaner_max_dirty_ratio: ratio,
+                    ..EngineStatsSnapshot::default()
+                },
+                ..ShardSnapshot::default()
+            }
+        };
+        let text = encode(vec![shard(0, 0.25, 1_000_000), shard(1, 0.75, 20_000_000)], ProcessStats::default());
+        assert!(text.contains("sluice_log_fsync_seconds_count 2\n"), "{text}");
+        assert!(text.contains("sluice_log_fsync_seconds_bucket{le=\"0.001\"} 1\n"), "{text}");
+        assert!(text.contains("sluice_log_fsync_seconds_bucket{le=\"0.025\"} 2\n"), "{text}");
+        assert!(text.contains("sluice_produce_stage_seconds_count{stage=\"fsync\"} 2\n"), "{text}");
+        assert!(text.contains("sluice_produce_stage_seconds_count{stage=\"queue\"} 0\n"), "{text}");
+        assert!(text.contains("sluice_cleaner_passes_total 4\n"), "{text}");
+        assert!(text.contains("sluice_cleaner_max_dirty_ratio 0.75\n"), "{text}");
     }
 }

@@ -6,6 +6,7 @@
 //! and writes the text exposition (`exposition.rs`).
 
 mod counters;
+mod encode;
 mod exposition;
 mod snapshot;
 mod storage;

@@ -7,7 +7,7 @@ use prometheus_client::metrics::MetricType;
 use sluice_engine::stats::HistogramSnapshot;
 
 use super::counters::PRODUCE_STAGES;
-use super::exposition::{histogram, seconds_histogram, single_counter, single_gauge};
+use super::encode::{histogram, seconds_histogram, single_counter, single_gauge};
 use super::snapshot::ShardSnapshot;
 
 #[derive(Debug, Default)]
@@ -116,44 +116,5 @@ impl StorageTotals {
             "Segments deleted by retention (retention.ms and retention.bytes).",
             self.retention_deleted_segments,
         )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use sluice_engine::stats::{EngineStatsSnapshot, Histogram};
-
-    use super::super::exposition::encode;
-    use super::super::snapshot::ProcessStats;
-    use super::*;
-
-    #[test]
-    fn shards_add_up_and_stages_are_labelled() {
-        let shard = |id: usize, ratio: f64, fsync_nanos: u64| {
-            let fsync = Histogram::latency();
-            fsync.record(fsync_nanos);
-            let stages = PRODUCE_STAGES.map(|_| Histogram::latency());
-            stages[2].record(3_000_000);
-            ShardSnapshot {
-                shard: id,
-                produce_stages: stages.iter().map(Histogram::snapshot).collect(),
-                engine: EngineStatsSnapshot {
-                    fsync: fsync.snapshot(),
-                    cleaner_passes: 2,
-                    cleaner_max_dirty_ratio: ratio,
-                    ..EngineStatsSnapshot::default()
-                },
-                ..ShardSnapshot::default()
-            }
-        };
-        let text = encode(vec![shard(0, 0.25, 1_000_000), shard(1, 0.75, 20_000_000)], ProcessStats::default());
-        assert!(text.contains("sluice_log_fsync_seconds_count 2\n"), "{text}");
-        assert!(text.contains("sluice_log_fsync_seconds_bucket{le=\"0.001\"} 1\n"), "{text}");
-        assert!(text.contains("sluice_log_fsync_seconds_bucket{le=\"0.025\"} 2\n"), "{text}");
-        assert!(text.contains("sluice_produce_stage_seconds_count{stage=\"fsync\"} 2\n"), "{text}");
-        assert!(text.contains("sluice_produce_stage_seconds_count{stage=\"queue\"} 0\n"), "{text}");
-        assert!(text.contains("sluice_cleaner_passes_total 4\n"), "{text}");
-        assert!(text.contains("sluice_cleaner_max_dirty_ratio 0.75\n"), "{text}");
     }
 }

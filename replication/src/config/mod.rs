@@ -129,16 +129,33 @@ impl StaticConfig {
     }
 }
 
-/// The broker configuration in effect: static values plus the dynamic ones from the metadata image.
+/// The broker configuration in effect: static values plus the dynamic ones from the metadata image, the
+/// cluster-wide defaults and this broker's own over them.
 #[derive(Debug, Clone, Copy)]
 pub struct EffectiveConfig<'a> {
     pub static_config: &'a StaticConfig,
+    /// Cluster-wide dynamic values (Kafka's `--entity-default`).
     pub dynamic: &'a BTreeMap<String, String>,
+    /// This broker's own dynamic values (Kafka's `--entity-name ID`), if it has any.
+    pub own: Option<&'a BTreeMap<String, String>>,
 }
 
 impl<'a> EffectiveConfig<'a> {
+    /// Static values and the cluster-wide dynamic ones, without any broker's own.
+    pub fn new(static_config: &'a StaticConfig, dynamic: &'a BTreeMap<String, String>) -> Self {
+        EffectiveConfig { static_config, dynamic, own: None }
+    }
+
+    /// The configuration a describe of the cluster-wide default broker resource (an empty name) shows.
+    pub fn cluster_default(self) -> Self {
+        EffectiveConfig { own: None, ..self }
+    }
+
     /// A broker key's value and where it came from. Unknown keys give the empty string and `Default`.
     pub fn broker_value(&self, key: &str) -> (String, ConfigSource) {
+        if let Some(value) = self.own.and_then(|own| own.get(key)) {
+            return (value.clone(), ConfigSource::DynamicBroker);
+        }
         if let Some(value) = self.dynamic.get(key) {
             return (value.clone(), ConfigSource::DynamicDefaultBroker);
         }
@@ -224,7 +241,7 @@ mod tests {
     fn defaults_match_kafka_except_the_flush_policy() {
         let static_config = StaticConfig::default();
         let dynamic = BTreeMap::new();
-        let config = EffectiveConfig { static_config: &static_config, dynamic: &dynamic };
+        let config = EffectiveConfig::new(&static_config, &dynamic);
         let log = config.log_config(&BTreeMap::new());
         assert_eq!(log, LogConfig::default());
         assert_eq!(config.get(broker::NUM_PARTITIONS), 1);
@@ -244,10 +261,10 @@ mod tests {
         assert!(validate_broker_config("producer.id.expiration.ms", "0", true).is_err());
         let static_config = StaticConfig::default();
         let mut dynamic = BTreeMap::new();
-        let config = EffectiveConfig { static_config: &static_config, dynamic: &dynamic };
+        let config = EffectiveConfig::new(&static_config, &dynamic);
         assert_eq!(config.log_config(&BTreeMap::new()).producer_id_expiration_ms, 86_400_000);
         dynamic.insert("producer.id.expiration.ms".to_string(), "1000".to_string());
-        let config = EffectiveConfig { static_config: &static_config, dynamic: &dynamic };
+        let config = EffectiveConfig::new(&static_config, &dynamic);
         assert_eq!(config.log_config(&BTreeMap::new()).producer_id_expiration_ms, 1000);
         assert_eq!(config.get(broker::PRODUCER_ID_EXPIRATION_CHECK_INTERVAL_MS), 600_000);
         assert!(validate_broker_config("producer.id.expiration.check.interval.ms", "10", true).is_err());
@@ -258,13 +275,13 @@ mod tests {
         let mut static_config = StaticConfig::default();
         static_config.set("log.retention.hours", "1").unwrap();
         let mut dynamic = BTreeMap::new();
-        let config = EffectiveConfig { static_config: &static_config, dynamic: &dynamic };
+        let config = EffectiveConfig::new(&static_config, &dynamic);
         assert_eq!(
             config.topic_value(&BTreeMap::new(), topic::RETENTION_MS.name()),
             ("3600000".into(), ConfigSource::StaticBroker)
         );
         dynamic.insert("log.retention.ms".to_string(), "5".to_string());
-        let config = EffectiveConfig { static_config: &static_config, dynamic: &dynamic };
+        let config = EffectiveConfig::new(&static_config, &dynamic);
         assert_eq!(
             config.topic_value(&BTreeMap::new(), topic::RETENTION_MS.name()).1,
             ConfigSource::DynamicDefaultBroker
@@ -277,7 +294,7 @@ mod tests {
         assert_eq!(config.log_config(&overrides).retention_ms, 7);
         // compression.type: the broker's default, then the topic's own.
         dynamic.insert("compression.type".to_string(), "lz4".to_string());
-        let config = EffectiveConfig { static_config: &static_config, dynamic: &dynamic };
+        let config = EffectiveConfig::new(&static_config, &dynamic);
         assert_eq!(
             config.log_config(&overrides).compression,
             TopicCompression::Codec(sluice_engine::batch::Compression::Lz4)
@@ -286,6 +303,15 @@ mod tests {
         assert_eq!(
             config.log_config(&overrides).compression,
             TopicCompression::Codec(sluice_engine::batch::Compression::None)
+        );
+        // A broker's own dynamic value wins over the cluster-wide one, and says so; the default resource does
+        // not see it.
+        let own = BTreeMap::from([("log.retention.ms".to_string(), "9".to_string())]);
+        let config = EffectiveConfig { own: Some(&own), ..EffectiveConfig::new(&static_config, &dynamic) };
+        assert_eq!(config.broker_value("log.retention.ms"), ("9".into(), ConfigSource::DynamicBroker));
+        assert_eq!(
+            config.cluster_default().broker_value("log.retention.ms"),
+            ("5".into(), ConfigSource::DynamicDefaultBroker)
         );
     }
 
@@ -298,7 +324,7 @@ mod tests {
         dynamic.insert("delete.topic.enable".to_string(), "false".to_string());
         // Validation keeps values like this out; a reader still gets the default rather than garbage.
         dynamic.insert("max.connections".to_string(), "many".to_string());
-        let config = EffectiveConfig { static_config: &static_config, dynamic: &dynamic };
+        let config = EffectiveConfig::new(&static_config, &dynamic);
         assert_eq!(config.get(broker::NUM_PARTITIONS), 3);
         assert!(!config.get(broker::DELETE_TOPIC_ENABLE));
         assert_eq!(config.get(broker::MAX_CONNECTIONS), 10_000);
@@ -308,6 +334,18 @@ mod tests {
         assert_eq!(config.topic(&overrides, topic::RETENTION_MS), 5000);
         assert_eq!(config.topic(&overrides, topic::MIN_INSYNC_REPLICAS), 1);
         assert_eq!(topic::RETENTION_MS.broker_key().name(), "log.retention.ms");
+    }
+
+    #[test]
+    fn a_key_sluice_uses_is_never_on_the_ignored_list() {
+        // The ignored list is checked first when a config file is read: a key on both would be dropped.
+        for key in IGNORED_KAFKA_KEYS {
+            assert!(broker_config_def(key).is_none(), "{key} is implemented and ignored");
+        }
+        let mut config = StaticConfig::default();
+        config.set("log.cleaner.enable", "false").unwrap();
+        assert_eq!(config.get("log.cleaner.enable"), Some("false"));
+        assert!(config.ignored_keys().is_empty());
     }
 
     #[test]

@@ -591,6 +591,16 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         kind: ConfigKind::Long { min: 0 },
         dynamic: true,
     },
+    // Kafka's limit on copying a replica from one of a broker's log directories to another. Sluice keeps one
+    // directory per broker, so no such copy ever runs and the limit holds nothing back; the key exists so
+    // that `kafka-reassign-partitions` can set it (--replica-alter-log-dirs-throttle) and clear it (--verify,
+    // which deletes every reassignment throttle on every broker), as it does against Kafka.
+    BrokerConfigDef {
+        name: "replica.alter.log.dirs.io.max.bytes.per.second",
+        default: "9223372036854775807",
+        kind: ConfigKind::Long { min: 0 },
+        dynamic: true,
+    },
     // Topic-level in Kafka; the broker-level defaults exist because every topic key has one here. Empty: no
     // replica is throttled unless its topic says so.
     BrokerConfigDef {
@@ -623,7 +633,6 @@ pub const IGNORED_KAFKA_KEYS: &[&str] = &[
     "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr",
     "group.coordinator.rebalance.protocols",
-    "log.cleaner.enable",
     "zookeeper.connection.timeout.ms",
     "controlled.shutdown.enable",
 ];

@@ -63,7 +63,7 @@ pub struct Controller {
 
 /// Whether a topic allows unclean leader election: its override, else the broker default.
 fn unclean_allowed(static_config: &StaticConfig, image: &ClusterImage, topic: &str) -> bool {
-    let config = EffectiveConfig { static_config, dynamic: &image.broker_configs };
+    let config = EffectiveConfig::new(static_config, &image.broker_configs);
     let overrides = image.topic(topic).map(|t| t.configs.clone()).unwrap_or_default();
     config.topic(&overrides, crate::config::topic::UNCLEAN_LEADER_ELECTION_ENABLE)
 }
@@ -118,7 +118,7 @@ impl Controller {
         request: ControllerRequest,
     ) -> AdminResult<(Vec<MetadataRecord>, ControllerResponse)> {
         let static_config = &self.settings.static_config;
-        let config = EffectiveConfig { static_config, dynamic: &image.broker_configs };
+        let config = EffectiveConfig::new(static_config, &image.broker_configs);
         let unclean = |image: &ClusterImage, topic: &str| unclean_allowed(static_config, image, topic);
         Ok(match request {
             ControllerRequest::CreateTopics { topics, validate_only } => {
@@ -351,7 +351,7 @@ impl Controller {
             return;
         }
         let static_config = &self.settings.static_config;
-        let config = EffectiveConfig { static_config, dynamic: &image.broker_configs };
+        let config = EffectiveConfig::new(static_config, &image.broker_configs);
         let wanted = usize::try_from(config.get(crate::config::broker::OFFSETS_TOPIC_REPLICATION_FACTOR)).unwrap_or(1);
         let wanted = wanted.min(self.quorum.config().voters.len()).max(1);
         if image.active_brokers().count() < wanted {
@@ -359,7 +359,7 @@ impl Controller {
         }
         let created = self
             .commit_with(|image| {
-                let config = EffectiveConfig { static_config, dynamic: &image.broker_configs };
+                let config = EffectiveConfig::new(static_config, &image.broker_configs);
                 topics::offsets_topic(&config, image).ok().flatten().into_iter().collect()
             })
             .await;

@@ -270,7 +270,7 @@ mod tests {
     fn clients_cannot_create_internal_topics() {
         let static_config = StaticConfig::default();
         let dynamic = BTreeMap::new();
-        let config = EffectiveConfig { static_config: &static_config, dynamic: &dynamic };
+        let config = EffectiveConfig::new(&static_config, &dynamic);
         let image = ClusterImage::default();
         let spec = |name: &str| TopicSpec {
             name: name.to_string(),
