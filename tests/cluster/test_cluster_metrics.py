@@ -1,6 +1,7 @@
 """Replication and controller metrics in a three-node cluster: one active controller among the nodes, and, when
 a follower dies, the leader counts an ISR shrink and shows the partition under-replicated and under its
-min.insync.replicas, the cluster sees a fenced broker; when the follower is back, an ISR expand and health."""
+min.insync.replicas, the cluster sees a fenced broker and the active controller the dead voter's lag; when the
+follower is back, an ISR expand and health."""
 
 import socket
 
@@ -42,6 +43,15 @@ def test_isr_changes_fencing_and_the_active_controller_show_on_metrics(make_clus
         assert seen["sluice_brokers"] == 3 and seen["sluice_fenced_brokers"] == 0, seen
         assert seen["sluice_offline_partitions"] == 0 and seen["sluice_controller_known"] == 1
         assert seen['sluice_shard_busy_seconds_total{shard="0"}'] > 0
+        assert seen["sluice_metadata_applied_offset"] > 0, seen
+    # The active controller alone shows each voter's lag behind its metadata log; all catch up.
+    active = next(n for n in nodes.values() if metrics(n).get("sluice_controller_active") == 1)
+    voter_lags = lambda node: {i: metrics(node).get(f'sluice_controller_voter_lag_records{{voter="{i}"}}')
+                               for i in (1, 2, 3)}
+    wait_until(lambda: voter_lags(active) == {1: 0, 2: 0, 3: 0}, timeout=30, what="every voter caught up")
+    for node in nodes.values():
+        if node is not active:
+            assert voter_lags(node) == {1: None, 2: None, 3: None}
 
     leader_id = cluster.leaders("watched")[0][0]
     leader = nodes[leader_id]
@@ -54,6 +64,10 @@ def test_isr_changes_fencing_and_the_active_controller_show_on_metrics(make_clus
     assert seen["sluice_under_replicated_partitions"] >= 1, seen
     assert seen["sluice_under_min_isr_partitions"] >= 1, seen
     wait_until(lambda: metrics(leader).get("sluice_fenced_brokers") == 1, timeout=60, what="the dead broker fenced")
+    # The dead node is a voter: the active controller (it may be a new one) sees it fall behind.
+    alive = [n for n in nodes.values() if n is not follower]
+    wait_until(lambda: any(metrics(n).get("sluice_controller_active") == 1 and voter_lags(n)[follower.node_id]
+                           for n in alive), timeout=60, what="the dead voter lagging on the active controller")
 
     expands_before = metrics(leader)["sluice_isr_expands_total"]
     follower.start()

@@ -259,6 +259,23 @@ impl Collector for Exposition {
                 "1 while this node knows an active controller (0: no quorum, as far as it can tell).",
                 flag(cluster.controller_known),
             )?;
+            let voters: Vec<(String, i64)> =
+                cluster.voter_lags.iter().map(|(id, lag)| (id.to_string(), *lag)).collect();
+            gauge(
+                e,
+                "controller_voter_lag_records",
+                "On the active controller: metadata log entries each voter is behind the leader's log end (-1: not \
+                 heard from).",
+                voters.iter().map(|(voter, lag)| ([("voter", voter.as_str())], *lag)),
+            )?;
+            if let Some(applied) = cluster.metadata_applied {
+                single_gauge(
+                    e,
+                    "metadata_applied_offset",
+                    "The last metadata log entry this node has applied to its image.",
+                    applied.max(0) as u64,
+                )?;
+            }
             single_gauge(e, "brokers", "Brokers registered in this node's metadata image.", cluster.brokers)?;
             single_gauge(e, "fenced_brokers", "Registered brokers that are fenced.", cluster.fenced_brokers)?;
             single_gauge(

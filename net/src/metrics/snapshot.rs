@@ -83,6 +83,11 @@ pub struct ClusterView {
     pub fenced_brokers: u64,
     /// Partitions with no leader (Kafka's OfflinePartitionsCount).
     pub partitions_without_leader: u64,
+    /// On the active controller: each voter's metadata log entries behind the leader's log end (-1 for a
+    /// voter it has not heard from).
+    pub voter_lags: Vec<(i32, i64)>,
+    /// The index of the last metadata log entry this node applied (none on a node without a quorum member).
+    pub metadata_applied: Option<i64>,
 }
 
 /// This shard's counters and gauges, now.
@@ -171,7 +176,18 @@ fn cluster_view(shard: &Shard) -> ClusterView {
     let image = shard.image();
     let node = shard.cluster();
     let active = node.as_ref().and_then(|node| node.active_controller());
+    let quorum = node.as_ref().and_then(|node| node.quorum());
+    let voter_lags = match quorum.as_ref().map(|quorum| quorum.describe()) {
+        Some(Ok(description)) => {
+            let end = description.voters.iter().map(|v| v.log_end_offset).max().unwrap_or(0);
+            let lag = |log_end: i64| if log_end < 0 { -1 } else { (end - log_end).max(0) };
+            description.voters.iter().map(|v| (v.node_id, lag(v.log_end_offset))).collect()
+        }
+        _ => Vec::new(),
+    };
     ClusterView {
+        voter_lags,
+        metadata_applied: quorum.map(|quorum| quorum.applied_watch().get()),
         active_controller: active.is_some() && active == node.as_ref().map(|node| node.node_id()),
         controller_known: active.is_some(),
         brokers: image.brokers.len() as u64,
