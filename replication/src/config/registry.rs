@@ -602,18 +602,19 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         dynamic: true,
     },
     // Topic-level in Kafka; the broker-level defaults exist because every topic key has one here. Empty: no
-    // replica is throttled unless its topic says so.
+    // replica is throttled unless its topic says so. Not dynamic: Kafka refuses them on a broker resource
+    // (they name replicas of one topic), and so does Sluice; a config file may still set a default.
     BrokerConfigDef {
         name: "leader.replication.throttled.replicas",
         default: "",
         kind: ConfigKind::ReplicaList,
-        dynamic: true,
+        dynamic: false,
     },
     BrokerConfigDef {
         name: "follower.replication.throttled.replicas",
         default: "",
         kind: ConfigKind::ReplicaList,
-        dynamic: true,
+        dynamic: false,
     },
 ];
 
