@@ -73,6 +73,11 @@ impl RecordBatchHeader {
         self.base_offset.get() + i64::from(self.last_offset_delta.get())
     }
 
+    /// The batch's record count field (0 when negative: validation refuses such a batch).
+    pub fn record_count(&self) -> u32 {
+        u32::try_from(self.records_count.get()).unwrap_or(0)
+    }
+
     pub fn compression(&self) -> Option<Compression> {
         match self.attributes.get() & ATTR_COMPRESSION_MASK {
             0 => Some(Compression::None),

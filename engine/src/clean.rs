@@ -144,12 +144,23 @@ pub fn for_each_record(
     Ok(())
 }
 
-/// Whether every record of a data batch has a key: a compacted topic refuses records without one, as Kafka
-/// does. Compressed batches are decompressed (to at most `max_bytes`) to see.
-pub fn all_records_keyed(batch: &[u8], max_bytes: usize) -> Result<bool, BatchError> {
-    let mut keyed = true;
-    for_each_record(batch, max_bytes, |_, key, _| keyed &= key.is_some())?;
-    Ok(keyed)
+/// The records of a data batch that have no key, which a compacted topic refuses, as Kafka does: how many there
+/// are, and the indexes in the batch (from 0) of the first `limit` of them. Compressed batches are decompressed
+/// (to at most `max_bytes`) to see.
+pub fn keyless_records(batch: &[u8], max_bytes: usize, limit: usize) -> Result<(usize, Vec<u32>), BatchError> {
+    let mut count = 0usize;
+    let mut indexes = Vec::new();
+    let mut index = 0u32;
+    for_each_record(batch, max_bytes, |_, key, _| {
+        if key.is_none() {
+            count += 1;
+            if indexes.len() < limit {
+                indexes.push(index);
+            }
+        }
+        index = index.saturating_add(1);
+    })?;
+    Ok((count, indexes))
 }
 
 /// What filtering did to one batch.
@@ -433,10 +444,15 @@ mod tests {
 
     #[test]
     fn keyless_records_are_seen() {
-        assert!(all_records_keyed(&batch_of(&[(Some("a"), Some("1"))], Compression::Lz4), 1 << 20).unwrap());
-        assert!(
-            !all_records_keyed(&batch_of(&[(Some("a"), None), (None, Some("v"))], Compression::Zstd), 1 << 20).unwrap()
+        assert_eq!(
+            keyless_records(&batch_of(&[(Some("a"), Some("1"))], Compression::Lz4), 1 << 20, 10).unwrap(),
+            (0, vec![])
         );
+        let mixed =
+            batch_of(&[(Some("a"), None), (None, Some("v")), (Some("b"), Some("w")), (None, None)], Compression::Zstd);
+        assert_eq!(keyless_records(&mixed, 1 << 20, 10).unwrap(), (2, vec![1, 3]));
+        // Past the limit they are counted, not listed.
+        assert_eq!(keyless_records(&mixed, 1 << 20, 1).unwrap(), (2, vec![1]));
     }
 
     #[test]

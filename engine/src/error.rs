@@ -5,6 +5,11 @@ use std::path::PathBuf;
 
 use crate::types::{LeaderEpoch, Offset, ProducerEpoch, ProducerId};
 
+/// The most record errors one refused append reports: a batch decompressing to millions of keyless records
+/// must not make a response of millions of entries. librdkafka's largest default batch (`batch.num.messages`)
+/// fits whole.
+pub const RECORD_ERRORS_MAX: usize = 10_000;
+
 /// Why a record batch was refused. Each reason maps to one Kafka error code in `net`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BatchError {
@@ -28,10 +33,13 @@ pub enum BatchError {
     /// any client builds).
     #[error("{codec} records decompress to more than {max_bytes} bytes")]
     DecompressedTooLarge { codec: &'static str, max_bytes: usize },
-    /// A record without a key, for a compacted topic (Kafka's "Compacted topic cannot accept message without
-    /// key").
-    #[error("a compacted topic cannot accept a record without a key")]
-    MissingKey,
+    /// Records without a key, for a compacted topic (Kafka's "Compacted topic cannot accept message without
+    /// key"). `record_indexes` are the positions of the first of them (at most [`RECORD_ERRORS_MAX`]) among the
+    /// records of the append, counted from 0 across its batches: what Kafka's Produce response lists as record
+    /// errors, so that a client fails exactly those records and tells the others they were only caught in the
+    /// same batch.
+    #[error("a compacted topic cannot accept a record without a key: {count} record(s) have none")]
+    MissingKey { count: usize, record_indexes: Vec<u32> },
 }
 
 /// Errors from the producer-state checks of idempotent and transactional producers.

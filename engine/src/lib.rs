@@ -34,7 +34,7 @@ pub mod types;
 pub mod watch;
 
 pub use config::{CleanupPolicy, CompactionConfig, FlushPolicy, LogConfig, TimestampType, TopicCompression};
-pub use error::{BatchError, EngineError, Result, SequenceError};
+pub use error::{BatchError, EngineError, Result, SequenceError, RECORD_ERRORS_MAX};
 pub use log::{AppendInfo, AppendMode, FileSlice, PartitionLog, RecoveryReport};
 pub use manager::{LogManager, ManagerOptions};
 pub use types::{LeaderEpoch, Offset, ProducerEpoch, ProducerId, TopicPartition};

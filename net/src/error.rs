@@ -27,7 +27,7 @@ pub fn engine_error(error: &EngineError) -> ResponseError {
             | BatchError::InvalidLength { .. }
             | BatchError::Decompress { .. }
             | BatchError::DecompressedTooLarge { .. } => ResponseError::CorruptMessage,
-            BatchError::Invalid { .. } | BatchError::MissingKey => ResponseError::InvalidRecord,
+            BatchError::Invalid { .. } | BatchError::MissingKey { .. } => ResponseError::InvalidRecord,
         },
         EngineError::Sequence { source, .. } => match source {
             SequenceError::Fenced { .. } => ResponseError::InvalidProducerEpoch,

@@ -3,6 +3,7 @@
 //! not at the next poll of a timer nor at the rebalance timeout; a member that never rejoins is removed at the
 //! timeout; and a member of the current generation may commit offsets while a rebalance is being prepared
 //! (REBALANCE_IN_PROGRESS only between the JoinGroup answers and the leader's assignment), as Kafka allows.
+//! A session ends at its deadline, which the housekeeping is told.
 //!
 //! The "at once" checks let the executor run a bounded number of turns (`yield_now`) and sleep on no timer, so
 //! an answer that needed a timer to fire (a poll, a timeout) is not there yet; the time bounds beside them are
@@ -187,6 +188,34 @@ fn a_member_that_never_rejoins_is_removed_at_the_rebalance_timeout() {
             assert_eq!((b_answer.error, b_answer.generation_id), (None, 2));
             assert_eq!(b_answer.members.len(), 1);
             assert_eq!(coordinator.heartbeat(GROUP, 2, &a), Some(ResponseError::UnknownMemberId));
+        })
+    });
+}
+
+/// A member's session ends at its deadline, which `expire_members` names: the shard's housekeeping wakes then
+/// (not at its next 100 ms poll), so a client that waits out the session timeout after closing a static member
+/// finds the group empty, as against Kafka (librdkafka's test 0081, `do_test_DescribeConsumerGroups`).
+#[test]
+fn expire_members_names_the_next_session_deadline_and_ends_the_session_there() {
+    run(|manager| {
+        Box::pin(async move {
+            let coordinator = coordinator(&manager).await;
+            let joined = PendingJoin::start(&coordinator, JoinRequest { session_timeout_ms: 400, ..request("", 300) })
+                .answer_within(Duration::from_secs(10))
+                .await;
+            assert_eq!(coordinator.sync(GROUP, 1, &joined.member_id, None, None, vec![]).await.error, None);
+            let before = Instant::now();
+            assert_eq!(coordinator.heartbeat(GROUP, 1, &joined.member_id), None);
+            let after = Instant::now();
+            let deadline = coordinator.expire_members().expect("a member's deadline is ahead");
+            // The deadline is the last heartbeat plus the session timeout.
+            let session = Duration::from_millis(400);
+            assert!(deadline >= before + session && deadline <= after + session);
+            assert_eq!(coordinator.describe(GROUP).unwrap().members.len(), 1, "not expired before its deadline");
+            glommio::timer::sleep(deadline.saturating_duration_since(Instant::now()) + Duration::from_millis(1)).await;
+            assert_eq!(coordinator.expire_members(), None, "no member is left, so no deadline");
+            assert!(coordinator.describe(GROUP).unwrap().members.is_empty());
+            assert_eq!(coordinator.heartbeat(GROUP, 1, &joined.member_id), Some(ResponseError::UnknownMemberId));
         })
     });
 }

@@ -184,6 +184,30 @@ def test_records_without_keys_are_refused(broker):
     assert [(k, v) for _, k, v in got] == [(b"k", b"keyed")]
 
 
+def test_keyless_records_in_a_batch_are_named_one_by_one(broker):
+    """librdkafka's test 0011 (`test_message_single_partition_record_fail`): a batch mixing keyed and keyless
+    records is refused whole with INVALID_RECORD, and the response lists each keyless record (Produce v8+
+    `record_errors`, as Kafka's LogValidator does), so the client fails exactly those with INVALID_RECORD and
+    the others with _INVALID_DIFFERENT_RECORD. Without the list every record would get INVALID_RECORD."""
+    create_topic(broker.bootstrap, "mixed", config={"cleanup.policy": "compact"})
+    producer = ck_producer(broker.bootstrap, **{"linger.ms": 1000, "message.send.max.retries": 0,
+                                                "compression.type": "lz4"})
+    reports = {}
+    for i in range(30):
+        key = None if i % 10 == 3 else f"k{i}".encode()
+        producer.produce("mixed", key=key, value=f"v{i}".encode(), partition=0,
+                         on_delivery=lambda err, msg, i=i: reports.__setitem__(i, err))
+    assert producer.flush(30) == 0
+    codes = {i: err.code() if err else None for i, err in reports.items()}
+    keyless = {3, 13, 23}
+    assert {i for i, c in codes.items() if c == KafkaError.INVALID_RECORD} == keyless, codes
+    assert {i for i, c in codes.items() if c == KafkaError._INVALID_DIFFERENT_RECORD} == set(range(30)) - keyless
+    # Nothing of the refused batch was written; a keyed batch after it is.
+    ck_produce(broker.bootstrap, "mixed", [{"key": b"k", "value": b"after", "partition": 0}])
+    got = consumed(ck_consume(broker.bootstrap, "mixed", [0], 1))
+    assert [(k, v) for _, k, v in got] == [(b"k", b"after")]
+
+
 def test_cleanup_policy_is_described_and_changes_live(make_broker):
     broker = make_broker(shards=1, extra_args=FAST_CLEANER)
     create_topic(broker.bootstrap, "switch", config={"segment.bytes": "16384"})

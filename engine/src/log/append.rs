@@ -9,7 +9,7 @@ use crate::batch::{self, Compression, RecordBatchHeader};
 use crate::checkpoint::{self, Durability};
 use crate::codec;
 use crate::config::{TimestampType, TopicCompression};
-use crate::error::{BatchError, EngineError, Result};
+use crate::error::{BatchError, EngineError, Result, RECORD_ERRORS_MAX};
 use crate::producer::SequenceCheck;
 use crate::segment::{Segment, SegmentFile};
 use crate::types::{now_ms, LeaderEpoch, Offset};
@@ -27,6 +27,7 @@ impl PartitionLog {
         let compacted = self.config.borrow().cleanup_policy.compact;
         let mut headers: Batches = Vec::with_capacity(1);
         let mut position = 0usize;
+        let mut records_before = 0u32;
         while position < batches.len() {
             // A follower copies the leader's batches as they are, compacted ones included.
             let validated = match mode {
@@ -52,19 +53,24 @@ impl PartitionLog {
                 });
             }
             if compacted && !matches!(mode, AppendMode::Replica) && !header.is_control() {
-                let keyed = crate::clean::all_records_keyed(
+                let (count, indexes) = crate::clean::keyless_records(
                     &batches[position..position + header.size_bytes()],
                     codec::DECOMPRESSED_BYTES_MAX,
+                    RECORD_ERRORS_MAX,
                 )
                 .map_err(|source| EngineError::Batch { partition: self.name(), position, source })?;
-                if !keyed {
+                if count > 0 {
+                    // Indexes count the append's records from its first batch on, as a client numbers them.
+                    let record_indexes =
+                        indexes.into_iter().map(|index| index.saturating_add(records_before)).collect();
                     return Err(EngineError::Batch {
                         partition: self.name(),
                         position,
-                        source: BatchError::MissingKey,
+                        source: BatchError::MissingKey { count, record_indexes },
                     });
                 }
             }
+            records_before = records_before.saturating_add(header.record_count());
             headers.push((position, header));
             position += header.size_bytes();
         }

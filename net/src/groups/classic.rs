@@ -449,9 +449,19 @@ impl Coordinator {
         }
     }
 
-    /// Evicts members whose session timed out. Called by the shard's housekeeping every 100 ms.
-    pub fn expire_members(self: &Rc<Self>) {
+    /// Evicts members whose session timed out, and returns the earliest session deadline still ahead (none
+    /// without members). The shard's housekeeping calls it again at that deadline, or within 100 ms, so a
+    /// session ends when it times out, as Kafka's timer ends it, not up to a polling interval later: a client
+    /// that waits out the session timeout after closing a static member (librdkafka's test 0081) finds the
+    /// group empty.
+    pub fn expire_members(self: &Rc<Self>) -> Option<Instant> {
         let now = Instant::now();
+        let mut next: Option<Instant> = None;
+        let mut ahead = |deadline: Option<Instant>| {
+            if let Some(deadline) = deadline.filter(|deadline| *deadline >= now) {
+                next = Some(next.map_or(deadline, |next| next.min(deadline)));
+            }
+        };
         let groups: Vec<Rc<RefCell<Group>>> = self.groups.borrow().values().cloned().collect();
         for group_rc in groups {
             let mut group = group_rc.borrow_mut();
@@ -459,9 +469,18 @@ impl Coordinator {
                 let id = group.id.clone();
                 if let Some(consumer) = group.consumer.as_mut() {
                     consumer.expire(now, &id);
+                    ahead(consumer.next_session_deadline());
                 }
                 continue;
             }
+            ahead(
+                group
+                    .members
+                    .values()
+                    .filter(|m| m.join_waiter.is_none())
+                    .map(|m| m.last_heartbeat + m.session_timeout)
+                    .min(),
+            );
             group.pending.retain(|_, since| now.duration_since(*since) < Duration::from_secs(300));
             // Members waiting in a join are held by the rebalance timeout, not the session timeout.
             let expired: Vec<String> = group
@@ -484,5 +503,6 @@ impl Coordinator {
             }
             self.member_gone(&group_rc, &mut group);
         }
+        next
     }
 }

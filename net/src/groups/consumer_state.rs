@@ -87,6 +87,11 @@ impl ConsumerGroupState {
     }
 
     /// Removes members whose session expired; the group epoch moves on if any went.
+    /// The earliest session deadline of the group's members, if it has any.
+    pub fn next_session_deadline(&self) -> Option<Instant> {
+        self.members.values().map(|member| member.session_deadline).min()
+    }
+
     pub fn expire(&mut self, now: Instant, group_id: &str) {
         let before = self.members.len();
         self.members.retain(|id, member| {

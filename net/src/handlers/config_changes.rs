@@ -2,7 +2,8 @@
 //! request names, and the change pipeline of both alters. Alters are typed controller commands: validated by
 //! the active controller, committed to the metadata log, and applied live by every broker
 //! (`PartitionLog::set_config`). A broker resource named "" is the cluster-wide default; one named by a
-//! broker id is that broker's own setting. Only keys Kafka also treats as dynamic are accepted.
+//! broker id is that broker's own setting. Only keys Kafka also treats as dynamic are accepted. A group
+//! resource holds a consumer group's own session timeout and heartbeat interval, which its next heartbeats use.
 
 use std::rc::Rc;
 
@@ -15,6 +16,8 @@ use crate::shard::Shard;
 
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
+/// A consumer group (Kafka's group configs, KIP-848).
+pub const RESOURCE_GROUP: i8 = 32;
 
 /// Why a change was refused, and the message for the client.
 pub type Failure = (ResponseError, String);
@@ -44,6 +47,7 @@ pub async fn apply(shard: &Rc<Shard>, changes: Vec<Change>, validate_only: bool)
         let resource = match change.resource_type {
             RESOURCE_TOPIC => ConfigResource::Topic,
             RESOURCE_BROKER => ConfigResource::Broker,
+            RESOURCE_GROUP => ConfigResource::Group,
             other => {
                 let failure = (ResponseError::InvalidRequest, format!("resource type {other} is not supported"));
                 results.push((change.resource_type, change.name, Some(failure)));

@@ -8,7 +8,6 @@ use std::rc::Rc;
 use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment, TopicPartitions};
 use kafka_protocol::messages::{ApiKey, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
 use kafka_protocol::protocol::VersionRange;
-use sluice_replication::config::broker;
 use sluice_replication::metadata::ClusterImage;
 
 use super::api::{text, versions, Api};
@@ -18,11 +17,19 @@ use crate::groups::{ConsumerProtocolConfig, HeartbeatRequest};
 use crate::shard::Shard;
 use crate::wire::RequestHeader;
 
-fn consumer_protocol_config(shard: &Shard) -> ConsumerProtocolConfig {
+/// The group's session timeout and heartbeat interval: its own configs (IncrementalAlterConfigs on the group
+/// resource), else the broker's `group.consumer.*`. Read at every heartbeat, so a change applies to the next
+/// one, as in Kafka.
+fn consumer_protocol_config(shard: &Shard, group: &str) -> ConsumerProtocolConfig {
     let image = shard.image();
-    shard.with_config(&image, |config| ConsumerProtocolConfig {
-        session_timeout: std::time::Duration::from_millis(config.get(broker::GROUP_CONSUMER_SESSION_TIMEOUT_MS) as u64),
-        heartbeat_interval_ms: config.get(broker::GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS),
+    let none = BTreeMap::new();
+    let overrides = image.group_configs.get(group).unwrap_or(&none);
+    shard.with_config(&image, |config| {
+        let (session_ms, heartbeat_ms) = config.group_consumer_timeouts(overrides);
+        ConsumerProtocolConfig {
+            session_timeout: std::time::Duration::from_millis(u64::try_from(session_ms).unwrap_or(0)),
+            heartbeat_interval_ms: heartbeat_ms,
+        }
     })
 }
 
@@ -76,6 +83,7 @@ impl Api for ConsumerGroupHeartbeat {
                 .flat_map(|(name, partitions)| partitions.into_iter().map(move |p| (name.clone(), p)))
                 .collect()
         });
+        let config = consumer_protocol_config(shard, &group);
         let heartbeat = HeartbeatRequest {
             group_id: group,
             member_id: request.member_id.to_string(),
@@ -91,7 +99,6 @@ impl Api for ConsumerGroupHeartbeat {
             server_assignor: request.server_assignor.as_ref().map(|s| s.to_string()).filter(|s| !s.is_empty()),
             owned,
         };
-        let config = consumer_protocol_config(shard);
         let outcome = shard
             .run_on(target, move |shard| async move {
                 let image = shard.image();

@@ -1,6 +1,7 @@
-//! DescribeConfigs (API 32), versions 1-4, for topics and this broker. Answers from this shard's image:
-//! every key Sluice implements, its value, its source (topic override, dynamic broker, static broker,
-//! default) and, on request, the synonyms behind it.
+//! DescribeConfigs (API 32), versions 1-4, for topics, this broker and consumer groups (any group id, as
+//! Kafka: a group without configs of its own shows the broker's). Answers from this shard's image: every key
+//! Sluice implements, its value, its source (topic or group override, dynamic broker, static broker, default)
+//! and, on request, the synonyms behind it.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -10,10 +11,12 @@ use kafka_protocol::messages::describe_configs_response::{
 };
 use kafka_protocol::messages::{ApiKey, DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::VersionRange;
-use sluice_replication::config::{ConfigSource, EffectiveConfig, BROKER_CONFIGS, TOPIC_CONFIGS};
+use sluice_replication::config::{
+    ConfigSource, EffectiveConfig, TopicConfigDef, BROKER_CONFIGS, GROUP_CONFIGS, TOPIC_CONFIGS,
+};
 
 use super::api::{text, versions, Api};
-use super::config_changes::{is_this_broker, RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::config_changes::{is_this_broker, RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC};
 use crate::error::ResponseError;
 use crate::shard::Shard;
 use crate::wire::RequestHeader;
@@ -28,14 +31,23 @@ struct Entry {
     synonyms: Vec<(String, String, ConfigSource)>,
 }
 
-fn topic_entries(config: EffectiveConfig<'_>, overrides: &BTreeMap<String, String>) -> Vec<Entry> {
-    TOPIC_CONFIGS
-        .iter()
+/// The entries of a topic (`TOPIC_CONFIGS`, `ConfigSource::TopicOverride`) or a group (`GROUP_CONFIGS`,
+/// `ConfigSource::GroupOverride`): each key's override, else the broker key behind it.
+fn resource_entries(
+    config: EffectiveConfig<'_>,
+    defs: &[TopicConfigDef],
+    overridden: ConfigSource,
+    overrides: &BTreeMap<String, String>,
+) -> Vec<Entry> {
+    defs.iter()
         .map(|def| {
-            let (value, source) = config.topic_value(overrides, def.name);
+            let (value, source) = match overrides.get(def.name) {
+                Some(value) => (value.clone(), overridden),
+                None => config.broker_value(def.broker_key),
+            };
             let mut synonyms = Vec::new();
             if let Some(value) = overrides.get(def.name) {
-                synonyms.push((def.name.to_string(), value.clone(), ConfigSource::TopicOverride));
+                synonyms.push((def.name.to_string(), value.clone(), overridden));
             }
             let (broker_value, broker_source) = config.broker_value(def.broker_key);
             synonyms.push((def.broker_key.to_string(), broker_value, broker_source));
@@ -118,13 +130,23 @@ impl Api for DescribeConfigs {
                     .with_resource_name(resource.resource_name.clone());
                 let entries = shard.with_config(&image, |config| match resource.resource_type {
                     RESOURCE_TOPIC => match image.topic(&name) {
-                        Some(topic) => Ok(topic_entries(config, &topic.configs)),
+                        Some(topic) => {
+                            Ok(resource_entries(config, TOPIC_CONFIGS, ConfigSource::TopicOverride, &topic.configs))
+                        }
                         None => Err((ResponseError::UnknownTopicOrPartition, format!("no topic '{name}'"))),
                     },
                     RESOURCE_BROKER if name.trim().is_empty() => Ok(broker_entries(shard, config.cluster_default())),
                     RESOURCE_BROKER if is_this_broker(shard, &name) => Ok(broker_entries(shard, config)),
                     RESOURCE_BROKER => {
                         Err((ResponseError::InvalidRequest, format!("broker '{name}' is not this broker")))
+                    }
+                    RESOURCE_GROUP if name.is_empty() => {
+                        Err((ResponseError::InvalidRequest, "a group config needs a group id".to_string()))
+                    }
+                    RESOURCE_GROUP => {
+                        let none = BTreeMap::new();
+                        let overrides = image.group_configs.get(&name).unwrap_or(&none);
+                        Ok(resource_entries(config, GROUP_CONFIGS, ConfigSource::GroupOverride, overrides))
                     }
                     other => Err((ResponseError::InvalidRequest, format!("resource type {other} is not supported"))),
                 });

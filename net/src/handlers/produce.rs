@@ -23,7 +23,7 @@ use bytes::{BufMut, Bytes};
 use futures::future::{self, Either};
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::VersionRange;
-use sluice_engine::{AppendMode, LeaderEpoch, Offset};
+use sluice_engine::{AppendMode, BatchError, EngineError, LeaderEpoch, Offset};
 
 use super::api::{is_internal_topic, versions, Api, DecodeRequest};
 use crate::error::{self, ResponseError};
@@ -91,6 +91,11 @@ pub struct PartitionProduced {
     pub base_offset: i64,
     pub log_append_time_ms: i64,
     pub log_start_offset: i64,
+    /// The records that made the batch fail (v8+ `record_errors`): their indexes among the partition's records,
+    /// each with `record_error_message`. A client fails those records with the partition's error and the rest
+    /// of the batch with a "different record" error of its own (librdkafka's `_INVALID_DIFFERENT_RECORD`).
+    pub record_errors: Vec<i32>,
+    pub record_error_message: Option<String>,
 }
 
 impl PartitionProduced {
@@ -101,6 +106,34 @@ impl PartitionProduced {
             base_offset: -1,
             log_append_time_ms: -1,
             log_start_offset: -1,
+            record_errors: Vec::new(),
+            record_error_message: None,
+        }
+    }
+
+    /// A refusal of the append. Keyless records for a compacted topic are listed one by one, as Kafka's
+    /// `LogValidator` does, with its messages.
+    fn refused(topic: &str, partition: i32, engine_error: &EngineError) -> Self {
+        let error = error::engine_error(engine_error);
+        let EngineError::Batch { source: BatchError::MissingKey { count, record_indexes }, .. } = engine_error else {
+            return PartitionProduced::error(error, Some(engine_error.to_string()));
+        };
+        let record_message =
+            format!("Compacted topic cannot accept message without key in topic partition {topic}-{partition}.");
+        let shown: Vec<String> = record_indexes
+            .iter()
+            .take(3)
+            .map(|index| format!("RecordError(batchIndex={index}, message='{record_message}')"))
+            .collect();
+        let message = format!(
+            "One or more records have been rejected due to {count} record errors in total, and only showing the \
+             first three errors at most: [{}]",
+            shown.join(", ")
+        );
+        PartitionProduced {
+            record_errors: record_indexes.iter().map(|index| i32::try_from(*index).unwrap_or(i32::MAX)).collect(),
+            record_error_message: Some(record_message),
+            ..PartitionProduced::error(error, Some(message))
         }
     }
 }
@@ -250,7 +283,7 @@ async fn produce_partition(
         Ok(info) => info,
         Err(engine_error) => {
             tracing::debug!(topic, partition, error = %engine_error, "produce refused");
-            return PartitionProduced::error(error::engine_error(&engine_error), Some(engine_error.to_string()));
+            return PartitionProduced::refused(topic, partition, &engine_error);
         }
     };
     let appended = Instant::now();
@@ -307,6 +340,8 @@ async fn produce_partition(
         base_offset: info.base_offset.0,
         log_append_time_ms: info.log_append_time_ms,
         log_start_offset: info.log_start_offset.0.max(Offset::ZERO.0),
+        record_errors: Vec::new(),
+        record_error_message: None,
     }
 }
 
@@ -340,7 +375,18 @@ pub fn encode_response(header: &RequestHeader, request: &ProduceRequestView, res
                 out.put_i64(result.log_start_offset);
             }
             if version >= 8 {
-                out.put_array_len(0, flexible); // record_errors
+                out.put_array_len(result.record_errors.len(), flexible);
+                for index in &result.record_errors {
+                    out.put_i32(*index);
+                    match (&result.record_error_message, flexible) {
+                        (Some(message), _) => out.put_string(message, flexible),
+                        (None, true) => out.put_uvarint(0),
+                        (None, false) => out.put_i16(-1),
+                    }
+                    if flexible {
+                        out.put_empty_tagged_fields();
+                    }
+                }
                 match (&result.error_message, flexible) {
                     (Some(message), _) => out.put_string(message, flexible),
                     (None, true) => out.put_uvarint(0),
@@ -402,7 +448,12 @@ mod tests {
                 transactional_id: None,
                 acks: 1,
                 timeout_ms: 0,
-                topics: vec![("t".into(), vec![(0, None), (1, None)])],
+                topics: vec![("t".into(), vec![(0, None), (1, None), (2, None)])],
+            };
+            let keyless = EngineError::Batch {
+                partition: "t-2".into(),
+                position: 0,
+                source: BatchError::MissingKey { count: 4, record_indexes: vec![0, 3, 5, 9] },
             };
             let results = vec![
                 PartitionProduced {
@@ -411,8 +462,11 @@ mod tests {
                     base_offset: 42,
                     log_append_time_ms: -1,
                     log_start_offset: 0,
+                    record_errors: Vec::new(),
+                    record_error_message: None,
                 },
                 PartitionProduced::error(ResponseError::MessageTooLarge, Some("too big".into())),
+                PartitionProduced::refused("t", 2, &keyless),
             ];
             let header = RequestHeader {
                 api_key: 0,
@@ -432,6 +486,21 @@ mod tests {
             let partitions = &decoded.responses[0].partition_responses;
             assert_eq!(partitions[0].base_offset, 42);
             assert_eq!(partitions[1].error_code, ResponseError::MessageTooLarge.code());
+            assert_eq!(partitions[2].error_code, ResponseError::InvalidRecord.code());
+            if version >= 8 {
+                // Every keyless record is listed, with Kafka's message; the partition's message shows three.
+                let listed: Vec<i32> = partitions[2].record_errors.iter().map(|e| e.batch_index).collect();
+                assert_eq!(listed, vec![0, 3, 5, 9]);
+                let message = partitions[2].record_errors[1].batch_index_error_message.as_ref().unwrap();
+                assert_eq!(
+                    message.as_str(),
+                    "Compacted topic cannot accept message without key in topic partition t-2."
+                );
+                let summary = partitions[2].error_message.as_ref().unwrap().to_string();
+                assert!(summary.contains("due to 4 record errors"), "{summary}");
+                assert!(summary.contains("batchIndex=5") && !summary.contains("batchIndex=9"), "{summary}");
+                assert!(partitions[1].record_errors.is_empty());
+            }
             assert!(frame.is_empty());
         }
     }

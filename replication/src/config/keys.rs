@@ -235,6 +235,14 @@ pub mod broker {
     pub const GROUP_CONSUMER_SESSION_TIMEOUT_MS: BrokerKey<i32> = BrokerKey::new("group.consumer.session.timeout.ms");
     pub const GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS: BrokerKey<i32> =
         BrokerKey::new("group.consumer.heartbeat.interval.ms");
+    pub const GROUP_CONSUMER_MIN_SESSION_TIMEOUT_MS: BrokerKey<i32> =
+        BrokerKey::new("group.consumer.min.session.timeout.ms");
+    pub const GROUP_CONSUMER_MAX_SESSION_TIMEOUT_MS: BrokerKey<i32> =
+        BrokerKey::new("group.consumer.max.session.timeout.ms");
+    pub const GROUP_CONSUMER_MIN_HEARTBEAT_INTERVAL_MS: BrokerKey<i32> =
+        BrokerKey::new("group.consumer.min.heartbeat.interval.ms");
+    pub const GROUP_CONSUMER_MAX_HEARTBEAT_INTERVAL_MS: BrokerKey<i32> =
+        BrokerKey::new("group.consumer.max.heartbeat.interval.ms");
     pub const GROUP_MAX_SIZE: BrokerKey<i32> = BrokerKey::new("group.max.size");
     pub const PROCESS_ROLES: BrokerKey<String> = BrokerKey::new("process.roles");
     pub const NODE_ID: BrokerKey<i32> = BrokerKey::new("node.id");

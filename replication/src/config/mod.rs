@@ -26,8 +26,8 @@ use sluice_engine::{CleanupPolicy, CompactionConfig, FlushPolicy, LogConfig, Tim
 
 pub use keys::{broker, topic, BrokerKey, ConfigValue, TopicKey, ValueType};
 pub use registry::{
-    broker_config_def, topic_config_def, BrokerConfigDef, ConfigKind, ConfigSource, TopicConfigDef, BROKER_CONFIGS,
-    IGNORED_KAFKA_KEYS, TOPIC_CONFIGS,
+    broker_config_def, group_config_def, topic_config_def, BrokerConfigDef, ConfigKind, ConfigSource, TopicConfigDef,
+    BROKER_CONFIGS, GROUP_CONFIGS, IGNORED_KAFKA_KEYS, TOPIC_CONFIGS,
 };
 
 /// Kafka's coarser spellings, folded into the canonical key when no finer one is given.
@@ -52,6 +52,13 @@ pub enum ConfigError {
 /// Validates one topic-level key and value.
 pub fn validate_topic_config(key: &str, value: &str) -> Result<(), ConfigError> {
     let def = topic_config_def(key).ok_or_else(|| ConfigError::UnknownKey(key.to_string()))?;
+    def.kind.validate(value).map_err(|reason| ConfigError::InvalidValue { key: key.to_string(), reason })
+}
+
+/// Validates one group-level key and value on its own (Kafka's `GroupConfig` keys); [`EffectiveConfig::
+/// validate_group_configs`] checks a group's whole set against the broker's bounds.
+pub fn validate_group_config(key: &str, value: &str) -> Result<(), ConfigError> {
+    let def = group_config_def(key).ok_or_else(|| ConfigError::UnknownKey(key.to_string()))?;
     def.kind.validate(value).map_err(|reason| ConfigError::InvalidValue { key: key.to_string(), reason })
 }
 
@@ -189,6 +196,61 @@ impl<'a> EffectiveConfig<'a> {
             Some(def) => self.broker_value(def.broker_key),
             None => (String::new(), ConfigSource::Default),
         }
+    }
+
+    /// A group key's value given the group's overrides, and its source: the override, else the broker key
+    /// behind it (Kafka's `GroupConfig` defaults are the broker's `group.consumer.*` values).
+    pub fn group_value(&self, overrides: &BTreeMap<String, String>, key: &str) -> (String, ConfigSource) {
+        if let Some(value) = overrides.get(key) {
+            return (value.clone(), ConfigSource::GroupOverride);
+        }
+        match group_config_def(key) {
+            Some(def) => self.broker_value(def.broker_key),
+            None => (String::new(), ConfigSource::Default),
+        }
+    }
+
+    /// A group's session timeout and heartbeat interval in effect, in ms.
+    pub fn group_consumer_timeouts(&self, overrides: &BTreeMap<String, String>) -> (i32, i32) {
+        let read = |key: &str, fallback: BrokerKey<i32>| {
+            self.group_value(overrides, key).0.trim().parse::<i32>().unwrap_or_else(|_| self.get(fallback))
+        };
+        (
+            read("consumer.session.timeout.ms", broker::GROUP_CONSUMER_SESSION_TIMEOUT_MS),
+            read("consumer.heartbeat.interval.ms", broker::GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS),
+        )
+    }
+
+    /// Checks a group's whole set of overrides as Kafka's `GroupConfig.validateValues` does: the session
+    /// timeout and the heartbeat interval within the broker's `group.consumer.min/max.*` bounds, and the
+    /// session timeout above the heartbeat interval.
+    pub fn validate_group_configs(&self, overrides: &BTreeMap<String, String>) -> Result<(), String> {
+        let (session_ms, heartbeat_ms) = self.group_consumer_timeouts(overrides);
+        let bound = |value: i32, key: &str, min: BrokerKey<i32>, max: BrokerKey<i32>| {
+            if value < self.get(min) {
+                return Err(format!("{key} must be greater than or equal to {}", min.name()));
+            }
+            if value > self.get(max) {
+                return Err(format!("{key} must be less than or equal to {}", max.name()));
+            }
+            Ok(())
+        };
+        bound(
+            heartbeat_ms,
+            "consumer.heartbeat.interval.ms",
+            broker::GROUP_CONSUMER_MIN_HEARTBEAT_INTERVAL_MS,
+            broker::GROUP_CONSUMER_MAX_HEARTBEAT_INTERVAL_MS,
+        )?;
+        bound(
+            session_ms,
+            "consumer.session.timeout.ms",
+            broker::GROUP_CONSUMER_MIN_SESSION_TIMEOUT_MS,
+            broker::GROUP_CONSUMER_MAX_SESSION_TIMEOUT_MS,
+        )?;
+        if session_ms <= heartbeat_ms {
+            return Err("consumer.session.timeout.ms must be greater than consumer.heartbeat.interval.ms".into());
+        }
+        Ok(())
     }
 
     /// The engine's view of a topic's configuration.

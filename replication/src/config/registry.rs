@@ -471,6 +471,32 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         kind: ConfigKind::Int { min: 1 },
         dynamic: false,
     },
+    // The bounds a consumer group's own `consumer.session.timeout.ms` and `consumer.heartbeat.interval.ms`
+    // (group configs, below) must stay within, as Kafka's.
+    BrokerConfigDef {
+        name: "group.consumer.min.session.timeout.ms",
+        default: "45000",
+        kind: ConfigKind::Int { min: 1 },
+        dynamic: false,
+    },
+    BrokerConfigDef {
+        name: "group.consumer.max.session.timeout.ms",
+        default: "60000",
+        kind: ConfigKind::Int { min: 1 },
+        dynamic: false,
+    },
+    BrokerConfigDef {
+        name: "group.consumer.min.heartbeat.interval.ms",
+        default: "5000",
+        kind: ConfigKind::Int { min: 1 },
+        dynamic: false,
+    },
+    BrokerConfigDef {
+        name: "group.consumer.max.heartbeat.interval.ms",
+        default: "15000",
+        kind: ConfigKind::Int { min: 1 },
+        dynamic: false,
+    },
     BrokerConfigDef { name: "group.max.size", default: "2147483647", kind: ConfigKind::Int { min: 1 }, dynamic: false },
     // ----- the cluster: KRaft's keys, with Kafka's meanings ------------------------------------------------
     BrokerConfigDef {
@@ -638,6 +664,28 @@ pub const IGNORED_KAFKA_KEYS: &[&str] = &[
     "controlled.shutdown.enable",
 ];
 
+/// Group keys Sluice implements (Kafka's `GroupConfig`, KIP-848): a consumer group's own session timeout and
+/// heartbeat interval, over the broker's `group.consumer.*` values. They share the topic keys' shape: a name,
+/// the broker key that gives the default, a kind. Kafka's `share.*` group keys are absent, as share groups are.
+pub const GROUP_CONFIGS: &[TopicConfigDef] = &[
+    TopicConfigDef {
+        name: "consumer.session.timeout.ms",
+        broker_key: "group.consumer.session.timeout.ms",
+        kind: ConfigKind::Int { min: 1 },
+        doc: "how long a consumer group member may go without a heartbeat before it is removed",
+    },
+    TopicConfigDef {
+        name: "consumer.heartbeat.interval.ms",
+        broker_key: "group.consumer.heartbeat.interval.ms",
+        kind: ConfigKind::Int { min: 1 },
+        doc: "how often the group's members heartbeat",
+    },
+];
+
+pub fn group_config_def(name: &str) -> Option<&'static TopicConfigDef> {
+    GROUP_CONFIGS.iter().find(|def| def.name == name)
+}
+
 pub fn topic_config_def(name: &str) -> Option<&'static TopicConfigDef> {
     TOPIC_CONFIGS.iter().find(|def| def.name == name)
 }
@@ -654,4 +702,6 @@ pub enum ConfigSource {
     DynamicDefaultBroker = 3,
     StaticBroker = 4,
     Default = 5,
+    /// A group's own value (Kafka's GROUP_CONFIG).
+    GroupOverride = 8,
 }

@@ -99,6 +99,8 @@ pub enum ConfigResource {
     Topic,
     /// A broker: `None` for the cluster-wide default (Kafka's empty resource name).
     Broker,
+    /// A consumer group, by id (Kafka's group configs, KIP-848); it need not exist.
+    Group,
 }
 
 /// One key's change (IncrementalAlterConfigs' operations; AlterConfigs is `Set` for every key plus
@@ -116,7 +118,7 @@ pub enum ConfigOp {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConfigChange {
     pub resource: ConfigResource,
-    /// The topic name, or the broker id as text ("" for the cluster-wide default).
+    /// The topic name, the broker id as text ("" for the cluster-wide default), or the group id.
     pub name: String,
     pub ops: Vec<(String, ConfigOp)>,
     /// AlterConfigs semantics: keys not named are removed.

@@ -1,9 +1,13 @@
 //! Config changes on the active controller: AlterConfigs (the whole override set) and IncrementalAlterConfigs
-//! (SET, DELETE, APPEND and SUBTRACT per key) for topics, one broker, or every broker's default.
+//! (SET, DELETE, APPEND and SUBTRACT per key) for topics, one broker, every broker's default, or a consumer
+//! group (whose session timeout and heartbeat interval must stay within the broker's bounds, as in Kafka).
 
 use std::collections::BTreeMap;
 
-use crate::config::{broker_config_def, topic_config_def, validate_broker_config, validate_topic_config};
+use crate::config::{
+    broker_config_def, group_config_def, topic_config_def, validate_broker_config, validate_group_config,
+    validate_topic_config, EffectiveConfig,
+};
 use crate::metadata::{ClusterImage, MetadataRecord, NodeId};
 
 use super::commands::{AdminError, AdminErrorKind, AdminResult, ConfigChange, ConfigOp, ConfigResource};
@@ -33,8 +37,12 @@ fn broker_target(image: &ClusterImage, name: &str) -> AdminResult<Option<NodeId>
 }
 
 /// Plans one resource's change: the record that makes it, or why it is refused.
-pub fn plan(image: &ClusterImage, change: &ConfigChange) -> AdminResult<MetadataRecord> {
+pub fn plan(image: &ClusterImage, config: &EffectiveConfig<'_>, change: &ConfigChange) -> AdminResult<MetadataRecord> {
     let (existing, node) = match change.resource {
+        ConfigResource::Group if change.name.is_empty() => {
+            return Err(invalid(AdminErrorKind::InvalidRequest, "a group config needs a group id"))
+        }
+        ConfigResource::Group => (image.group_configs.get(&change.name).cloned().unwrap_or_default(), None),
         ConfigResource::Topic => match image.topic(&change.name) {
             Some(topic) => (topic.configs.clone(), None),
             None => {
@@ -60,6 +68,8 @@ pub fn plan(image: &ClusterImage, change: &ConfigChange) -> AdminResult<Metadata
             ConfigResource::Topic => topic_config_def(&key)
                 .map(|def| (def.kind, broker_config_def(def.broker_key).map_or("", |broker| broker.default))),
             ConfigResource::Broker => broker_config_def(&key).map(|def| (def.kind, def.default)),
+            ConfigResource::Group => group_config_def(&key)
+                .map(|def| (def.kind, broker_config_def(def.broker_key).map_or("", |broker| broker.default))),
         };
         let Some((kind, default)) = def else {
             return Err(invalid(AdminErrorKind::InvalidConfig, format!("unknown config key '{key}'")));
@@ -103,6 +113,7 @@ pub fn plan(image: &ClusterImage, change: &ConfigChange) -> AdminResult<Metadata
         let checked = match change.resource {
             ConfigResource::Topic => validate_topic_config(&key, &value),
             ConfigResource::Broker => validate_broker_config(&key, &value, true),
+            ConfigResource::Group => validate_group_config(&key, &value),
         };
         checked.map_err(|error| invalid(AdminErrorKind::InvalidConfig, error.to_string()))?;
         remove.retain(|removed| *removed != key);
@@ -126,19 +137,32 @@ pub fn plan(image: &ClusterImage, change: &ConfigChange) -> AdminResult<Metadata
             ));
         }
     }
+    if matches!(change.resource, ConfigResource::Group) {
+        // The group's values together, as they will be: each within the broker's bounds, and the session
+        // timeout above the heartbeat interval (Kafka's `GroupConfig.validateValues`).
+        let mut after = existing.clone();
+        after.retain(|key, _| !remove.contains(key));
+        after.extend(set.iter().map(|(key, value)| (key.clone(), value.clone())));
+        config.validate_group_configs(&after).map_err(|reason| invalid(AdminErrorKind::InvalidConfig, reason))?;
+    }
     Ok(match change.resource {
         ConfigResource::Topic => MetadataRecord::TopicConfigs { name: change.name.clone(), set, remove },
         ConfigResource::Broker => MetadataRecord::BrokerConfigs { node, set, remove },
+        ConfigResource::Group => MetadataRecord::GroupConfigs { group: change.name.clone(), set, remove },
     })
 }
 
 /// Plans every change; the records of those that passed, and one answer per change.
-pub fn alter(image: &ClusterImage, changes: &[ConfigChange]) -> (Vec<MetadataRecord>, Vec<AdminResult<()>>) {
+pub fn alter(
+    image: &ClusterImage,
+    config: &EffectiveConfig<'_>,
+    changes: &[ConfigChange],
+) -> (Vec<MetadataRecord>, Vec<AdminResult<()>>) {
     let mut records = Vec::new();
     let answers = changes
         .iter()
         .map(|change| {
-            plan(image, change).map(|record| {
+            plan(image, config, change).map(|record| {
                 records.push(record);
             })
         })
@@ -150,6 +174,54 @@ pub fn alter(image: &ClusterImage, changes: &[ConfigChange]) -> (Vec<MetadataRec
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::config::StaticConfig;
+
+    fn plan_with_defaults(image: &ClusterImage, change: &ConfigChange) -> AdminResult<MetadataRecord> {
+        let (static_config, dynamic) = (StaticConfig::default(), BTreeMap::new());
+        plan(image, &EffectiveConfig { static_config: &static_config, dynamic: &dynamic }, change)
+    }
+
+    #[test]
+    fn group_configs_stay_within_the_brokers_bounds() {
+        let mut image = ClusterImage::default();
+        let group = |ops: Vec<(&str, ConfigOp)>| ConfigChange {
+            resource: ConfigResource::Group,
+            name: "my-group".into(),
+            ops: ops.into_iter().map(|(k, op)| (k.to_string(), op)).collect(),
+            replace_all: false,
+        };
+        // Kafka's defaults: session timeouts in [45 s, 60 s], heartbeat intervals in [5 s, 15 s].
+        let record =
+            plan_with_defaults(&image, &group(vec![("consumer.session.timeout.ms", ConfigOp::Set("50000".into()))]))
+                .unwrap();
+        assert!(matches!(&record, MetadataRecord::GroupConfigs { group, set, .. }
+            if group == "my-group" && set["consumer.session.timeout.ms"] == "50000"));
+        image.apply_entry(1, &[record]);
+        assert_eq!(image.group_configs["my-group"]["consumer.session.timeout.ms"], "50000");
+        for (key, value) in [
+            ("consumer.session.timeout.ms", "44999"),
+            ("consumer.session.timeout.ms", "60001"),
+            ("consumer.heartbeat.interval.ms", "4999"),
+            ("consumer.heartbeat.interval.ms", "15001"),
+            ("consumer.session.timeout.ms", "x"),
+        ] {
+            let err = plan_with_defaults(&image, &group(vec![(key, ConfigOp::Set(value.into()))])).unwrap_err();
+            assert_eq!(err.kind, AdminErrorKind::InvalidConfig, "{key}={value}");
+        }
+        // Share-group keys, list operations and an empty group id are refused.
+        let err = plan_with_defaults(&image, &group(vec![("share.session.timeout.ms", ConfigOp::Set("45000".into()))]));
+        assert_eq!(err.unwrap_err().kind, AdminErrorKind::InvalidConfig);
+        let err =
+            plan_with_defaults(&image, &group(vec![("consumer.session.timeout.ms", ConfigOp::Append("1".into()))]));
+        assert_eq!(err.unwrap_err().kind, AdminErrorKind::InvalidConfig);
+        let err = plan_with_defaults(&image, &ConfigChange { name: String::new(), ..group(vec![]) });
+        assert_eq!(err.unwrap_err().kind, AdminErrorKind::InvalidRequest);
+        // DELETE takes the override away; the image drops a group left with none.
+        let record =
+            plan_with_defaults(&image, &group(vec![("consumer.session.timeout.ms", ConfigOp::Delete)])).unwrap();
+        image.apply_entry(2, &[record]);
+        assert!(!image.group_configs.contains_key("my-group"));
+    }
 
     fn image_with_topic() -> ClusterImage {
         let mut image = ClusterImage::default();
@@ -187,7 +259,7 @@ mod tests {
             }],
         );
         let on_offsets = |ops: Vec<(&str, ConfigOp)>| {
-            plan(&image, &ConfigChange { name: OFFSETS_TOPIC.into(), ..change(ops, false) })
+            plan_with_defaults(&image, &ConfigChange { name: OFFSETS_TOPIC.into(), ..change(ops, false) })
         };
         for value in ["delete", "compact,delete"] {
             let err = on_offsets(vec![("cleanup.policy", ConfigOp::Set(value.into()))]).unwrap_err();
@@ -198,15 +270,18 @@ mod tests {
         assert!(on_offsets(vec![("retention.ms", ConfigOp::Set("1000".into()))]).is_ok());
         assert!(on_offsets(vec![("segment.bytes", ConfigOp::Set("1048576".into()))]).is_ok());
         // Other topics are not held to it.
-        let ordinary =
-            plan(&image_with_topic(), &change(vec![("cleanup.policy", ConfigOp::Set("delete".into()))], false));
+        let ordinary = plan_with_defaults(
+            &image_with_topic(),
+            &change(vec![("cleanup.policy", ConfigOp::Set("delete".into()))], false),
+        );
         assert!(ordinary.is_ok());
     }
 
     #[test]
     fn set_delete_and_replace() {
         let image = image_with_topic();
-        let record = plan(&image, &change(vec![("segment.ms", ConfigOp::Set("100".into()))], true)).unwrap();
+        let record =
+            plan_with_defaults(&image, &change(vec![("segment.ms", ConfigOp::Set("100".into()))], true)).unwrap();
         match record {
             MetadataRecord::TopicConfigs { set, remove, .. } => {
                 assert_eq!(set["segment.ms"], "100");
@@ -214,7 +289,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let err = plan(&image, &change(vec![("no.such", ConfigOp::Delete)], false)).unwrap_err();
+        let err = plan_with_defaults(&image, &change(vec![("no.such", ConfigOp::Delete)], false)).unwrap_err();
         assert_eq!(err.kind, AdminErrorKind::InvalidConfig);
     }
 
@@ -222,7 +297,7 @@ mod tests {
         image: &ClusterImage,
         ops: Vec<(&str, ConfigOp)>,
     ) -> AdminResult<(BTreeMap<String, String>, Vec<String>)> {
-        match plan(image, &change(ops, false))? {
+        match plan_with_defaults(image, &change(ops, false))? {
             MetadataRecord::TopicConfigs { set, remove, .. } => Ok((set, remove)),
             other => panic!("{other:?}"),
         }
@@ -293,7 +368,7 @@ mod tests {
                 ops: ops.into_iter().map(|(k, op)| (k.to_string(), op)).collect(),
                 replace_all: false,
             };
-            plan(&image, &change).map(|record| match record {
+            plan_with_defaults(&image, &change).map(|record| match record {
                 MetadataRecord::BrokerConfigs { set, .. } => set,
                 other => panic!("{other:?}"),
             })
@@ -316,8 +391,8 @@ mod tests {
             ops: vec![("log.retention.ms".into(), ConfigOp::Set("1000".into()))],
             replace_all: false,
         };
-        assert!(matches!(plan(&image, &ok).unwrap(), MetadataRecord::BrokerConfigs { node: None, .. }));
+        assert!(matches!(plan_with_defaults(&image, &ok).unwrap(), MetadataRecord::BrokerConfigs { node: None, .. }));
         let unknown = ConfigChange { name: "9".into(), ..ok };
-        assert_eq!(plan(&image, &unknown).unwrap_err().kind, AdminErrorKind::InvalidRequest);
+        assert_eq!(plan_with_defaults(&image, &unknown).unwrap_err().kind, AdminErrorKind::InvalidRequest);
     }
 }

@@ -134,7 +134,7 @@ impl Controller {
                 (if validate_only { Vec::new() } else { records }, ControllerResponse::CreatePartitions(answers))
             }
             ControllerRequest::AlterConfigs { changes, validate_only } => {
-                let (records, answers) = configs::alter(image, &changes);
+                let (records, answers) = configs::alter(image, &config, &changes);
                 (if validate_only { Vec::new() } else { records }, ControllerResponse::AlterConfigs(answers))
             }
             ControllerRequest::AllocateProducerIds => {

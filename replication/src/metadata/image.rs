@@ -71,6 +71,9 @@ pub struct ClusterImage {
     /// Dynamic broker configs of single brokers, over the defaults.
     #[serde(default)]
     pub node_configs: BTreeMap<NodeId, BTreeMap<String, String>>,
+    /// Consumer groups' own configs (group id → overrides), whether or not the group exists.
+    #[serde(default)]
+    pub group_configs: BTreeMap<String, BTreeMap<String, String>>,
     pub next_producer_id_block: i64,
 }
 
@@ -162,6 +165,13 @@ impl ClusterImage {
                     }
                 }
             },
+            MetadataRecord::GroupConfigs { group, set, remove } => {
+                let configs = self.group_configs.entry(group.clone()).or_default();
+                apply_config_change(configs, set, remove);
+                if configs.is_empty() {
+                    self.group_configs.remove(group);
+                }
+            }
             MetadataRecord::PartitionChange { topic, partition, state } => {
                 if let Some(image) = self.partition_mut(topic, *partition) {
                     assert!(

@@ -13,8 +13,10 @@ use serde::{Deserialize, Serialize};
 use super::names::NodeId;
 use super::partition::PartitionImage;
 
-/// The version this build writes and the newest it reads.
-pub const RECORD_VERSION: u16 = 1;
+/// The newest version this build reads. Each record is written with the lowest version that can read it
+/// ([`MetadataRecord::version`]): 1 for every record of the first layout, 2 for record types added since, so
+/// an older node stops at them with "upgrade this node" rather than reading them as malformed.
+pub const RECORD_VERSION: u16 = 2;
 
 /// One change to the cluster metadata.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +81,13 @@ pub enum MetadataRecord {
         set: BTreeMap<String, String>,
         remove: Vec<String>,
     },
+    /// A consumer group's own configs (Kafka's group configs, KIP-848): the keys in `remove` go, then `set` is
+    /// applied. The group need not exist. Version 2.
+    GroupConfigs {
+        group: String,
+        set: BTreeMap<String, String>,
+        remove: Vec<String>,
+    },
     /// A partition's new leader, ISR, replicas and epochs, whole.
     PartitionChange {
         topic: String,
@@ -114,9 +123,17 @@ pub enum RecordError {
 }
 
 impl MetadataRecord {
+    /// The layout version this record is written with: the first that has it.
+    pub fn version(&self) -> u16 {
+        match self {
+            MetadataRecord::GroupConfigs { .. } => 2,
+            _ => 1,
+        }
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         // Plain data with string keys: serialising cannot fail.
-        serde_json::to_vec(&VersionedRef { v: RECORD_VERSION, record: self }).unwrap_or_default()
+        serde_json::to_vec(&VersionedRef { v: self.version(), record: self }).unwrap_or_default()
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, RecordError> {
@@ -136,7 +153,7 @@ impl MetadataRecord {
     /// Encodes several records as one Raft entry's data: a JSON array of versioned records.
     pub fn encode_batch(records: &[MetadataRecord]) -> Vec<u8> {
         let items: Vec<VersionedRef<'_>> =
-            records.iter().map(|record| VersionedRef { v: RECORD_VERSION, record }).collect();
+            records.iter().map(|record| VersionedRef { v: record.version(), record }).collect();
         serde_json::to_vec(&items).unwrap_or_default()
     }
 
@@ -194,9 +211,20 @@ mod tests {
     }
 
     #[test]
+    fn records_added_later_are_written_with_their_own_version() {
+        let record = MetadataRecord::GroupConfigs { group: "g".into(), set: BTreeMap::new(), remove: vec!["k".into()] };
+        let text = String::from_utf8(record.encode()).unwrap();
+        assert!(text.starts_with(r#"{"v":2,"type":"GroupConfigs""#), "{text}");
+        let batch = MetadataRecord::encode_batch(&[MetadataRecord::DeleteTopic { name: "t".into() }, record.clone()]);
+        let text = String::from_utf8(batch.clone()).unwrap();
+        assert!(text.contains(r#"{"v":1,"type":"DeleteTopic""#) && text.contains(r#"{"v":2,"type":"GroupConfigs""#));
+        assert_eq!(MetadataRecord::decode_batch(&batch).unwrap()[1], record);
+    }
+
+    #[test]
     fn newer_versions_and_garbage_are_refused_by_name() {
-        let newer = br#"{"v":2,"type":"DeleteTopic","name":"t"}"#;
-        assert!(matches!(MetadataRecord::decode(newer), Err(RecordError::NewerVersion { found: 2 })));
+        let newer = br#"{"v":3,"type":"DeleteTopic","name":"t"}"#;
+        assert!(matches!(MetadataRecord::decode(newer), Err(RecordError::NewerVersion { found: 3 })));
         assert!(matches!(MetadataRecord::decode(b"{}"), Err(RecordError::Malformed(_))));
         assert!(matches!(MetadataRecord::decode_batch(b"[{\"v\":9}]"), Err(RecordError::NewerVersion { found: 9 })));
         // A version-1 record without a field added later still reads (serde default).
