@@ -178,7 +178,7 @@ mod tests {
 
     fn plan_with_defaults(image: &ClusterImage, change: &ConfigChange) -> AdminResult<MetadataRecord> {
         let (static_config, dynamic) = (StaticConfig::default(), BTreeMap::new());
-        plan(image, &EffectiveConfig { static_config: &static_config, dynamic: &dynamic }, change)
+        plan(image, &EffectiveConfig::new(&static_config, &dynamic), change)
     }
 
     #[test]
