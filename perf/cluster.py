@@ -175,8 +175,11 @@ def failover_windows(cluster, rounds, how):
         for r in range(rounds):
             time.sleep(3)
             partition = r % 3
-            victim = leader_of(cluster, topic, partition)
-            led = [p for p, (leader, _, _) in cluster.leaders(topic).items() if leader == victim]
+            # Metadata can name no leader (-1) for a moment; the victim is chosen from a view that names all.
+            views = wait_until(lambda: (lambda ls: ls if all(x[0] != -1 for x in ls.values()) else None)(
+                cluster.leaders(topic)), timeout=60, what="a leader for every partition")
+            victim = views[partition][0]
+            led = [p for p, (leader, _, _) in views.items() if leader == victim]
             survivor = next(n for i, n in cluster.nodes.items() if i != victim)
             victims.append(victim)
             started = time.time()

@@ -4,6 +4,7 @@ this module starts, kill -9s, stops and restarts itself, with the same interface
 (tests/cluster/harness.py), so cluster.py's steps run unchanged against it. And the table that puts Sluice
 beside each peer, with the ratios Sluice ÷ peer."""
 
+import json
 import os
 import shutil
 import signal
@@ -141,7 +142,8 @@ def _ratio(a, b):
 
 def peer_table(results):
     """One row per figure: Sluice, each peer, and Sluice ÷ peer."""
-    brokers = results["brokers"]
+    # Keys as they read back from JSON ("1", "3"), whether the results come from this run or from the file.
+    brokers = json.loads(json.dumps(results["brokers"]))
     names = list(brokers)
     peers = [n for n in names if n != "sluice"]
     rows = []
@@ -156,19 +158,19 @@ def peer_table(results):
         cells = [_fmt(values[n], digits) for n in names] + [_ratio(values["sluice"], values[p]) for p in peers]
         rows.append(f"| {label} | " + " | ".join(cells) + " |")
 
-    tput = lambda rf: lambda b: median(b["throughput_mb_s"][rf])  # noqa: E731
+    tput = lambda rf: lambda b: median(b["throughput_mb_s"][str(rf)])  # noqa: E731
     row("RF=1 acks=all 1 KiB throughput, MB/s (median of rounds; higher is better)", tput(1))
     row("RF=3 acks=all 1 KiB throughput, MB/s (median of rounds; higher is better)", tput(3))
-    row("RF=3 ÷ RF=1 throughput", lambda b: median(b["throughput_mb_s"][3]) / median(b["throughput_mb_s"][1]), 2)
+    row("RF=3 ÷ RF=1 throughput", lambda b: median(b["throughput_mb_s"]["3"]) / median(b["throughput_mb_s"]["1"]), 2)
     for rf in (1, 3):
         for q in ("p50", "p99", "p999"):
-            row(f"RF={rf} produce latency at 2,000 rec/s, {q} ms", lambda b, rf=rf, q=q: b["latency_ms"][rf][q], 2)
+            row(f"RF={rf} produce latency at 2,000 rec/s, {q} ms", lambda b, rf=rf, q=q: b["latency_ms"][str(rf)][q], 2)
     for how, label in (("kill9", "kill -9"), ("sigterm", "SIGTERM")):
         row(f"window without acks after {label} of a leader, median s", lambda b, h=how: median(
             b[f"failover_{h}"]["windows_s"]), 2)
         row(f"the same, max s", lambda b, h=how: max(w for w in b[f"failover_{h}"]["windows_s"] if w is not None), 2)
     for rf in (1, 3):
-        row(f"broker CPU per MB produced, RF={rf}, ms (all nodes)", lambda b, rf=rf: b["cpu_ms_per_mb"][rf])
+        row(f"broker CPU per MB produced, RF={rf}, ms (all nodes)", lambda b, rf=rf: b["cpu_ms_per_mb"][str(rf)])
     row("RSS after the throughput runs, MiB (sum of 3 nodes)", lambda b: sum(b["rss_after_mib"].values()), 0)
     row("idle CPU % (sum of 3 nodes, 3-node cluster)", lambda b: sum(v["cpu_percent"] for v in b["idle"].values()), 2)
     row("idle RSS, MiB (sum of 3 nodes)", lambda b: sum(v["rss_mib"] for v in b["idle"].values()), 0)
