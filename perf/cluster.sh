@@ -8,7 +8,7 @@
 #   perf/cluster.sh --peer kafka [--peer kafka-flush1] [--quick]
 #                              # the steps that make sense on Kafka too (throughput, latency, failover windows,
 #                              # CPU per MB, RSS), on Sluice and then on a 3-node Apache Kafka 4.4 cluster
-#                              # (perf/kafka.sh), with Sluice ÷ Kafka ratios; about 12 minutes per broker
+#                              # (perf/kafka.sh), with Sluice ÷ Kafka ratios; ~5 min for Sluice, 11-17 per Kafka variant
 #
 # Needs the test tools (scripts/install-test-tools.sh: the Python clients in tests/clients/.venv) and iperf3
 # for the loopback figure (installed from Debian if missing). Output: a Markdown table on stdout, raw figures
