@@ -5,7 +5,13 @@
   of the active controller; idle CPU and RSS per node.
 - replication: RF=3 acks=all 1 KiB throughput against RF=1 on the same cluster, interleaved; produce latency at a
   fixed rate, RF=3 against RF=1; the window without acks for a killed (kill -9) or stopped (SIGTERM) leader's
-  partitions under an idempotent acks=all load; a new replica's catch-up rate against loopback's bandwidth.
+  partitions under an idempotent acks=all load (then every acknowledged record read back); a new replica's
+  catch-up rate against loopback's bandwidth.
+- `--peer kafka` (and/or `--peer kafka-flush1`): the steps that make sense for Apache Kafka 4.4 run, after
+  Sluice's, on a three-node Kafka cluster (perf/cluster_peer.py, perf/kafka.sh) with the same load generators,
+  and the table puts them side by side with Sluice ÷ Kafka ratios and each broker's CPU per MB and RSS. That
+  run leaves out the Sluice-only steps (controller failover through `sluice cluster describe`, catch-up
+  through `sluice topic reassign`).
 
 Prints a Markdown table and writes perf/out/cluster/results.json. Every loop is bounded.
 """
@@ -14,6 +20,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -26,7 +33,9 @@ sys.path.insert(0, str(ROOT / "tests" / "cluster"))
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 from harness import SLUICE, Cluster, create_topic, wait_until  # noqa: E402
-from workload import Load, leader_of  # noqa: E402
+from workload import Load, leader_of, read_all  # noqa: E402
+
+from cluster_peer import KafkaCluster, load_average, peer_table, terminate  # noqa: E402
 
 OUT = ROOT / "perf" / "out" / "cluster"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -107,18 +116,38 @@ def bench(*args, timeout=300):
     return json.loads(path.read_text())
 
 
-def throughput(cluster, seconds, rounds):
-    for rf in (1, 3):
-        create_topic(cluster.nodes[1].bootstrap, f"tput-rf{rf}", partitions=3, replication_factor=rf,
-                     config={"min.insync.replicas": "2" if rf == 3 else "1"})
-    time.sleep(2)
+def cluster_cpu(cluster):
+    return sum(cpu_seconds(n.proc.pid) for n in cluster.nodes.values() if n.alive())
+
+
+def delete_topic(cluster, name):
+    """Frees the disk a throughput round filled (a round at RF1 writes several GB here)."""
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    admin.delete_topics([name], operation_timeout=30)[name].result(30)
+
+
+def throughput(cluster, seconds, rounds, cpu=None):
+    """MB/s per round for RF1 and RF3, interleaved, each round into fresh topics that are deleted after it (so
+    the runs fit on the disk); in `cpu` (if given) every node's CPU milliseconds per MB produced, over all rounds
+    of each."""
     result = {1: [], 3: []}
-    for _ in range(rounds):
+    spent = {1: [0.0, 0], 3: [0.0, 0]}  # CPU seconds, bytes
+    for r in range(rounds):
         for rf in (1, 3):
-            summary = bench("produce", "--topic", f"tput-rf{rf}", "--record-size", "1024", "--acks", "all",
+            topic = f"tput-rf{rf}-{r}"
+            create_topic(cluster.nodes[1].bootstrap, topic, partitions=3, replication_factor=rf,
+                         config={"min.insync.replicas": "2" if rf == 3 else "1"})
+            time.sleep(2)
+            before = cluster_cpu(cluster)
+            summary = bench("produce", "--topic", topic, "--record-size", "1024", "--acks", "all",
                             "--duration", str(seconds), "--batch-bytes", "65536", "--max-in-flight", "8",
                             "--bootstrap", cluster.bootstrap)
+            spent[rf][0] += cluster_cpu(cluster) - before
+            spent[rf][1] += summary["bytes"]
             result[rf].append(summary["mb_per_second"])
+            delete_topic(cluster, topic)
+    if cpu is not None:
+        cpu.update({rf: round(1000 * c / (b / 1e6), 2) if b else None for rf, (c, b) in spent.items()})
     return result
 
 
@@ -140,20 +169,26 @@ def failover_windows(cluster, rounds, how):
     topic = f"failover-{how}"
     create_topic(cluster.nodes[1].bootstrap, topic, partitions=3, replication_factor=3,
                  config={"min.insync.replicas": "2"})
-    windows = []
+    windows, victims = [], []
+    time.sleep(2)  # a new partition's first second is its own figure (see latency)
     with Load(cluster.bootstrap, topic, rate_per_s=1000) as load:
         for r in range(rounds):
             time.sleep(3)
             partition = r % 3
-            victim = leader_of(cluster, topic, partition)
-            led = [p for p, (leader, _, _) in cluster.leaders(topic).items() if leader == victim]
+            # Metadata can name no leader (-1) for a moment; the victim is chosen from a view that names all.
+            views = wait_until(lambda: (lambda ls: ls if all(x[0] != -1 for x in ls.values()) else None)(
+                cluster.leaders(topic)), timeout=60, what="a leader for every partition")
+            victim = views[partition][0]
+            led = [p for p, (leader, _, _) in views.items() if leader == victim]
+            survivor = next(n for i, n in cluster.nodes.items() if i != victim)
+            victims.append(victim)
             started = time.time()
             if how == "kill9":
                 cluster.nodes[victim].kill9()
             else:
-                cluster.nodes[victim].proc.terminate()
-            wait_until(lambda: all(cluster.leaders(topic)[p][0] not in (victim, -1) for p in led), timeout=60,
-                       what="new leaders")
+                terminate(cluster.nodes[victim])
+            wait_until(lambda: all(cluster.leaders(topic, via=survivor)[p][0] not in (victim, -1) for p in led),
+                       timeout=60, what="new leaders")
             time.sleep(3)
             windows.append(load.longest_gap(started, partitions=led, until=time.time()))
             if how != "kill9":
@@ -163,7 +198,22 @@ def failover_windows(cluster, rounds, how):
                        what="the ISR whole again")
     if load.failed:
         print(f"  {how}: {len(load.failed)} records failed, e.g. {load.failed[:3]}", file=sys.stderr)
-    return {"windows_s": [round(w, 3) if w is not None else None for w in windows], "failed": len(load.failed)}
+    return {"windows_s": [round(w, 3) if w is not None else None for w in windows], "failed": len(load.failed),
+            "victims": victims, "history": history(load, read_all(cluster.bootstrap, topic, [0, 1, 2], timeout=120))}
+
+
+def history(load, records):
+    """What the read-back holds of the load: acknowledged records lost, duplicated, or read at another offset
+    than acknowledged (each should be 0), as counts, so a run reports them instead of stopping."""
+    seen, duplicated = {}, 0
+    for partition, offset, value in records:
+        duplicated += value in seen
+        seen[value] = (partition, offset)
+    return {"acked": len(load.acked), "read": len(records),
+            "lost": sum(v not in seen for v in load.acked),
+            "duplicated": duplicated,
+            "moved": sum(v in seen and seen[v] != at for v, at in load.acked.items()),
+            "failed_but_read": sum(v in seen for v, _ in load.failed)}
 
 
 def loopback_gbps():
@@ -203,41 +253,107 @@ def catch_up(cluster, megabytes):
     return {"bytes": size, "seconds": round(seconds, 3), "gb_per_s": round(size / seconds / 1e9, 3)}
 
 
+def measure(cluster, quick, out, sluice_only=True):
+    """The steps into `out`, filled as they finish (a failure keeps what ran), with the load average at each.
+    Without `sluice_only`, only those that make sense on Kafka as well."""
+    out["load"] = {}
+
+    def step(name):
+        print(f"{name} (load average {load_average():.2f})", file=sys.stderr)
+        out["load"][name] = round(load_average(), 2)
+
+    time.sleep(3)
+    step("idle use")
+    out["idle"] = idle_usage(cluster, 5 if quick else 30)
+    step("CreateTopics latency")
+    out["create_topics_ms"] = quantiles(create_latencies(cluster.nodes[2].bootstrap, 10 if quick else 100,
+                                                         "created"))
+    if sluice_only:
+        step("controller failover")
+        out["controller_failover_s"] = quantiles(controller_failover(cluster, 1 if quick else 5))
+    step("warm-up")
+    # Unmeasured: a JVM broker's first seconds run in its interpreter until the JIT has compiled the produce
+    # path; both brokers get the same warm-up so the figures are each one's steady state.
+    create_topic(cluster.nodes[1].bootstrap, "warmup", partitions=3, replication_factor=3)
+    time.sleep(2)
+    bench("produce", "--topic", "warmup", "--record-size", "1024", "--acks", "all", "--duration",
+          "5" if quick else "10", "--batch-bytes", "65536", "--max-in-flight", "8", "--bootstrap", cluster.bootstrap)
+    bench("produce", "--topic", "warmup", "--record-size", "1024", "--acks", "all", "--duration", "5",
+          "--rate", "2000", "--batch-bytes", "1024", "--max-in-flight", "64", "--bootstrap", cluster.bootstrap)
+    delete_topic(cluster, "warmup")
+    step("throughput RF1 / RF3")
+    out["cpu_ms_per_mb"] = {}
+    out["throughput_mb_s"] = throughput(cluster, 3 if quick else 10, 1 if quick else 3, out["cpu_ms_per_mb"])
+    out["rss_after_mib"] = {i: round(rss_mib(n.proc.pid), 1) for i, n in cluster.nodes.items()}
+    step("latency at a fixed rate")
+    out["latency_ms"] = latency(cluster, 3 if quick else 20, 2000)
+    step("failover windows, kill -9")
+    out["failover_kill9"] = failover_windows(cluster, 1 if quick else 6, "kill9")
+    step("failover windows, SIGTERM")
+    out["failover_sigterm"] = failover_windows(cluster, 1 if quick else 6, "sigterm")
+    if sluice_only:
+        step("catch-up")
+        out["loopback_gb_s"] = loopback_gbps()
+        out["catch_up"] = catch_up(cluster, 64 if quick else 1024)
+    step("done")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds and shorter runs (a smoke test)")
+    parser.add_argument("--peer", action="append", choices=["kafka", "kafka-flush1"], default=[],
+                        help="also run the comparable steps on a 3-node Apache Kafka cluster (repeatable)")
     args = parser.parse_args()
-    quick = args.quick
+    # A SIGTERM to this script still runs the finally blocks that stop every node it started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    revision = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=ROOT).stdout.strip()
+    OUT.mkdir(parents=True, exist_ok=True)
+    if not args.peer:
+        results = {"revision": revision}
+        run_sluice(results, args.quick, sluice_only=True)
+        (OUT / "results.json").write_text(json.dumps(results, indent=2))
+        print(table(results))
+        return
+    results = {"revision": revision, "quick": args.quick, "brokers": {"sluice": {}}}
+    path = OUT / "peer-results.json"
+    failed = False
+    for name in ["sluice", *args.peer]:
+        out = results["brokers"].setdefault(name, {})
+        started = time.time()
+        try:
+            if name == "sluice":
+                run_sluice(out, args.quick, sluice_only=False)
+            else:
+                cluster = KafkaCluster(OUT / "kafka-nodes", flush1=name == "kafka-flush1")
+                try:
+                    print(f"{name}: starting three nodes", file=sys.stderr)
+                    cluster.start()
+                    measure(cluster, args.quick, out, sluice_only=False)
+                finally:
+                    cluster.close()
+        except Exception as error:  # noqa: BLE001 - the other brokers' figures are still worth printing
+            failed = True
+            out["error"] = f"{type(error).__name__}: {error}"[:3000]
+            print(f"{name} failed: {out['error']}", file=sys.stderr)
+        out["seconds"] = round(time.time() - started)
+        path.write_text(json.dumps(results, indent=2))
+    print(peer_table(results))
+    sys.exit(1 if failed else 0)
+
+
+def run_sluice(out, quick, sluice_only):
     root = OUT / "nodes"
     shutil.rmtree(root, ignore_errors=True)
     cluster = Cluster(root, size=3)
-    results = {"revision": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                          text=True, cwd=ROOT).stdout.strip()}
     try:
         cluster.start()
-        print("cluster up; measuring idle use", file=sys.stderr)
-        time.sleep(3)
-        results["idle"] = idle_usage(cluster, 5 if quick else 30)
-        print("CreateTopics latency", file=sys.stderr)
-        results["create_topics_ms"] = quantiles(create_latencies(cluster.nodes[2].bootstrap, 10 if quick else 100,
-                                                                 "created"))
-        print("controller failover", file=sys.stderr)
-        results["controller_failover_s"] = quantiles(controller_failover(cluster, 1 if quick else 5))
-        print("throughput RF1 / RF3", file=sys.stderr)
-        results["throughput_mb_s"] = throughput(cluster, 3 if quick else 15, 1 if quick else 3)
-        print("latency at a fixed rate", file=sys.stderr)
-        results["latency_ms"] = latency(cluster, 3 if quick else 20, 2000)
-        print("failover windows", file=sys.stderr)
-        results["failover_kill9"] = failover_windows(cluster, 1 if quick else 6, "kill9")
-        results["failover_sigterm"] = failover_windows(cluster, 1 if quick else 6, "sigterm")
-        print("catch-up", file=sys.stderr)
-        results["loopback_gb_s"] = loopback_gbps()
-        results["catch_up"] = catch_up(cluster, 64 if quick else 1024)
+        print("sluice: cluster up", file=sys.stderr)
+        measure(cluster, quick, out, sluice_only)
     finally:
         cluster.close()
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "results.json").write_text(json.dumps(results, indent=2))
-    print(table(results))
+        for node in cluster.nodes.values():  # the logs stay; the GBs of data go
+            shutil.rmtree(node.data_dir, ignore_errors=True)
 
 
 def table(r):

@@ -11,6 +11,8 @@
 #   perf/kafka.sh stop [--dir DIR]           # SIGTERM (SIGKILL after 60 s) to every node it started
 #   perf/kafka.sh java CLASS ARGS...         # a class from the jars, e.g. org.apache.kafka.tools.ProducerPerformance
 #   perf/kafka.sh node [options as start]    # one node in the foreground (exec java): for tests that own the process
+#   perf/kafka.sh prepare --nodes 3 [...]    # only write the nodes' properties and format their storage; then
+#   perf/kafka.sh node --nodes 3 --index N --dir DIR   # runs node N of them in the foreground (perf/cluster.py)
 #
 # Options: --dir is where the nodes live (default /tmp/sluice-kafka-peer): DIR/node-N/{server.properties,
 # data/, server.log, stdout.log, pid}. --set KEY=VALUE adds a broker setting (repeatable). --heap sets the JVM
@@ -64,13 +66,14 @@ run_java() { # CLASS ARGS...: a short-lived tool (storage format, perf test) wit
 }
 
 # ---------------------------------------------------------------- options
-nodes=1 node_id=1 flush1="" port=9092 controller_port=9093 dir=/tmp/sluice-kafka-peer heap="-Xmx1g -Xms1g" fresh=""
+nodes=1 index=1 node_id=1 flush1="" port=9092 controller_port=9093 dir=/tmp/sluice-kafka-peer heap="-Xmx1g -Xms1g" fresh=""
 settings=()
 parse() {
   while (($#)); do
     case $1 in
       --nodes) nodes=$2; shift 2 ;;
       --node-id) node_id=$2; shift 2 ;;
+      --index) index=$2; shift 2 ;;
       --flush1) flush1=1; shift ;;
       --port) port=$2; shift 2 ;;
       --controller-port) controller_port=$2; shift 2 ;;
@@ -239,11 +242,19 @@ case $cmd in
   start) parse "$@"; start ;;
   stop) parse "$@"; stop ;;
   status) parse "$@"; status ;;
+  prepare) parse "$@"; prepare; echo "$dir" ;;
   node)
     parse "$@"
-    ((nodes == 1)) || die "node runs one node"
-    prepare
-    node_java 1
+    if ((nodes == 1)); then
+      prepare
+      index=1
+    else
+      # One node of a three-node cluster that `prepare` wrote: several of these start at once, so none of them
+      # rewrites the shared files.
+      [[ $index == [123] ]] || die "--index is 1, 2 or 3"
+      [ -f "$dir/node-$index/data/meta.properties" ] || die "no formatted node $index in $dir: run prepare first"
+    fi
+    node_java "$index"
     exec "${java_cmd[@]}"
     ;;
   java) fetch; run_java "$@" ;;
