@@ -209,6 +209,15 @@ mod tests {
         assert_eq!(advised, 0);
     }
 
+    /// Drops the file from the page cache and probes the slice, a few times over: the kernel keeps a page that
+    /// something holds for a moment (writeback finishing, the readahead that an earlier probe started).
+    fn seen_cold(file: &File, position: u64, len: u32) -> bool {
+        (0..20).any(|_| {
+            drop_from_page_cache(file);
+            !is_cached(file, position, len)
+        })
+    }
+
     #[test]
     fn a_slice_out_of_the_page_cache_is_seen_cold_and_read_back_in() {
         let dir = tempfile::tempdir().unwrap();
@@ -218,8 +227,8 @@ mod tests {
         drop_from_page_cache(&file);
         let file = File::open(&path).unwrap();
         // (On disk: a tmpfs keeps every page in memory, and nothing could be cold there.)
-        assert!(!is_cached(&file, 0, 1 << 20), "a file dropped from the page cache counted as cached");
-        assert!(!is_cached(&file, 300 << 10, 4096), "a slice inside the dropped range counted as cached");
+        assert!(seen_cold(&file, 0, 1 << 20), "a file dropped from the page cache counted as cached");
+        assert!(seen_cold(&file, 300 << 10, 4096), "a slice inside the dropped range counted as cached");
         read_into_page_cache(&file, 0, 1 << 20).unwrap();
         assert!(is_cached(&file, 0, 1 << 20));
         assert!(is_cached(&file, 0, 0));
