@@ -6,7 +6,7 @@ import time
 
 import confluent_kafka
 import kafka
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 
 def ck_producer(bootstrap, **conf):
@@ -107,3 +107,20 @@ def wait_for_leaders(admin, name, partitions, timeout=30):
             return
         assert time.time() < deadline, f"topic {name} has no leader for every partition after {timeout} s"
         time.sleep(0.05)
+
+
+def high_watermarks(bootstrap, topic, partitions, timeout=30):
+    """Each partition's high watermark, once a leader answers: right after a (re)start the broker may not lead
+    the partition yet, and librdkafka's watermark query does not retry NOT_LEADER_OR_FOLLOWER by itself."""
+    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused-no-commits"})
+    deadline = time.time() + timeout
+    try:
+        while True:
+            try:
+                return [probe.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(partitions)]
+            except KafkaException:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.2)
+    finally:
+        probe.close()

@@ -9,7 +9,7 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource
 
-from clients import ck_consume, ck_produce, ck_producer, create_topic, kp_produce
+from clients import ck_consume, ck_produce, ck_producer, create_topic, high_watermarks, kp_produce
 
 FAST_CLEANER = ["--set", "log.cleaner.backoff.ms=100"]
 COMPACTED = {"cleanup.policy": "compact", "segment.bytes": "16384", "min.cleanable.dirty.ratio": "0.01"}
@@ -86,11 +86,7 @@ def read_until(bootstrap, topic, condition, timeout=60):
 
 
 def end_offset(bootstrap, topic):
-    from confluent_kafka import Consumer, TopicPartition
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "offsets"})
-    low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
-    consumer.close()
-    return high
+    return high_watermarks(bootstrap, topic, 1)[0]
 
 
 def check_compacted(records, written, latest):

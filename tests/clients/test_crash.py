@@ -3,27 +3,10 @@
 import threading
 import time
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Producer
 
-from clients import ck_consume, create_topic
+from clients import ck_consume, create_topic, high_watermarks
 from conftest import ON_KAFKA
-
-
-def stored_records(bootstrap, topic, partitions, timeout=30):
-    """The records the partitions hold (their high watermarks), once the restarted broker leads them again."""
-    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused-no-commits"})
-    deadline = time.time() + timeout
-    try:
-        while True:
-            try:
-                return sum(probe.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                           for p in range(partitions))
-            except KafkaException:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.2)
-    finally:
-        probe.close()
 
 
 def test_kill9_under_acks_all_keeps_every_acknowledged_record(make_broker):
@@ -70,7 +53,7 @@ def test_kill9_under_acks_all_keeps_every_acknowledged_record(make_broker):
         assert len(ready_lines) == 2 and "clean_start=false" in ready_lines[-1]
     # Read every record the partitions hold, not just as many as were acknowledged: records written but not yet
     # acknowledged when the broker died are there too, and stopping at len(acked) left acknowledged ones unread.
-    stored = stored_records(broker.bootstrap, "durable", 4)
+    stored = sum(high_watermarks(broker.bootstrap, "durable", 4))
     assert stored >= len(acked), f"the partitions hold {stored} records, fewer than the {len(acked)} acknowledged"
     got = ck_consume(broker.bootstrap, "durable", [0, 1, 2, 3], stored, timeout=60)
     seen = {}
