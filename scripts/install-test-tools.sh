@@ -49,7 +49,7 @@ if [ ! -x "$venv/bin/python" ]; then
   echo "== creating the Python venv"
   python3 -m venv "$venv"
 fi
-if ! "$venv/bin/python" -c 'import confluent_kafka, kafka, pytest' 2>/dev/null; then
+if ! "$venv/bin/python" -c 'import confluent_kafka, kafka, pytest, xdist' 2>/dev/null; then
   echo "== installing Python clients"
   "$venv/bin/pip" install -q --disable-pip-version-check -r tests/clients/requirements.txt
 fi

@@ -31,9 +31,7 @@ def pytest_configure(config):
         "Apache Kafka; skipped with SLUICE_TEST_TARGET=kafka")
 
 
-def pytest_collection_modifyitems(config, items):
-    if not ON_KAFKA:
-        return
+def skip_sluice_only(items):
     for item in items:
         marker = item.get_closest_marker("sluice_only")
         if marker is not None:
@@ -150,10 +148,14 @@ BOTH_SHARD_COUNTS = {"test_produce_consume", "test_offsets_and_idempotence", "te
 
 
 def pytest_collection_modifyitems(config, items):
-    if os.environ.get("SLUICE_TEST_ALL_SHARDS") or ON_KAFKA:
+    if ON_KAFKA:
+        skip_sluice_only(items)
+        return
+    if os.environ.get("SLUICE_TEST_ALL_SHARDS"):
         return
     dropped = [item for item in items
-               if getattr(item, "callspec", None) is not None and item.callspec.params.get("broker") == 1
+               if getattr(item, "callspec", None) is not None
+               and 1 in (item.callspec.params.get("broker"), item.callspec.params.get("group_broker"))
                and item.module.__name__ not in BOTH_SHARD_COUNTS]
     if dropped:
         config.hook.pytest_deselected(items=dropped)

@@ -23,7 +23,9 @@ def seed_from_env():
 @pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces and loop disks need root")
 def test_nemesis_loses_duplicates_and_reorders_nothing(tmp_path):
     seed = seed_from_env()
-    faults = int(os.environ.get("SLUICE_FAULTS", "30"))
+    # 15: every kind once (nemesis.schedule puts them first), a double fault among them. Longer runs are
+    # scripts/fault-run.py's, with their results in perf/FAULTS.md, not CI's.
+    faults = int(os.environ.get("SLUICE_FAULTS", "15"))
     result = faultrun.run(tmp_path / "run", seed, faults)
     print(checker.summary(result))
     print("failover windows:", faultrun.window_summary(result["windows"]))
