@@ -10,13 +10,19 @@
 //! The controller also keeps the brokers' sessions: a broker whose heartbeats stop for
 //! `broker.session.timeout.ms` is fenced, and one whose controller connection closes gets a short grace
 //! instead (a dead process closes its sockets at once, so a kill -9 is noticed in well under a second).
-//! A new active controller starts every session afresh. Every `leader.imbalance.check.interval.seconds` it
+//! A new active controller starts every session afresh. A heartbeat counts when it arrives, not when its
+//! turn at the write lock comes (Kafka's contact-time tracker); a session is judged again under the write
+//! lock just before its broker is fenced (Kafka fences from its event queue, behind the heartbeats already
+//! queued); and time in which this controller's shard did not run at all is not counted against any session,
+//! since the brokers' heartbeats were waiting in its sockets. Every `leader.imbalance.check.interval.seconds` it
 //! moves leadership back to preferred replicas that are in sync.
 
 pub mod brokers;
 pub mod commands;
 pub mod configs;
 pub mod partitions;
+#[cfg(test)]
+mod tests;
 pub mod topics;
 
 use std::cell::{Cell, RefCell};
@@ -40,6 +46,10 @@ const VOTER_FIRST_SESSION: Duration = Duration::from_secs(1);
 
 /// How often sessions are checked.
 const SESSION_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+/// How often the stall watch looks at the clock, and the gap between two looks that means the shard was
+/// stalled (did not run its tasks) rather than busy.
+const AWAKE_TICK: Duration = Duration::from_millis(50);
+const STALL_GAP: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Clone)]
 pub struct ControllerSettings {
@@ -58,6 +68,8 @@ pub struct Controller {
     session_term: Cell<u64>,
     /// When this node's sessions for its term started.
     session_start: Cell<Instant>,
+    /// When the stall watch last saw this shard run (see `discount_stall`).
+    awake_at: Cell<Instant>,
     write_lock: Rc<Semaphore>,
 }
 
@@ -76,10 +88,20 @@ impl Controller {
             sessions: RefCell::new(BTreeMap::new()),
             session_term: Cell::new(0),
             session_start: Cell::new(Instant::now()),
+            awake_at: Cell::new(Instant::now()),
             write_lock: Rc::new(Semaphore::new(1)),
         });
         let timers = controller.clone();
         glommio::spawn_local(async move { timers.run_timers().await }).detach();
+        let watch = Rc::downgrade(&controller);
+        glommio::spawn_local(async move {
+            while let Some(controller) = watch.upgrade() {
+                controller.discount_stall();
+                drop(controller);
+                glommio::timer::sleep(AWAKE_TICK).await;
+            }
+        })
+        .detach();
         controller
     }
 
@@ -93,6 +115,7 @@ impl Controller {
             return Err(self.quorum.not_controller());
         }
         self.start_sessions_if_new_term();
+        self.note_heartbeat(&request);
         let _permit = Semaphore::acquire_static_permit(&self.write_lock, 1)
             .await
             .map_err(|_| AdminError::new(AdminErrorKind::NotController, "the controller is stopping"))?;
@@ -248,6 +271,48 @@ impl Controller {
         self.sessions.borrow_mut().insert(node, Instant::now() + self.settings.session_timeout);
     }
 
+    /// A heartbeat of the broker's current epoch renews its session as it arrives, before it waits for the
+    /// write lock: commands queued ahead of it (a burst of ISR changes after a restart) are the controller's
+    /// delay, not the broker's silence. A heartbeat of an old epoch (a zombie) renews nothing.
+    fn note_heartbeat(&self, request: &ControllerRequest) {
+        if let ControllerRequest::BrokerHeartbeat(heartbeat) = request {
+            let image = self.quorum.image();
+            if image.brokers.get(&heartbeat.node_id).is_some_and(|b| b.epoch == heartbeat.broker_epoch) {
+                self.touch(heartbeat.node_id);
+            }
+        }
+    }
+
+    /// Whether a broker's session has ended, as of now.
+    fn session_expired(&self, node: NodeId) -> bool {
+        let now = Instant::now();
+        self.sessions.borrow().get(&node).is_none_or(|deadline| *deadline <= now) && !self.alive_by_raft(node)
+    }
+
+    /// If this shard has not run for a while (the process was stopped, or starved of CPU), moves every session
+    /// deadline on by that time and returns true: the heartbeats sent meanwhile sit unread in the sockets, so
+    /// no session may be judged before they are read. Called by the stall watch every `AWAKE_TICK`, and before
+    /// any session is judged, whichever runs first after the stall.
+    fn discount_stall(&self) -> bool {
+        let now = Instant::now();
+        let gap = now.saturating_duration_since(self.awake_at.replace(now));
+        if gap <= STALL_GAP {
+            return false;
+        }
+        let stall = gap.saturating_sub(AWAKE_TICK);
+        for deadline in self.sessions.borrow_mut().values_mut() {
+            *deadline += stall;
+        }
+        self.session_start.set(self.session_start.get() + stall);
+        if self.quorum.state().leader_ready {
+            tracing::warn!(
+                stalled_ms = stall.as_millis() as u64,
+                "the controller's shard did not run for a while: that time is not counted against broker sessions"
+            );
+        }
+        true
+    }
+
     /// A broker's controller connection closed: unless it heartbeats again soon, its session ends.
     pub fn on_disconnect(&self, node: NodeId) {
         let mut sessions = self.sessions.borrow_mut();
@@ -294,7 +359,8 @@ impl Controller {
         let mut last_rebalance = Instant::now();
         loop {
             glommio::timer::sleep(SESSION_CHECK_INTERVAL).await;
-            if !self.quorum.state().leader_ready {
+            // Just after a stall, the heartbeats it held up are read first.
+            if self.discount_stall() || !self.quorum.state().leader_ready {
                 continue;
             }
             self.start_sessions_if_new_term();
@@ -312,19 +378,21 @@ impl Controller {
                 continue;
             }
             self.create_offsets_topic_when_brokers_are_up(&image).await;
-            let now = Instant::now();
             let expired: Vec<NodeId> = image
                 .brokers
                 .values()
-                .filter(|broker| !broker.fenced)
-                .filter(|broker| self.sessions.borrow().get(&broker.node_id).is_none_or(|deadline| *deadline <= now))
-                .filter(|broker| !self.alive_by_raft(broker.node_id))
+                .filter(|broker| !broker.fenced && self.session_expired(broker.node_id))
                 .map(|broker| broker.node_id)
                 .collect();
             for node in expired {
                 let static_config = &self.settings.static_config;
+                // Judged again under the write lock: heartbeats that waited for it ahead of this fence, or a
+                // stall while this waited, may have kept the session.
                 let fenced = self
                     .commit_with(|image| {
+                        if self.discount_stall() || !self.session_expired(node) {
+                            return Vec::new();
+                        }
                         brokers::fence(image, node, &|image, topic| unclean_allowed(static_config, image, topic))
                     })
                     .await;
