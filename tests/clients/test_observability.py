@@ -145,8 +145,10 @@ def test_json_logs_carry_request_spans(tmp_path):
     lines = [line for line in b.log().splitlines() if line.strip()]
     records = [json.loads(line) for line in lines]  # every line is JSON
     assert any(r["fields"].get("message") == "sluice is ready to serve" for r in records), lines[:5]
-    slow = [r for r in records if r["fields"].get("message") == "slow request"]
-    assert slow and slow[0]["level"] == "WARN" and slow[0]["fields"]["api"] == "CreateTopics", slow
+    # Over 1 ms: the 50-partition CreateTopics always is; on a busy machine an ApiVersions may be too.
+    slow = [r for r in records if r["fields"].get("message") == "slow request"
+            and r["fields"].get("api") == "CreateTopics"]
+    assert slow and slow[0]["level"] == "WARN", [r for r in records if r["fields"].get("message") == "slow request"]
     assert {"queue_ms", "handle_ms", "total_ms", "correlation_id", "client_id"} <= set(slow[0]["fields"])
     # The slow-request line is logged in its request's span.
     span = slow[0].get("span", {})
