@@ -124,6 +124,10 @@ def test_confluent_admin_operations(broker):
 
     # DeleteTopics.
     client.delete_topics(["a1"])["a1"].result(30)
+    # Kafka removes a deleted topic from metadata a moment after answering; Sluice by the time it answers.
+    deadline = time.time() + 30
+    while "a1" in topics(client) and time.time() < deadline:
+        time.sleep(0.2)
     assert "a1" not in topics(client)
     assert error_code(client.delete_topics(["a1"])["a1"]) == KafkaError.UNKNOWN_TOPIC_OR_PART
     # A topic recreated under the same name starts empty.
@@ -141,6 +145,10 @@ def test_kafka_python_admin_operations(broker):
     with pytest.raises(kafka.errors.TopicAlreadyExistsError):
         client.create_topics([kafka.admin.NewTopic("k1", 2, 1)])
     client.create_partitions({"k1": kafka.admin.NewPartitions(4)})
+    # New partitions reach a broker's metadata a moment after CreatePartitions answers (on Kafka).
+    deadline = time.time() + 30
+    while len(client.describe_topics(["k1"])[0]["partitions"]) < 4 and time.time() < deadline:
+        time.sleep(0.2)
     described = client.describe_topics(["k1"])
     assert len(described[0]["partitions"]) == 4
     resources = client.describe_configs([kafka.admin.ConfigResource(kafka.admin.ConfigResourceType.TOPIC, "k1")])

@@ -75,8 +75,12 @@ def test_append_and_subtract_on_topic_lists(broker):
     assert alter(client, TOPIC, "lists", ("cleanup.policy", subtract, "delete")) is None
     assert described(client, TOPIC, "lists")["cleanup.policy"].value == "compact"
     error = alter(client, TOPIC, "lists", ("cleanup.policy", subtract, "compact"))
-    assert error is not None and error.code() == KafkaError.INVALID_CONFIG
-    assert described(client, TOPIC, "lists")["cleanup.policy"].value == "compact"
+    if ON_KAFKA:
+        # Kafka 4.2 takes an empty policy: "delete" with infinite retention. Sluice is stricter (no such mode yet).
+        assert error is None
+    else:
+        assert error is not None and error.code() == KafkaError.INVALID_CONFIG
+        assert described(client, TOPIC, "lists")["cleanup.policy"].value == "compact"
 
 
 def test_append_and_subtract_on_broker_lists(broker):
@@ -85,7 +89,9 @@ def test_append_and_subtract_on_broker_lists(broker):
     # This broker ("0"); librdkafka refuses to name the cluster-wide default (""), which the unit tests cover.
     assert alter(client, BROKER, "0", ("log.cleanup.policy", append, "delete")) is None
     error = alter(client, BROKER, "0", ("log.cleanup.policy", append, "shred"))
-    assert error is not None and error.code() == KafkaError.INVALID_CONFIG
+    # Kafka's broker-side check of a broker config answers INVALID_REQUEST; Sluice answers INVALID_CONFIG, as for
+    # a topic's (a difference still to settle, issue 17).
+    assert error is not None and error.code() == (KafkaError.INVALID_REQUEST if ON_KAFKA else KafkaError.INVALID_CONFIG)
     assert alter(client, BROKER, "0", ("log.cleanup.policy", append, "compact")) is None
     assert described(client, BROKER, "0")["log.cleanup.policy"].value == "delete,compact"
     assert alter(client, BROKER, "0", ("log.cleanup.policy", subtract, "delete")) is None

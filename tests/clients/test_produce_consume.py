@@ -55,7 +55,8 @@ def check(delivered, consumed):
 
 def test_confluent_produces_kafka_python_consumes(broker):
     create_topic(broker.bootstrap, "orders", partitions=3)
-    delivered = ck_produce(broker.bootstrap, "orders", records())
+    # Idempotent: without it a retried batch may land after the next one, on any broker (seen on Kafka).
+    delivered = ck_produce(broker.bootstrap, "orders", records(), **{"enable.idempotence": True})
     consumed = kp_consume(broker.bootstrap, "orders", [0, 1, 2], COUNT)
     check(delivered, [(m.partition, m.offset, m.key, m.value, dict(m.headers), m.timestamp) for m in consumed])
 

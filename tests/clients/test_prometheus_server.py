@@ -24,7 +24,8 @@ from test_admin_http import get, metric, stored_batch_bytes
 from test_observability import commit
 
 PROMETHEUS = shutil.which("prometheus")
-pytestmark = pytest.mark.skipif(PROMETHEUS is None, reason="prometheus (Debian's package) not installed")
+pytestmark = [pytest.mark.skipif(PROMETHEUS is None, reason="prometheus (Debian's package) not installed"),
+              pytest.mark.sluice_only("it scrapes the admin listener's /metrics, which is Sluice's own")]
 
 TOPIC = "scraped"
 RECORDS = 400

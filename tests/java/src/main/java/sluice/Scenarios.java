@@ -208,6 +208,10 @@ public final class Scenarios {
                     admin.createTopics(List.of(new NewTopic(topic, 2, (short) 1))).all().get()));
             report.put("partitions_created", partitions(admin, topic));
             admin.createPartitions(Map.of(topic, NewPartitions.increaseTo(5))).all().get();
+            // New partitions reach a broker's metadata a moment after the answer (on Kafka): wait, bounded.
+            for (int i = 0; i < 150 && (int) partitions(admin, topic).get("count") < 5; i++) {
+                Thread.sleep(200);
+            }
             report.put("partitions_after_increase", partitions(admin, topic));
             report.put("decrease_error", errorName(() ->
                     admin.createPartitions(Map.of(topic, NewPartitions.increaseTo(3))).all().get()));
