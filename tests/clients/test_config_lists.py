@@ -76,7 +76,7 @@ def test_append_and_subtract_on_topic_lists(broker):
     assert described(client, TOPIC, "lists")["cleanup.policy"].value == "compact"
     error = alter(client, TOPIC, "lists", ("cleanup.policy", subtract, "compact"))
     if ON_KAFKA:
-        # Kafka 4.2 takes an empty policy: "delete" with infinite retention. Sluice is stricter (no such mode yet).
+        # Kafka 4.4 takes an empty policy ("delete" with infinite retention). Sluice is stricter: no such mode yet.
         assert error is None
     else:
         assert error is not None and error.code() == KafkaError.INVALID_CONFIG
