@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use crate::config::{
     broker_config_def, group_config_def, topic_config_def, validate_broker_config, validate_group_config,
-    validate_topic_config, EffectiveConfig,
+    validate_topic_config, ConfigError, EffectiveConfig,
 };
 use crate::metadata::{ClusterImage, MetadataRecord, NodeId};
 
@@ -115,7 +115,15 @@ pub fn plan(image: &ClusterImage, config: &EffectiveConfig<'_>, change: &ConfigC
             ConfigResource::Broker => validate_broker_config(&key, &value, true),
             ConfigResource::Group => validate_group_config(&key, &value),
         };
-        checked.map_err(|error| invalid(AdminErrorKind::InvalidConfig, error.to_string()))?;
+        // A value a broker key's type refuses is INVALID_REQUEST on a broker resource, where Kafka's broker-side
+        // check answers it; on topics and groups it is INVALID_CONFIG.
+        checked.map_err(|error| {
+            let kind = match (&change.resource, &error) {
+                (ConfigResource::Broker, ConfigError::InvalidValue { .. }) => AdminErrorKind::InvalidRequest,
+                _ => AdminErrorKind::InvalidConfig,
+            };
+            invalid(kind, error.to_string())
+        })?;
         remove.retain(|removed| *removed != key);
         set.insert(key, value);
     }
@@ -380,6 +388,11 @@ mod tests {
         assert!(broker(vec![("follower.replication.throttled.replicas", append("*"))]).is_err());
         let err = broker(vec![("log.retention.ms", append("1"))]).unwrap_err();
         assert_eq!(err.kind, AdminErrorKind::InvalidConfig);
+        // A value the key's type refuses: INVALID_REQUEST on a broker (Kafka's answer), INVALID_CONFIG on a topic.
+        let err = broker(vec![("log.cleanup.policy", append("shred"))]).unwrap_err();
+        assert_eq!(err.kind, AdminErrorKind::InvalidRequest);
+        let err = broker(vec![("log.retention.ms", ConfigOp::Set("soon".into()))]).unwrap_err();
+        assert_eq!(err.kind, AdminErrorKind::InvalidRequest);
     }
 
     #[test]
