@@ -226,7 +226,9 @@ def test_produce_stages_fsync_group_commit_and_cleaner_progress_on_metrics(make_
 
     create_topic(broker.bootstrap, "table", config={"cleanup.policy": "compact", "segment.bytes": "16384",
                                                    "min.cleanable.dirty.ratio": "0.01"})
-    ck_produce(broker.bootstrap, "table", [{"key": b"k%d" % (i % 10), "value": b"x" * 200} for i in range(1000)])
+    # Small batches: one 200 KB batch would fill the active segment alone, and the active segment is never cleaned.
+    ck_produce(broker.bootstrap, "table", [{"key": b"k%d" % (i % 10), "value": b"x" * 200} for i in range(1000)],
+               **{"batch.size": 4096})
     deadline = time.time() + 30
     while time.time() < deadline:
         _, text = get(broker.admin, "/metrics")
