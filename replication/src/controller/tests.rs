@@ -84,6 +84,12 @@ async fn start_voter(root: &Path, network: &Rc<Network>, id: NodeId, voters: &[N
     Voter { manager, quorum, controller }
 }
 
+async fn stop_voters(network: &Network, voters: BTreeMap<NodeId, Voter>) {
+    for voter in voters.into_values() {
+        stop_voter(network, voter).await;
+    }
+}
+
 async fn stop_voter(network: &Network, voter: Voter) {
     network.nodes.borrow_mut().remove(&voter.quorum.config().node_id);
     voter.quorum.stop();
@@ -193,9 +199,7 @@ fn heartbeats_waiting_for_a_busy_controller_keep_their_sessions() {
             }
             glommio::timer::sleep(Duration::from_millis(300)).await;
             assert_eq!(fences_since(&controller, start), Vec::<NodeId>::new(), "live brokers were fenced");
-            for voter in voters.into_values() {
-                stop_voter(&network, voter).await;
-            }
+            stop_voters(&network, voters).await;
         })
     });
 }
@@ -230,9 +234,7 @@ fn a_stalled_controller_does_not_count_its_stall_against_the_sessions() {
                 glommio::timer::sleep(Duration::from_millis(100)).await;
             }
             assert!(!fenced(&controller).contains(&1));
-            for voter in voters.into_values() {
-                stop_voter(&network, voter).await;
-            }
+            stop_voters(&network, voters).await;
         })
     });
 }
@@ -290,9 +292,7 @@ fn a_new_controller_starts_sessions_afresh_and_unfences_live_brokers() {
                 assert!(Instant::now() < deadline, "fenced {now_fenced:?} 20 s after the election");
                 glommio::timer::sleep(Duration::from_millis(100)).await;
             }
-            for voter in voters.into_values() {
-                stop_voter(&network, voter).await;
-            }
+            stop_voters(&network, voters).await;
         })
     });
 }
