@@ -10,9 +10,9 @@ import time
 import uuid
 
 from confluent_kafka import KafkaError
-from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ConfigSource
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigResource, ConfigSource
 
-from conftest import ON_KAFKA
+from test_config_lists import alter as alter_configs
 
 GROUP = ConfigResource.Type.GROUP
 SESSION = "consumer.session.timeout.ms"
@@ -21,15 +21,7 @@ HEARTBEAT = "consumer.heartbeat.interval.ms"
 
 def alter(client, group, *entries):
     """One IncrementalAlterConfigs request on a group; the error, or None."""
-    ops = [ConfigEntry(key, value, incremental_operation=op) for key, op, value in entries]
-    res = ConfigResource(GROUP, group, incremental_configs=ops)
-    try:
-        client.incremental_alter_configs([res])[res].result(30)
-    except Exception as exc:  # confluent wraps KafkaError in KafkaException
-        return exc.args[0]
-    if ON_KAFKA:
-        time.sleep(0.5)  # Kafka's brokers apply the committed change a moment after the answer
-    return None
+    return alter_configs(client, GROUP, group, *entries)
 
 
 def described(client, group):
