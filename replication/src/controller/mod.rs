@@ -10,12 +10,13 @@
 //! The controller also keeps the brokers' sessions: a broker whose heartbeats stop for
 //! `broker.session.timeout.ms` is fenced, and one whose controller connection closes gets a short grace
 //! instead (a dead process closes its sockets at once, so a kill -9 is noticed in well under a second).
-//! A new active controller starts every session afresh. A heartbeat counts when it arrives, not when its
-//! turn at the write lock comes (Kafka's contact-time tracker); a session is judged again under the write
-//! lock just before its broker is fenced (Kafka fences from its event queue, behind the heartbeats already
-//! queued); and time in which this controller's shard did not run at all is not counted against any session,
-//! since the brokers' heartbeats were waiting in its sockets. Every `leader.imbalance.check.interval.seconds` it
-//! moves leadership back to preferred replicas that are in sync.
+//! A new active controller starts every session afresh. A heartbeat keeps its broker's session from when it
+//! arrives until it is answered, and the answer renews it (Kafka's contact-time tracker): time it spent
+//! waiting for the write lock is the controller's delay, not the broker's silence. A session is judged again
+//! under the write lock just before its broker is fenced; and time in which this controller's shard did not
+//! run at all is not counted against any session, since the brokers' heartbeats were waiting in its sockets.
+//! Every `leader.imbalance.check.interval.seconds` it moves leadership back to preferred replicas that are in
+//! sync.
 
 pub mod brokers;
 pub mod commands;
@@ -70,7 +71,31 @@ pub struct Controller {
     session_start: Cell<Instant>,
     /// When the stall watch last saw this shard run (see `discount_stall`).
     awake_at: Cell<Instant>,
+    /// Broker id → heartbeats of its current epoch that this controller is still handling (waiting for the
+    /// write lock or for their commit). A broker with one in flight is alive, whatever its deadline says.
+    in_flight: RefCell<BTreeMap<NodeId, usize>>,
     write_lock: Rc<Semaphore>,
+}
+
+/// A heartbeat being handled: its broker's session cannot end meanwhile, and is renewed when it is answered
+/// (or given up), since the time it waited was the controller's, not the broker's silence.
+struct HeartbeatInFlight<'a> {
+    controller: &'a Controller,
+    node: NodeId,
+}
+
+impl Drop for HeartbeatInFlight<'_> {
+    fn drop(&mut self) {
+        let mut in_flight = self.controller.in_flight.borrow_mut();
+        if let Some(count) = in_flight.get_mut(&self.node) {
+            *count -= 1;
+            if *count == 0 {
+                in_flight.remove(&self.node);
+            }
+        }
+        drop(in_flight);
+        self.controller.touch(self.node);
+    }
 }
 
 /// Whether a topic allows unclean leader election: its override, else the broker default.
@@ -89,6 +114,7 @@ impl Controller {
             session_term: Cell::new(0),
             session_start: Cell::new(Instant::now()),
             awake_at: Cell::new(Instant::now()),
+            in_flight: RefCell::new(BTreeMap::new()),
             write_lock: Rc::new(Semaphore::new(1)),
         });
         let timers = controller.clone();
@@ -115,7 +141,7 @@ impl Controller {
             return Err(self.quorum.not_controller());
         }
         self.start_sessions_if_new_term();
-        self.note_heartbeat(&request);
+        let _heartbeat = self.note_heartbeat(&request);
         let _permit = Semaphore::acquire_static_permit(&self.write_lock, 1)
             .await
             .map_err(|_| AdminError::new(AdminErrorKind::NotController, "the controller is stopping"))?;
@@ -272,21 +298,26 @@ impl Controller {
     }
 
     /// A heartbeat of the broker's current epoch renews its session as it arrives, before it waits for the
-    /// write lock: commands queued ahead of it (a burst of ISR changes after a restart) are the controller's
+    /// write lock, and keeps it alive until it is answered: commands queued ahead of it (a burst of ISR changes
+    /// after a restart, a command that cannot commit while the other voters are away) are the controller's
     /// delay, not the broker's silence. A heartbeat of an old epoch (a zombie) renews nothing.
-    fn note_heartbeat(&self, request: &ControllerRequest) {
-        if let ControllerRequest::BrokerHeartbeat(heartbeat) = request {
-            let image = self.quorum.image();
-            if image.brokers.get(&heartbeat.node_id).is_some_and(|b| b.epoch == heartbeat.broker_epoch) {
-                self.touch(heartbeat.node_id);
-            }
+    fn note_heartbeat(&self, request: &ControllerRequest) -> Option<HeartbeatInFlight<'_>> {
+        let ControllerRequest::BrokerHeartbeat(heartbeat) = request else { return None };
+        let image = self.quorum.image();
+        if image.brokers.get(&heartbeat.node_id).is_none_or(|b| b.epoch != heartbeat.broker_epoch) {
+            return None;
         }
+        self.touch(heartbeat.node_id);
+        *self.in_flight.borrow_mut().entry(heartbeat.node_id).or_default() += 1;
+        Some(HeartbeatInFlight { controller: self, node: heartbeat.node_id })
     }
 
     /// Whether a broker's session has ended, as of now.
     fn session_expired(&self, node: NodeId) -> bool {
         let now = Instant::now();
-        self.sessions.borrow().get(&node).is_none_or(|deadline| *deadline <= now) && !self.alive_by_raft(node)
+        self.sessions.borrow().get(&node).is_none_or(|deadline| *deadline <= now)
+            && !self.in_flight.borrow().contains_key(&node)
+            && !self.alive_by_raft(node)
     }
 
     /// If this shard has not run for a while (the process was stopped, or starved of CPU), moves every session

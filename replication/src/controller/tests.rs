@@ -204,6 +204,40 @@ fn heartbeats_waiting_for_a_busy_controller_keep_their_sessions() {
     });
 }
 
+/// The CI failure: a broker that sends its next heartbeat only once the last is answered (the controller
+/// node's own broker) had one heartbeat waiting behind a command that could not commit, for three sessions.
+/// The lock is not first come, first served (a task that asks while a woken waiter has not run yet gets it
+/// first), so a fence could be judged before that heartbeat's turn: a heartbeat still being handled keeps
+/// the session, and answering it renews the session.
+#[test]
+fn a_heartbeat_still_waiting_for_its_answer_keeps_the_session() {
+    run(|root| {
+        Box::pin(async move {
+            let network = Rc::new(Network::default());
+            let voters = BTreeMap::from([(1, start_voter(&root, &network, 1, &[1]).await)]);
+            let controller = active(&voters).await.controller.clone();
+            let epoch = register(&controller, 1).await;
+            while controller.quorum().image().topic(super::topics::OFFSETS_TOPIC).is_none() {
+                glommio::timer::sleep(Duration::from_millis(20)).await;
+            }
+            let start = controller.quorum().image().version;
+            let busy = glommio::sync::Semaphore::acquire_static_permit(&controller.write_lock, 1).await.unwrap();
+            let waiting = glommio::spawn_local({
+                let controller = controller.clone();
+                async move { heartbeat(&controller, 1, epoch).await }
+            });
+            glommio::timer::sleep(SESSION * 3).await;
+            assert!(!controller.session_expired(1), "a broker whose heartbeat waits for its answer counts as silent");
+            drop(busy);
+            assert!(!waiting.await, "the waiting heartbeat was answered fenced");
+            assert!(!controller.session_expired(1), "answering the heartbeat did not renew the session");
+            glommio::timer::sleep(Duration::from_millis(300)).await;
+            assert_eq!(fences_since(&controller, start), Vec::<NodeId>::new(), "a live broker was fenced");
+            stop_voters(&network, voters).await;
+        })
+    });
+}
+
 /// The controller's shard did not run at all for three sessions (a stalled process): the heartbeats sent
 /// meanwhile arrive just after it resumes, and count before any session is judged.
 #[test]
