@@ -314,8 +314,15 @@ async fn produce_partition(
         futures::pin_mut!(resigned);
         match future::select(future::select(replicated, resigned), timer).await {
             Either::Left((Either::Left((Ok(()), _)), _)) => {}
+            // The records are in the log (and may be on the followers already), but this replica could not make
+            // them durable. Whether they commit is unknown here: KAFKA_STORAGE_ERROR would tell librdkafka "not
+            // persisted", and it would renumber the retry under a bumped epoch, writing them twice if the new
+            // leader had them. REQUEST_TIMED_OUT has the retry keep its sequence, so it is answered as a
+            // duplicate where the records survived.
             Either::Left((Either::Left((Err(_), _)), _)) => {
-                return PartitionProduced::error(ResponseError::KafkaStorageError, log.poisoned().map(str::to_string))
+                let reason = log.poisoned().unwrap_or("the log could not be made durable");
+                let message = format!("the write was appended but not made durable ({reason}): its outcome is unknown");
+                return PartitionProduced::error(ResponseError::RequestTimedOut, Some(message));
             }
             Either::Left((Either::Right(_), _)) => {}
             Either::Right(_) => return PartitionProduced::error(ResponseError::RequestTimedOut, None),
