@@ -77,7 +77,8 @@ impl TopicCompression {
     }
 }
 
-/// `cleanup.policy`: what removes old records. Kafka's list of `delete` and `compact`.
+/// `cleanup.policy`: what removes old records. Kafka's list of `delete` and `compact`; an empty list removes
+/// nothing but what DeleteRecords cuts off (Kafka 4.1+'s "delete with infinite retention").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CleanupPolicy {
     /// `delete`: retention by time and size.

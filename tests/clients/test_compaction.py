@@ -232,3 +232,39 @@ def test_cleanup_policy_is_described_and_changes_live(make_broker):
         bad = ConfigResource(ConfigResource.Type.TOPIC, "switch", incremental_configs=[
             ConfigEntry("min.cleanable.dirty.ratio", "2", incremental_operation=AlterConfigOpType.SET)])
         admin.incremental_alter_configs([bad])[bad].result(30)
+
+
+def low_watermark(bootstrap, topic):
+    import confluent_kafka
+    probe = confluent_kafka.Consumer({"bootstrap.servers": bootstrap, "group.id": "unused"})
+    try:
+        return probe.get_watermark_offsets(confluent_kafka.TopicPartition(topic, 0), timeout=10)[0]
+    finally:
+        probe.close()
+
+
+@pytest.mark.sluice_only("seals segments of a few KiB; Kafka 4 refuses segment.bytes under 1 MiB (Sluice takes them)")
+def test_an_empty_cleanup_policy_keeps_every_record(make_broker):
+    """Kafka 4.1+: `cleanup.policy=` (neither delete nor compact) is "delete" with infinite retention. Beside
+    a `delete` topic whose retention removes its old segments, the empty-policy topic keeps all of them, takes
+    records without keys, and DeleteRecords still moves its log start."""
+    broker = make_broker(shards=1, extra_args=["--set", "log.retention.check.interval.ms=100", *FAST_CLEANER])
+    small = {"segment.bytes": "16384", "retention.ms": "1", "min.cleanable.dirty.ratio": "0.01"}
+    create_topic(broker.bootstrap, "kept", config={**small, "cleanup.policy": ""})
+    create_topic(broker.bootstrap, "expiring", config=small)
+    records = [{"value": f"keyless record {i} ".encode() * 20} for i in range(400)]
+    for topic in ("kept", "expiring"):
+        ck_produce(broker.bootstrap, topic, records)
+    deadline = time.time() + 30
+    while low_watermark(broker.bootstrap, "expiring") == 0:
+        assert time.time() < deadline, "retention never removed the delete topic's old segments"
+        time.sleep(0.2)
+    time.sleep(1)  # a few more retention and cleaner rounds
+    assert low_watermark(broker.bootstrap, "kept") == 0
+    got = [m.value() for m in ck_consume(broker.bootstrap, "kept", [0], len(records))]
+    assert got == [r["value"] for r in records]
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    from confluent_kafka import TopicPartition
+    result = admin.delete_records([TopicPartition("kept", 0, 100)])
+    assert list(result.values())[0].result(30).low_watermark == 100
+    assert low_watermark(broker.bootstrap, "kept") == 100

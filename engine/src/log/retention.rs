@@ -44,7 +44,8 @@ impl PartitionLog {
                 && now - segment.max_timestamp_ms() > config.retention_ms
         };
         if !config.cleanup_policy.delete {
-            // `cleanup.policy=compact` alone: the cleaner bounds the log, not retention (Kafka's meaning).
+            // `cleanup.policy=compact` alone: the cleaner bounds the log, not retention (Kafka's meaning). An
+            // empty policy keeps every record (only DeleteRecords moves the log start).
             return Ok(0);
         }
         let _permit = self.lock_for_write().await?;

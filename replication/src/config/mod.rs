@@ -420,7 +420,8 @@ mod tests {
         assert!(validate_topic_config("min.cleanable.dirty.ratio", "0.1").is_ok());
         assert!(validate_topic_config("min.cleanable.dirty.ratio", "1.5").is_err());
         assert!(validate_topic_config("delete.retention.ms", "-5").is_err());
-        assert!(validate_topic_config("cleanup.policy", "").is_err());
+        // Kafka 4.1+: an empty policy keeps everything.
+        assert!(validate_topic_config("cleanup.policy", "").is_ok());
         assert!(validate_topic_config("cleanup.policy", "delete").is_ok());
         for codec in ["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"] {
             assert!(validate_topic_config("compression.type", codec).is_ok(), "{codec}");

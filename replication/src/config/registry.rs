@@ -19,8 +19,8 @@ pub enum ConfigKind {
     },
     Choice(&'static [&'static str]),
     Text,
-    /// A comma-separated list (Kafka's LIST type) of items that are each one of these, at least one of them:
-    /// Kafka's `cleanup.policy`.
+    /// A comma-separated list (Kafka's LIST type) of items that are each one of these, or none: Kafka's
+    /// `cleanup.policy`.
     List(&'static [&'static str]),
     /// Kafka's throttled-replica lists: `*`, or `partition:broker` pairs separated by commas (or empty).
     ReplicaList,
@@ -77,10 +77,9 @@ impl ConfigKind {
             }
             ConfigKind::Text => Ok(()),
             ConfigKind::List(items) => {
+                // Empty is a value too: for `cleanup.policy`, neither retention nor compaction (Kafka 4.1+:
+                // "delete" with infinite retention).
                 let listed: Vec<&str> = value.split(',').map(str::trim).filter(|item| !item.is_empty()).collect();
-                if listed.is_empty() {
-                    return Err(format!("the list is empty: it needs at least one of {}", items.join(", ")));
-                }
                 match listed.iter().find(|item| !items.contains(item)) {
                     Some(item) => Err(format!("'{item}' is not one of {}", items.join(", "))),
                     None => Ok(()),
@@ -136,7 +135,7 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         name: "cleanup.policy",
         broker_key: "log.cleanup.policy",
         kind: ConfigKind::List(CLEANUP_POLICIES),
-        doc: "delete (retention), compact (latest record per key), or both",
+        doc: "delete (retention), compact (latest record per key), both, or neither (empty: keep every record)",
     },
     TopicConfigDef {
         name: "min.cleanable.dirty.ratio",
