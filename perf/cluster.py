@@ -8,7 +8,7 @@
   partitions under an idempotent acks=all load (then every acknowledged record read back); a new replica's
   catch-up rate against loopback's bandwidth.
 - `--peer kafka` (and/or `--peer kafka-flush1`): the steps that make sense for Apache Kafka 4.4 run, after
-  Sluice's, on a three-node Kafka cluster (perf/cluster_peer.py, perf/kafka.sh) with the same load generators,
+  Sluice's, on a three-node Kafka cluster (tests/cluster/kafka_cluster.py, perf/kafka.sh) with the same load generators,
   and the table puts them side by side with Sluice ÷ Kafka ratios and each broker's CPU per MB and RSS. That
   run leaves out the Sluice-only steps (controller failover through `sluice cluster describe`, catch-up
   through `sluice topic reassign`).
@@ -35,7 +35,8 @@ from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 from harness import SLUICE, Cluster, create_topic, wait_until  # noqa: E402
 from workload import Load, leader_of, read_all  # noqa: E402
 
-from cluster_peer import KafkaCluster, load_average, peer_table, terminate  # noqa: E402
+from cluster_peer import load_average, peer_table, terminate  # noqa: E402
+from kafka_cluster import KafkaCluster  # noqa: E402
 
 OUT = ROOT / "perf" / "out" / "cluster"
 CLK_TCK = os.sysconf("SC_CLK_TCK")

@@ -1,125 +1,12 @@
-"""Apache Kafka 4.4 as perf/cluster.py's peer: a three-node KRaft cluster (combined nodes on 127.0.0.1-3, stock
-configuration and heap, or `log.flush.interval.messages=1`) that perf/kafka.sh prepares and whose java processes
-this module starts, kill -9s, stops and restarts itself, with the same interface as the cluster tests' harness
-(tests/cluster/harness.py), so cluster.py's steps run unchanged against it. And the table that puts Sluice
-beside each peer, with the ratios Sluice ÷ peer."""
+"""Apache Kafka 4.4 as perf/cluster.py's peer: the three-node KRaft cluster of tests/cluster/kafka_cluster.py
+(stock configuration and heap, or `log.flush.interval.messages=1`), with the interface of the cluster tests'
+harness, so cluster.py's steps run unchanged against it. And the table that puts Sluice beside each peer, with
+the ratios Sluice ÷ peer."""
 
 import json
 import os
-import shutil
 import signal
 import statistics
-import subprocess
-import time
-from pathlib import Path
-
-from harness import Cluster, free_port_on_all
-
-ROOT = Path(__file__).resolve().parents[1]
-KAFKA_SH = ROOT / "perf" / "kafka.sh"
-
-
-class KafkaNode:
-    """One Kafka node (broker and controller) of a cluster perf/kafka.sh prepared; its java process is ours."""
-
-    roles = "broker,controller"
-
-    def __init__(self, cluster, node_id):
-        self.cluster = cluster
-        self.node_id = node_id
-        self.host = f"127.0.0.{node_id}"
-        self.home = cluster.root / f"node-{node_id}"
-        self.data_dir = self.home / "data"
-        self.log_path = self.home / "server.log"
-        self.proc = None
-        self.ready_before = 0
-
-    @property
-    def bootstrap(self):
-        return f"{self.host}:{self.cluster.broker_port}"
-
-    def log(self):
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def ready_count(self):
-        return self.log().count("Kafka Server started")
-
-    def start(self, wait=True):
-        assert not self.alive(), f"kafka node {self.node_id} is already running"
-        self.ready_before = self.ready_count()
-        out = open(self.home / "stdout.log", "ab")
-        # kafka.sh execs java, so this pid is the broker's (what the CPU and RSS figures read).
-        self.proc = subprocess.Popen([str(KAFKA_SH), "node", "--nodes", "3", "--index", str(self.node_id),
-                                      "--dir", str(self.cluster.root)], stdout=out, stderr=out,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
-        out.close()
-        if wait:
-            self.wait_ready()
-        return self
-
-    def wait_ready(self, before=None, timeout=120):
-        before = self.ready_before if before is None else before
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"kafka node {self.node_id} exited with {self.proc.returncode}:\n"
-                                   f"{self.log()[-4000:]}")
-            if self.ready_count() > before:
-                return self
-            time.sleep(0.1)
-        raise RuntimeError(f"kafka node {self.node_id} not ready after {timeout} s:\n{self.log()[-4000:]}")
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def serving(self):
-        return self.alive()
-
-    def kill9(self):
-        if self.alive():
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-
-    def wait_exit(self, timeout=60):
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"kafka node {self.node_id} still running after {timeout} s")
-
-
-class KafkaCluster(Cluster):
-    """Three Kafka nodes with the harness Cluster's methods (bootstrap, metadata, leaders, wait_brokers)."""
-
-    def __init__(self, root, flush1=False):  # noqa: the harness's __init__ builds Sluice nodes
-        self.root = Path(root)
-        self.network = None
-        self.broker_port = free_port_on_all([f"127.0.0.{i}" for i in range(1, 4)])
-        self.controller_port = self.broker_port + 1
-        self.flush1 = flush1
-        self.nodes = {i: KafkaNode(self, i) for i in (1, 2, 3)}
-
-    def start(self):
-        args = [str(KAFKA_SH), "prepare", "--nodes", "3", "--fresh", "--dir", str(self.root),
-                "--port", str(self.broker_port), "--controller-port", str(self.controller_port)]
-        if self.flush1:
-            args.append("--flush1")
-        out = subprocess.run(args, capture_output=True, text=True, timeout=600)
-        if out.returncode != 0:
-            raise RuntimeError(f"kafka.sh prepare failed:\n{out.stderr[-3000:]}")
-        for node in self.nodes.values():
-            node.start(wait=False)
-        for node in self.nodes.values():
-            node.wait_ready(before=0)
-        self.wait_brokers(3, timeout=120)
-        return self
-
-    def close(self):
-        for node in self.nodes.values():
-            node.kill9()
-        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def terminate(node):

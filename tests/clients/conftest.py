@@ -14,30 +14,17 @@ from pathlib import Path
 
 import pytest
 
+from target import ON_KAFKA, register_marker, skip_sluice_only
+
 ROOT = Path(__file__).resolve().parents[2]
 SLUICE = os.environ.get("SLUICE_BIN", str(ROOT / "target" / "release" / "sluice"))
-TARGET = os.environ.get("SLUICE_TEST_TARGET", "sluice")
-if TARGET not in ("sluice", "kafka"):
-    raise ValueError(f"SLUICE_TEST_TARGET is sluice or kafka, not {TARGET!r}")
-ON_KAFKA = TARGET == "kafka"
 # The shard counts a test runs with. Kafka has no shards: one run.
 SHARDS = [1] if ON_KAFKA else [1, 2]
 SHARD_IDS = ["kafka"] if ON_KAFKA else ["shards1", "shards2"]
 
 
 def pytest_configure(config):
-    config.addinivalue_line(
-        "markers", "sluice_only(reason): checks what only Sluice has or where Sluice is deliberately stricter than "
-        "Apache Kafka; skipped with SLUICE_TEST_TARGET=kafka")
-
-
-def skip_sluice_only(items):
-    for item in items:
-        marker = item.get_closest_marker("sluice_only")
-        if marker is not None:
-            reason = marker.args[0] if marker.args else marker.kwargs.get("reason", "")
-            assert reason, f"{item.nodeid}: sluice_only needs a reason"
-            item.add_marker(pytest.mark.skip(reason=f"Sluice only: {reason}"))
+    register_marker(config)
 
 
 def free_port():

@@ -1,4 +1,8 @@
-"""Fixtures for the multi-process cluster tests: nodes on 127.0.0.1..N, same ports, own data directories."""
+"""Fixtures for the multi-process cluster tests: nodes on 127.0.0.1..N, same ports, own data directories.
+
+With SLUICE_TEST_TARGET=kafka the clusters are Apache Kafka 4.4's (kafka_cluster.py: three KRaft combined
+nodes, stock configuration plus the test's `extra` settings), and the tests marked
+@pytest.mark.sluice_only("why") are skipped with that reason."""
 
 import sys
 from pathlib import Path
@@ -8,7 +12,17 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "clients"))
 
-from harness import Cluster, assert_clean_log  # noqa: E402
+from harness import assert_clean_log, new_cluster  # noqa: E402
+from target import ON_KAFKA, register_marker, skip_sluice_only  # noqa: E402
+
+
+def pytest_configure(config):
+    register_marker(config)
+
+
+def pytest_collection_modifyitems(config, items):
+    if ON_KAFKA:
+        skip_sluice_only(items)
 
 
 @pytest.fixture
@@ -17,7 +31,7 @@ def make_cluster(tmp_path):
     clusters = []
 
     def make(size=3, start=True, **kwargs):
-        cluster = Cluster(tmp_path / f"cluster-{len(clusters)}", size=size, **kwargs)
+        cluster = new_cluster(tmp_path / f"cluster-{len(clusters)}", size=size, **kwargs)
         clusters.append(cluster)
         return cluster.start() if start else cluster
 

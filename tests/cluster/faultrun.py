@@ -9,23 +9,29 @@ import time
 from pathlib import Path
 
 import checker
-from harness import Cluster, assert_clean_log, create_topic
+from harness import assert_clean_log, create_topic, new_cluster
 from history import History, committed_offsets, standard_workload
 from nemesis import Nemesis, kinds_available, schedule
+from target import ON_KAFKA
 from workload import read_all, replica_disagreements
 
 TOPIC = "nemesis"
 PARTITIONS = [0, 1, 2]
 # Failure detection a little faster than the defaults, so pauses of a few seconds outlast it.
 FAST = {"replica.lag.time.max.ms": "3000", "broker.session.timeout.ms": "2000", "log.segment.bytes": "8388608"}
+# Apache Kafka as the checker's baseline (SLUICE_TEST_TARGET=kafka) runs with its own defaults.
+KAFKA = {"log.segment.bytes": "8388608"}
 
 
 def run(root, seed, faults, network=True, disk_mb=256, unsafe=False, kinds=None, nodes=3, lossy=None, log=print):
     """One run; `nodes=1` is the single broker under kill -9, pauses, restarts, full disks and power loss.
-    `lossy` (default: wherever lossyfs can mount) puts every node's data on lossyfs, for the power-loss fault."""
+    `lossy` (default: wherever lossyfs can mount) puts every node's data on lossyfs, for the power-loss fault.
+    With SLUICE_TEST_TARGET=kafka the cluster is Apache Kafka's, on loopback: process faults only."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    network = network and nodes > 1
+    network = network and nodes > 1 and not ON_KAFKA
+    if ON_KAFKA:
+        disk_mb, lossy = None, False
     if lossy is None:
         from lossyfs import unavailable
         lossy = unavailable() is None
@@ -33,8 +39,8 @@ def run(root, seed, faults, network=True, disk_mb=256, unsafe=False, kinds=None,
     plan = schedule(seed, faults, kinds, nodes)
     log(f"fault run: seed {seed}, {faults} faults, kinds {kinds}, directory {root}")
     log("schedule: " + json.dumps(plan))
-    cluster = Cluster(root / "cluster", size=nodes, extra=FAST, network=network, disk_mb=disk_mb,
-                      lossy=range(1, nodes + 1) if lossy else ())
+    cluster = new_cluster(root / "cluster", size=nodes, extra=KAFKA if ON_KAFKA else FAST, network=network,
+                          disk_mb=disk_mb, lossy=range(1, nodes + 1) if lossy else ())
     if unsafe:
         cluster.env["SLUICE_UNSAFE_ACK_ON_LEADER_APPEND"] = "1"
     history = History()

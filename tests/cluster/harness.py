@@ -314,6 +314,18 @@ def create_topic(bootstrap, name, partitions=1, replication_factor=3, config=Non
     futures[name].result(timeout)
 
 
+def new_cluster(root, size=3, extra=None, **kwargs):
+    """A cluster that is not started yet: Sluice's, or Apache Kafka's with SLUICE_TEST_TARGET=kafka."""
+    from target import ON_KAFKA
+    if ON_KAFKA:
+        from kafka_cluster import SIZE, KafkaCluster
+        wanted = {k: v for k, v in kwargs.items() if v}
+        assert size == SIZE and not wanted, (f"the Kafka reference cluster is {SIZE} plain nodes on loopback: mark "
+                                             f"the test sluice_only if it needs {wanted or f'{size} nodes'}")
+        return KafkaCluster(root, extra=extra)
+    return Cluster(root, size=size, extra=extra, **kwargs)
+
+
 def assert_clean_log(node, bad_lines=("panicked", "response encoding failed", "shard stopped with an error")):
     log = node.log()
     for bad in bad_lines:

@@ -4,7 +4,11 @@ session, 503 once it lost the quorum long enough to assume it was fenced, ready 
 
 import socket
 
+import pytest
+
 from harness import wait_until
+
+pytestmark = pytest.mark.sluice_only("Sluice's admin listener (/health/ready and /health/live)")
 
 ADMIN_PORT = 9644
 

@@ -5,7 +5,11 @@ that cannot be reached, and a voter whose log.dirs was wiped."""
 import shutil
 import socket
 
+import pytest
+
 from harness import create_topic, wait_until
+
+pytestmark = pytest.mark.sluice_only("Sluice's own refusals, read from its log lines (Kafka refuses these too, in its own words)")
 
 
 def test_a_node_whose_stored_cluster_id_differs_is_refused(make_cluster):

@@ -5,7 +5,11 @@ follower is back, an ISR expand and health."""
 
 import socket
 
+import pytest
+
 from harness import create_topic, free_port_on_all, wait_until
+
+pytestmark = pytest.mark.sluice_only("Sluice's Prometheus metrics")
 
 # Not the default 9644: another broker on this machine (a benchmark, a local cluster) may hold 127.0.0.1:9644.
 ADMIN_PORT = free_port_on_all([f"127.0.0.{i}" for i in (1, 2, 3)])

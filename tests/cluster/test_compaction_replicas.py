@@ -6,9 +6,12 @@ gaps and rejoins the ISR."""
 import time
 
 import kafka
+import pytest
 
 from harness import create_topic, wait_until
 from workload import leader_of, read_all
+
+pytestmark = pytest.mark.sluice_only("reads Sluice's cleaner checkpoints and log lines, with segments under Kafka's 1 MiB minimum")
 
 KEYS, ROUNDS = 30, 40
 

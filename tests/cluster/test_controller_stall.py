@@ -6,7 +6,11 @@ live leader again within seconds (the perf run's failover failure, perf/RESULTS.
 import threading
 import time
 
+import pytest
+
 from harness import create_topic, wait_until
+
+pytestmark = pytest.mark.sluice_only("Sluice's controller sessions, read from its log lines")
 
 # Sessions (600 ms) shorter than an election (2-4 s), so the pause outlives every session while the paused
 # node is still the quorum's leader when it resumes.

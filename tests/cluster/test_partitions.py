@@ -13,7 +13,8 @@ from confluent_kafka import Producer
 from harness import create_topic, wait_until
 from workload import leader_of, read_all
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
+pytestmark = [pytest.mark.sluice_only("network namespaces: the Kafka reference cluster runs on loopback"),
+              pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")]
 
 
 def test_a_deposed_leader_never_acknowledges_a_write_it_could_not_replicate(make_cluster):

@@ -16,7 +16,8 @@ from harness import create_topic, wait_until
 from lossyfs import unavailable
 from workload import Load, assert_replicas_agree, check_history, leader_of, read_all
 
-pytestmark = pytest.mark.skipif(unavailable() is not None, reason=unavailable() or "")
+pytestmark = [pytest.mark.sluice_only("lossyfs mounts and Sluice's flush policy"),
+              pytest.mark.skipif(unavailable() is not None, reason=unavailable() or "")]
 
 ALWAYS = {"flush.policy": "always"}
 # Small segments, so rolls (index files, producer snapshots, checkpoints) happen between the power losses too.

@@ -9,6 +9,7 @@ import kafka
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions
 
 from harness import create_topic, wait_until
+from target import ON_KAFKA
 
 
 def partition_view(cluster, node, topic):
@@ -67,6 +68,15 @@ def test_kcat_lists_the_three_brokers(cluster):
         assert f"broker {i} at 127.0.0.{i}:{cluster.broker_port}" in out.stdout
 
 
+def applied(check):
+    """Sluice answers an admin request once the change is applied on the broker that forwarded it, so `check`
+    holds at once; Apache Kafka applies it to a broker's metadata a moment after answering (bounded wait)."""
+    if ON_KAFKA:
+        wait_until(check, timeout=10, what="the change in the broker's metadata")
+    else:
+        assert check()
+
+
 def test_admin_requests_work_through_any_broker(cluster):
     controller = cluster.active_controller()
     others = [n for n in cluster.nodes.values() if n.node_id != controller]
@@ -74,17 +84,19 @@ def test_admin_requests_work_through_any_broker(cluster):
     admin = AdminClient({"bootstrap.servers": node.bootstrap})
     create_topic(node.bootstrap, "fwd", partitions=2, replication_factor=2)
     # The answer comes once the change is applied on the broker that forwarded it.
-    md = admin.list_topics("fwd", timeout=10)
-    assert len(md.topics["fwd"].partitions) == 2
+    applied(lambda: len(admin.list_topics("fwd", timeout=10).topics["fwd"].partitions) == 2)
     admin.create_partitions([NewPartitions("fwd", 4)])["fwd"].result(30)
-    assert len(admin.list_topics("fwd", timeout=10).topics["fwd"].partitions) == 4
+    applied(lambda: len(admin.list_topics("fwd", timeout=10).topics["fwd"].partitions) == 4)
     resource = ConfigResource("topic", "fwd", set_config={"retention.ms": "3600000"})
     admin.incremental_alter_configs([ConfigResource("topic", "fwd", incremental_configs=[ConfigEntry("retention.ms", "3600000", incremental_operation=AlterConfigOpType.SET)])])[ConfigResource("topic", "fwd")].result(30)
     other = AdminClient({"bootstrap.servers": others[1].bootstrap})
-    described = wait_until(lambda: other.describe_configs([ConfigResource("topic", "fwd")])[ConfigResource("topic", "fwd")].result(10))
-    assert described["retention.ms"].value == "3600000"
+    retention = lambda: other.describe_configs([ConfigResource("topic", "fwd")])[  # noqa: E731
+        ConfigResource("topic", "fwd")].result(10)["retention.ms"].value
+    if ON_KAFKA:
+        wait_until(lambda: retention() == "3600000", timeout=10, what="the new retention.ms on another broker")
+    assert wait_until(retention) == "3600000"
     admin.delete_topics(["fwd"])["fwd"].result(30)
-    assert "fwd" not in admin.list_topics(timeout=10).topics
+    applied(lambda: "fwd" not in admin.list_topics(timeout=10).topics)
     # A replication factor beyond the brokers is refused by name.
     try:
         create_topic(node.bootstrap, "too-many", replication_factor=4)
