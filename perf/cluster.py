@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "cluster"))
+sys.path[:0] = [str(ROOT / "tests" / "cluster"), str(ROOT / "tests" / "clients")]
 
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 

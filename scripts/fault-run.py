@@ -6,7 +6,9 @@ by kind, acknowledged writes, every anomaly count, and the failover windows per 
 directory (history.jsonl, run.json, the nodes' logs); passing ones are removed unless --keep.
 
 Run it as root (namespaces, loop mounts), with the release broker built (cargo build --release --bin sluice)
-and the test venv installed (scripts/install-test-tools.sh); it re-runs itself under that venv."""
+and the test venv installed (scripts/install-test-tools.sh); it re-runs itself under that venv. With
+SLUICE_TEST_TARGET=kafka the clusters are Apache Kafka 4.4's with its defaults, on loopback (kills, pauses and
+restarts only): the checker's baseline."""
 
 import argparse
 import os
@@ -28,6 +30,7 @@ sys.path[:0] = [str(ROOT / "tests" / "cluster"), str(ROOT / "tests" / "clients")
 
 import checker  # noqa: E402
 import faultrun  # noqa: E402
+from target import ON_KAFKA  # noqa: E402
 
 
 def main():
@@ -89,8 +92,9 @@ def report(args, runs, elapsed, rev):
             totals[name] += len(cases)
     seeds = f"{runs[0][0]}..{runs[-1][0]}"
     lines = [f"\n## {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {sum(kinds.values())} faults, seeds {seeds}"
-             f"{' (UNSAFE broker)' if args.unsafe else ''}, rev {rev}\n",
-             f"Command: `scripts/fault-run.py --faults {args.faults} --seed {args.seed} --per-run {args.per_run}"
+             f"{' (UNSAFE broker)' if args.unsafe else ''}{' on Apache Kafka 4.4' if ON_KAFKA else ''}, rev {rev}\n",
+             f"Command: `{'SLUICE_TEST_TARGET=kafka ' if ON_KAFKA else ''}scripts/fault-run.py --faults {args.faults} "
+             f"--seed {args.seed} --per-run {args.per_run}"
              f"{' --unsafe' if args.unsafe else ''} --nodes {args.nodes}`, {elapsed / 60:.0f} min, {args.nodes} node(s), "
              "`--shards 1`, 2 vCPUs.\n",
              "| runs | passed | acknowledged writes | " + " | ".join(checker.ANOMALIES) + " | not recovered |",

@@ -110,14 +110,16 @@ def wait_for_leaders(admin, name, partitions, timeout=30):
 
 
 def high_watermarks(bootstrap, topic, partitions, timeout=30):
-    """Each partition's high watermark, once a leader answers: right after a (re)start the broker may not lead
-    the partition yet, and librdkafka's watermark query does not retry NOT_LEADER_OR_FOLLOWER by itself."""
+    """Each partition's high watermark (`partitions`: a count, or the partition numbers), once a leader answers:
+    right after a (re)start or a failover the broker may not lead the partition yet, and librdkafka's watermark
+    query does not retry NOT_LEADER_OR_FOLLOWER by itself."""
+    numbers = range(partitions) if isinstance(partitions, int) else list(partitions)
     probe = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused-no-commits"})
     deadline = time.time() + timeout
     try:
         while True:
             try:
-                return [probe.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(partitions)]
+                return [probe.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in numbers]
             except KafkaException:
                 if time.time() > deadline:
                     raise

@@ -7,6 +7,7 @@ import time
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
+from clients import high_watermarks
 from harness import replica_batches, wait_until
 
 
@@ -82,11 +83,8 @@ def _longest_gap(times, since, until):
 def read_all(bootstrap, topic, partitions, timeout=60):
     """Every record of the partitions, from the start up to the end seen when the read began, as
     (partition, offset, value)."""
+    ends = dict(zip(partitions, high_watermarks(bootstrap, topic, partitions)))
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "checker", "enable.auto.commit": False})
-    ends = {}
-    for p in partitions:
-        _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-        ends[p] = high
     consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
     out = []
     done = {p for p, end in ends.items() if end == 0}
@@ -124,9 +122,7 @@ def replica_disagreements(cluster, topic, partitions, min_replicas=2, timeout=30
     disagree (or that has fewer than `min_replicas` on disk)."""
     cases = []
     for p in partitions:
-        consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "hw"})
-        _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-        consumer.close()
+        (high,) = high_watermarks(cluster.bootstrap, topic, [p])
 
         def agree():
             views = replica_batches(cluster, topic, p, upto=high)
