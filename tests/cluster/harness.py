@@ -52,7 +52,83 @@ def wait_until(predicate, timeout=30.0, interval=0.1, what="condition"):
     raise AssertionError(f"timed out after {timeout} s waiting for {what} (last error: {last_error})")
 
 
-class Node:
+class NodeProcess:
+    """What the tests do to a node's process, the same for a Sluice node (Node) and a Kafka one
+    (kafka_cluster.KafkaNode): its log, waiting for its ready line, SIGTERM, SIGKILL, SIGSTOP and SIGCONT.
+    A subclass sets `name`, `ready_line`, `ready_timeout` and `stop_timeout`, and keeps `proc`, `log_path`,
+    `paused` and `ready_before` up to date."""
+
+    name = "node"
+    ready_line = "ready to serve"
+    ready_timeout = 60
+    stop_timeout = 30
+
+    def log(self):
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def ready_count(self):
+        return self.log().count(self.ready_line)
+
+    def wait_ready(self, before=None, timeout=None):
+        """Waits for the ready line of the start that counted `before` such lines (by default the last start)."""
+        before = self.ready_before if before is None else before
+        timeout = timeout or self.ready_timeout
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} {self.node_id} exited with {self.proc.returncode}:\n"
+                                   f"{self.log()[-6000:]}")
+            if self.ready_count() > before:
+                return self
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.name} {self.node_id} not ready after {timeout} s:\n{self.log()[-6000:]}")
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def serving(self):
+        """Running and not paused: it can answer."""
+        return self.alive() and not self.paused
+
+    def stop(self, timeout=None, force=False):
+        """SIGTERM: a controlled shutdown. Returns the exit code. A node still running after `timeout` is killed,
+        and that fails the caller unless `force`."""
+        timeout = timeout or self.stop_timeout
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                if not force:
+                    raise AssertionError(f"{self.name} {self.node_id} did not stop within {timeout} s of SIGTERM")
+        return self.proc.returncode if self.proc else None
+
+    def kill9(self):
+        if self.alive():
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def pause(self):
+        os.kill(self.proc.pid, signal.SIGSTOP)
+        self.paused = True
+
+    def resume(self):
+        os.kill(self.proc.pid, signal.SIGCONT)
+        self.paused = False
+
+    def wait_exit(self, timeout=30):
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{self.name} {self.node_id} still running after {timeout} s:\n{self.log()[-4000:]}")
+
+
+class Node(NodeProcess):
     def __init__(self, cluster, node_id, roles="broker,controller", extra=None, lossy=False):
         self.cluster = cluster
         self.node_id = node_id
@@ -114,15 +190,6 @@ class Node:
         text = "# written by tests/cluster/harness.py\n" + "".join(f"{k}={v}\n" for k, v in lines.items())
         self.properties.write_text(text)
 
-    def log(self):
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def ready_count(self):
-        return self.log().count("ready to serve")
-
     def start(self, wait=True, extra_args=()):
         assert self.proc is None or self.proc.poll() is not None, f"node {self.node_id} is already running"
         self.write_properties()
@@ -145,65 +212,11 @@ class Node:
             self.wait_ready(before)
         return self
 
-    def wait_ready(self, before=None, timeout=60):
-        """Waits for the "ready to serve" line of the start that counted `before` such lines (by default the
-        last start)."""
-        before = self.ready_before if before is None else before
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"node {self.node_id} exited with {self.proc.returncode}:\n{self.log()[-6000:]}")
-            if self.ready_count() > before:
-                return self
-            time.sleep(0.05)
-        raise RuntimeError(f"node {self.node_id} not ready after {timeout} s:\n{self.log()[-6000:]}")
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def serving(self):
-        """Running and not paused: it can answer."""
-        return self.alive() and not self.paused
-
-    def stop(self, timeout=30, force=False):
-        """SIGTERM: a controlled shutdown. Returns the exit code. A node still running after `timeout` is killed,
-        and that fails the caller unless `force`."""
-        if self.alive():
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                if not force:
-                    raise AssertionError(f"node {self.node_id} did not stop within {timeout} s of SIGTERM")
-        return self.proc.returncode if self.proc else None
-
-    def kill9(self):
-        if self.alive():
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-
     def power_loss(self):
         """The node's unsynced writes vanish, as in a power cut. The node must be down (kill -9 it first)."""
         assert self.mount is not None, f"node {self.node_id} is not on lossyfs"
         assert not self.alive(), f"node {self.node_id} is running: kill it before its power fails"
         return self.mount.power_loss()
-
-    def pause(self):
-        os.kill(self.proc.pid, signal.SIGSTOP)
-        self.paused = True
-
-    def resume(self):
-        os.kill(self.proc.pid, signal.SIGCONT)
-        self.paused = False
-
-    def wait_exit(self, timeout=30):
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"node {self.node_id} still running after {timeout} s:\n{self.log()[-4000:]}")
-
 
 class Cluster:
     def __init__(self, root, size=3, shards=1, extra=None, voters=None, network=False, disk_mb=None, lossy=()):

@@ -4,23 +4,25 @@ kill -9s, pauses, stops and restarts itself, with the interface of harness.py's 
 run on it with SLUICE_TEST_TARGET=kafka (conftest.py), and so do the fault runs (faultrun.py, process faults only);
 perf/cluster.py measures it beside Sluice."""
 
-import os
 import shutil
-import signal
 import subprocess
-import time
 from pathlib import Path
 
-from harness import Cluster, free_port_on_all
+from harness import Cluster, NodeProcess, free_port_on_all
 
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA_SH = ROOT / "perf" / "kafka.sh"
 SIZE = 3
 
 
-class KafkaNode:
-    """One Kafka node (broker and controller); its java process is ours (kafka.sh execs java)."""
+class KafkaNode(NodeProcess):
+    """One Kafka node (broker and controller); its java process is ours (kafka.sh execs java, so SIGTERM is
+    Kafka's controlled shutdown, and its JVM exits 143)."""
 
+    name = "kafka node"
+    ready_line = "Kafka Server started"
+    ready_timeout = 120
+    stop_timeout = 60
     roles = "broker,controller"
     disk = None
     mount = None
@@ -40,15 +42,6 @@ class KafkaNode:
     def bootstrap(self):
         return f"{self.host}:{self.cluster.broker_port}"
 
-    def log(self):
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def ready_count(self):
-        return self.log().count("Kafka Server started")
-
     def start(self, wait=True, extra_args=()):
         assert not extra_args, "a Kafka node takes its settings from the cluster's properties"
         assert not self.alive(), f"kafka node {self.node_id} is already running"
@@ -62,56 +55,6 @@ class KafkaNode:
         if wait:
             self.wait_ready()
         return self
-
-    def wait_ready(self, before=None, timeout=120):
-        before = self.ready_before if before is None else before
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"kafka node {self.node_id} exited with {self.proc.returncode}:\n"
-                                   f"{self.log()[-4000:]}")
-            if self.ready_count() > before:
-                return self
-            time.sleep(0.1)
-        raise RuntimeError(f"kafka node {self.node_id} not ready after {timeout} s:\n{self.log()[-4000:]}")
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def serving(self):
-        return self.alive() and not self.paused
-
-    def stop(self, timeout=60, force=False):
-        """SIGTERM: Kafka's controlled shutdown. Returns the exit code (Kafka's JVM exits 143 on SIGTERM)."""
-        if self.alive():
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                if not force:
-                    raise AssertionError(f"kafka node {self.node_id} did not stop within {timeout} s of SIGTERM")
-        return self.proc.returncode if self.proc else None
-
-    def kill9(self):
-        if self.alive():
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-
-    def pause(self):
-        os.kill(self.proc.pid, signal.SIGSTOP)
-        self.paused = True
-
-    def resume(self):
-        os.kill(self.proc.pid, signal.SIGCONT)
-        self.paused = False
-
-    def wait_exit(self, timeout=60):
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"kafka node {self.node_id} still running after {timeout} s")
 
 
 class KafkaCluster(Cluster):
