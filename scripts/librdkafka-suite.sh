@@ -7,7 +7,8 @@
 # The test runner is librdkafka 2.12.1's `tests/test-runner`, built from the source that the crates.io package
 # rdkafka-sys 4.10.0+2.12.1 ships (fetched with cargo, built once, cached under $RDK_CACHE). The runner script
 # and the exclusion list are the shared suite's (SUITE_DIR, default ../shared/librdkafka-suite), which says
-# why each skipped test is skipped. The broker runs with `num.partitions=4`, which the suite assumes.
+# why each skipped test is skipped. The broker runs with `num.partitions=4`, which the suite assumes, and with
+# the ACL authorizer on (super.users=User:ANONYMOUS).
 #
 # TEST_SCENARIO=noautocreate runs the tests that need a broker without auto-create (0045's topic-removal cases,
 # 0107, 0111) against one started with `auto.create.topics.enable=false`. Tests that run Kafka's
@@ -47,9 +48,12 @@ fi
 [[ -x "$SLUICE" ]] || cargo build --release --locked --bin sluice
 work=$(mktemp -d /tmp/sluice-rdk-suite.XXXXXX)
 NODES="${NODES:-1}"
-extra=()
+# The ACL tests (0081) need an authorizer, as librdkafka's own test cluster has. Every client here is
+# User:ANONYMOUS (PLAINTEXT), named a super user so the ACLs the tests create do not lock the tests out.
+extra=(--set authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+  --set super.users=User:ANONYMOUS)
 if [[ "${TEST_SCENARIO:-default}" == noautocreate ]]; then
-  extra=(--set auto.create.topics.enable=false)
+  extra+=(--set auto.create.topics.enable=false)
 fi
 # librdkafka runs "$KAFKA_PATH/bin/kafka-topics.sh --bootstrap-server $BROKERS ..." where a test needs Kafka's
 # tool (0045's topic removal; 0052 and 0077, which the shared exclusion list skips unless RUN_EXCLUDED=1).

@@ -15,6 +15,7 @@
 //! fetches as Kafka Fetch requests, and [`cluster`] wires them to each shard.
 
 pub mod admin;
+pub mod authorize;
 pub mod budget;
 pub mod client;
 pub mod cluster;

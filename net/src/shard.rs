@@ -35,6 +35,7 @@ use futures::stream::{self, StreamExt};
 use glommio::channels::channel_mesh::{Receivers, Senders};
 use sluice_engine::watch::OffsetWatch;
 use sluice_engine::{LeaderEpoch, LogManager, PartitionLog, TopicPartition};
+use sluice_replication::acl::Authorizer;
 use sluice_replication::config::{broker, topic, EffectiveConfig, StaticConfig};
 use sluice_replication::controller::commands::{AdminError, AdminErrorKind, ControllerRequest, ControllerResponse};
 use sluice_replication::metadata::{owner_shard, ClusterImage, NodeId, SharedImage, METADATA_TOPIC};
@@ -91,6 +92,8 @@ pub struct Shard {
     published: OffsetWatch,
     /// Producer ids this broker may hand out: the rest of a block the controller allocated (shard 0).
     producer_ids: Cell<(i64, i64)>,
+    /// The ACL authorizer, when `authorizer.class.name` turns it on (`crate::authorize`).
+    pub(crate) authorizer: Option<Authorizer>,
 }
 
 /// Partitions opened concurrently when an image arrives.
@@ -114,6 +117,7 @@ impl Shard {
             offsets_retention_ms: i64::from(config.get(broker::OFFSETS_RETENTION_MINUTES)).saturating_mul(60_000),
         };
         Rc::new(Shard {
+            authorizer: Authorizer::configured(&settings.static_config),
             coordinator: Coordinator::new(group_config),
             id,
             settings,

@@ -1,5 +1,6 @@
 //! Sluice replication: the cluster's control plane and partition replication.
 //!
+//! - [`acl`]: access control lists and the authorizer's decision (Kafka's StandardAuthorizer rules).
 //! - [`config`]: broker and topic configuration under Kafka's names.
 //! - [`metadata`]: the metadata records, the cluster image they build, and replica placement.
 //! - [`quorum`]: the controller quorum, a Raft group on raft-rs whose log is the engine partition
@@ -15,6 +16,7 @@
 //!
 //! Depends only on the engine; knows no Kafka bytes and no Kafka error codes.
 
+pub mod acl;
 pub mod broker;
 pub mod config;
 pub mod controller;

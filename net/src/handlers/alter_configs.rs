@@ -21,7 +21,7 @@ impl Api for AlterConfigs {
     type Request = AlterConfigsRequest;
     type Response = AlterConfigsResponse;
 
-    async fn handle(shard: &Rc<Shard>, _header: &RequestHeader, request: AlterConfigsRequest) -> AlterConfigsResponse {
+    async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: AlterConfigsRequest) -> AlterConfigsResponse {
         let changes = request
             .resources
             .into_iter()
@@ -42,7 +42,7 @@ impl Api for AlterConfigs {
                 replace: true,
             })
             .collect();
-        let responses = apply(shard, changes, request.validate_only)
+        let responses = apply(shard, header, changes, request.validate_only)
             .await
             .into_iter()
             .map(|(resource_type, name, failure)| {

@@ -10,6 +10,7 @@ use kafka_protocol::messages::alter_partition_reassignments_response::{
 };
 use kafka_protocol::messages::{AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, ApiKey};
 use kafka_protocol::protocol::VersionRange;
+use sluice_replication::acl::AclOperation;
 use sluice_replication::controller::commands::{ControllerRequest, ControllerResponse, Reassignment};
 
 use super::api::{text, topic_name, versions, Api};
@@ -27,9 +28,14 @@ impl Api for AlterPartitionReassignments {
 
     async fn handle(
         shard: &Rc<Shard>,
-        _header: &RequestHeader,
+        header: &RequestHeader,
         request: AlterPartitionReassignmentsRequest,
     ) -> AlterPartitionReassignmentsResponse {
+        if !shard.authorized_on_cluster(header, AclOperation::Alter) {
+            return AlterPartitionReassignmentsResponse::default()
+                .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+                .with_error_message(Some(text("reassignments need ALTER on the cluster")));
+        }
         let wanted: Vec<Reassignment> = request
             .topics
             .iter()

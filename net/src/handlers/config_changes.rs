@@ -7,12 +7,14 @@
 
 use std::rc::Rc;
 
+use sluice_replication::acl::{AclOperation, ResourceType, CLUSTER_NAME};
 use sluice_replication::controller::commands::{
     ConfigChange, ConfigOp, ConfigResource, ControllerRequest, ControllerResponse,
 };
 
 use crate::error::{admin_error, ResponseError};
 use crate::shard::Shard;
+use crate::wire::RequestHeader;
 
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
@@ -27,6 +29,25 @@ pub fn is_this_broker(shard: &Shard, name: &str) -> bool {
     name.is_empty() || name.trim() == shard.settings.node_id.to_string()
 }
 
+/// Kafka's check for a config resource: `operation` (DESCRIBE_CONFIGS or ALTER_CONFIGS) on the topic, on the
+/// cluster for a broker, or on the group. The refusal, if the client may not.
+pub fn refused(
+    shard: &Shard,
+    header: &RequestHeader,
+    resource_type: i8,
+    name: &str,
+    operation: AclOperation,
+) -> Option<Failure> {
+    let (kind, name, error) = match resource_type {
+        RESOURCE_TOPIC => (ResourceType::Topic, name, ResponseError::TopicAuthorizationFailed),
+        RESOURCE_BROKER => (ResourceType::Cluster, CLUSTER_NAME, ResponseError::ClusterAuthorizationFailed),
+        RESOURCE_GROUP => (ResourceType::Group, name, ResponseError::GroupAuthorizationFailed),
+        _ => return None,
+    };
+    (!shard.authorized(header, operation, kind, name))
+        .then(|| (error, format!("{operation:?} on this resource is not allowed")))
+}
+
 /// One resource's requested change.
 #[derive(Debug, Clone)]
 pub struct Change {
@@ -37,13 +58,22 @@ pub struct Change {
     pub replace: bool,
 }
 
-/// Sends every change of a known resource type to the controller (unless `validate_only`, it commits the
+/// Sends every change of a known resource type the client may alter (ALTER_CONFIGS) to the controller (unless `validate_only`, it commits the
 /// valid ones). One result per change, in order.
-pub async fn apply(shard: &Rc<Shard>, changes: Vec<Change>, validate_only: bool) -> Vec<(i8, String, Option<Failure>)> {
+pub async fn apply(
+    shard: &Rc<Shard>,
+    header: &RequestHeader,
+    changes: Vec<Change>,
+    validate_only: bool,
+) -> Vec<(i8, String, Option<Failure>)> {
     let mut results: Vec<(i8, String, Option<Failure>)> = Vec::with_capacity(changes.len());
     let mut sent = Vec::new();
     let mut slots = Vec::new();
     for change in changes {
+        if let Some(failure) = refused(shard, header, change.resource_type, &change.name, AclOperation::AlterConfigs) {
+            results.push((change.resource_type, change.name, Some(failure)));
+            continue;
+        }
         let resource = match change.resource_type {
             RESOURCE_TOPIC => ConfigResource::Topic,
             RESOURCE_BROKER => ConfigResource::Broker,

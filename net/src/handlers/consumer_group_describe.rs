@@ -7,6 +7,7 @@ use std::rc::Rc;
 use kafka_protocol::messages::consumer_group_describe_response::{Assignment, DescribedGroup, Member, TopicPartitions};
 use kafka_protocol::messages::{ApiKey, ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse};
 use kafka_protocol::protocol::VersionRange;
+use sluice_replication::acl::AclOperation;
 
 use super::api::{text, topic_name, versions, Api};
 use super::group_routing::coordinator_shard;
@@ -24,7 +25,7 @@ impl Api for ConsumerGroupDescribe {
 
     async fn handle(
         shard: &Rc<Shard>,
-        _header: &RequestHeader,
+        header: &RequestHeader,
         request: ConsumerGroupDescribeRequest,
     ) -> ConsumerGroupDescribeResponse {
         let image = shard.image();
@@ -50,7 +51,7 @@ impl Api for ConsumerGroupDescribe {
         for id in request.group_ids {
             let name = id.to_string();
             let result = DescribedGroup::default().with_group_id(id.clone()).with_authorized_operations(i32::MIN);
-            let state = match coordinator_shard(shard, &name) {
+            let state = match coordinator_shard(shard, header, AclOperation::Describe, &name) {
                 Err(error) => Err(error),
                 Ok(target) => {
                     let lookup = name.clone();

@@ -8,6 +8,7 @@ use std::rc::Rc;
 use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment, TopicPartitions};
 use kafka_protocol::messages::{ApiKey, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
 use kafka_protocol::protocol::VersionRange;
+use sluice_replication::acl::AclOperation;
 use sluice_replication::metadata::ClusterImage;
 
 use super::api::{text, versions, Api};
@@ -70,7 +71,7 @@ impl Api for ConsumerGroupHeartbeat {
         if request.subscribed_topic_regex.as_ref().is_some_and(|r| !r.is_empty()) {
             return fail(ResponseError::InvalidRequest, "regular-expression subscriptions are not supported yet");
         }
-        let target = match coordinator_shard(shard, &group) {
+        let target = match coordinator_shard(shard, header, AclOperation::Read, &group) {
             Ok(target) => target,
             Err(error) => return fail(error, ""),
         };

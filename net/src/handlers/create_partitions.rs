@@ -6,6 +6,7 @@ use std::rc::Rc;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{ApiKey, CreatePartitionsRequest, CreatePartitionsResponse};
 use kafka_protocol::protocol::VersionRange;
+use sluice_replication::acl::{AclOperation, ResourceType};
 use sluice_replication::controller::commands::{ControllerRequest, ControllerResponse, NewPartitions};
 
 use super::api::{text, topic_name, versions, Api};
@@ -23,7 +24,7 @@ impl Api for CreatePartitions {
 
     async fn handle(
         shard: &Rc<Shard>,
-        _header: &RequestHeader,
+        header: &RequestHeader,
         request: CreatePartitionsRequest,
     ) -> CreatePartitionsResponse {
         let wanted: Vec<NewPartitions> = request
@@ -37,9 +38,13 @@ impl Api for CreatePartitions {
                     .map(|list| list.into_iter().map(|a| a.broker_ids.into_iter().map(|id| id.0).collect()).collect()),
             })
             .collect();
+        // Kafka's check: ALTER on each topic.
+        let (wanted, denied): (Vec<NewPartitions>, Vec<NewPartitions>) = wanted
+            .into_iter()
+            .partition(|w| shard.authorized(header, AclOperation::Alter, ResourceType::Topic, &w.topic));
         let names: Vec<String> = wanted.iter().map(|w| w.topic.clone()).collect();
         let command = ControllerRequest::CreatePartitions { topics: wanted, validate_only: request.validate_only };
-        let failures: Vec<Option<(ResponseError, String)>> = match shard.controller_call(command).await {
+        let mut failures: Vec<Option<(ResponseError, String)>> = match shard.controller_call(command).await {
             Ok(ControllerResponse::CreatePartitions(answers)) if answers.len() == names.len() => {
                 answers.into_iter().map(|a| a.err().map(|e| (admin_error(&e), e.message))).collect()
             }
@@ -51,8 +56,11 @@ impl Api for CreatePartitions {
             }
             Err(error) => vec![Some((admin_error(&error), error.message)); names.len()],
         };
+        let refusal = (ResponseError::TopicAuthorizationFailed, "ALTER on this topic is not allowed".to_string());
+        failures.extend(denied.iter().map(|_| Some(refusal.clone())));
         let results = names
             .into_iter()
+            .chain(denied.into_iter().map(|w| w.topic))
             .zip(failures)
             .map(|(name, failure)| {
                 let result = CreatePartitionsTopicResult::default().with_name(topic_name(&name));

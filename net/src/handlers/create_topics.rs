@@ -7,6 +7,7 @@ use std::rc::Rc;
 use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
 use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::VersionRange;
+use sluice_replication::acl::{AclOperation, ResourceType};
 use sluice_replication::config::TOPIC_CONFIGS;
 use sluice_replication::controller::commands::{ControllerRequest, ControllerResponse, CreatedTopic, TopicSpec};
 use sluice_replication::metadata::validate_topic_name;
@@ -81,8 +82,8 @@ impl Api for CreateTopics {
     type Request = CreateTopicsRequest;
     type Response = CreateTopicsResponse;
 
-    async fn handle(shard: &Rc<Shard>, _header: &RequestHeader, request: CreateTopicsRequest) -> CreateTopicsResponse {
-        let specs = request
+    async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: CreateTopicsRequest) -> CreateTopicsResponse {
+        let specs: Vec<TopicSpec> = request
             .topics
             .into_iter()
             .map(|topic| TopicSpec {
@@ -101,7 +102,16 @@ impl Api for CreateTopics {
                     .collect(),
             })
             .collect();
-        let outcomes = create(shard, specs, request.validate_only).await;
+        // Kafka's check: CREATE on the cluster, or on each topic.
+        let on_cluster = shard.authorized_on_cluster(header, AclOperation::Create);
+        let (allowed, denied): (Vec<TopicSpec>, Vec<TopicSpec>) = specs.into_iter().partition(|spec| {
+            on_cluster || shard.authorized(header, AclOperation::Create, ResourceType::Topic, &spec.name)
+        });
+        let mut outcomes = create(shard, allowed, request.validate_only).await;
+        outcomes.extend(denied.into_iter().map(|spec| TopicOutcome {
+            name: spec.name,
+            result: Err((ResponseError::TopicAuthorizationFailed, "CREATE on this topic is not allowed".into())),
+        }));
         let image = shard.image();
         let topics = outcomes
             .into_iter()

@@ -5,6 +5,7 @@ use std::rc::Rc;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{ApiKey, DeleteGroupsRequest, DeleteGroupsResponse};
 use kafka_protocol::protocol::VersionRange;
+use sluice_replication::acl::AclOperation;
 
 use super::api::{versions, Api};
 use super::group_routing::{code, coordinator_shard};
@@ -19,11 +20,11 @@ impl Api for DeleteGroups {
     type Request = DeleteGroupsRequest;
     type Response = DeleteGroupsResponse;
 
-    async fn handle(shard: &Rc<Shard>, _header: &RequestHeader, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
+    async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
         let mut results = Vec::new();
         for id in request.groups_names {
             let name = id.to_string();
-            let error = match coordinator_shard(shard, &name) {
+            let error = match coordinator_shard(shard, header, AclOperation::Delete, &name) {
                 Err(error) => Some(error),
                 Ok(target) => {
                     shard.run_on(target, move |shard| async move { shard.coordinator.delete_group(&name).await }).await

@@ -10,6 +10,7 @@ use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionRe
 use kafka_protocol::messages::{ApiKey, DeleteRecordsRequest, DeleteRecordsResponse};
 use kafka_protocol::protocol::VersionRange;
 use sluice_engine::Offset;
+use sluice_replication::acl::{AclOperation, ResourceType};
 
 use super::api::{is_internal_topic, topic_name, versions, Api};
 use crate::error::{self, ResponseError};
@@ -24,20 +25,22 @@ impl Api for DeleteRecords {
     type Request = DeleteRecordsRequest;
     type Response = DeleteRecordsResponse;
 
-    async fn handle(
-        shard: &Rc<Shard>,
-        _header: &RequestHeader,
-        request: DeleteRecordsRequest,
-    ) -> DeleteRecordsResponse {
+    async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
         let mut topics = Vec::new();
         for topic in request.topics {
             let name = topic.name.to_string();
+            let denied = !shard.authorized(header, AclOperation::Delete, ResourceType::Topic, &name);
             let calls = topic.partitions.into_iter().map(|partition| {
                 let name = name.clone();
                 let owner = shard.owner(&name, partition.partition_index);
                 shard.run_on(owner, move |owner| async move {
                     let result =
                         DeleteRecordsPartitionResult::default().with_partition_index(partition.partition_index);
+                    if denied {
+                        return result
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                            .with_low_watermark(-1);
+                    }
                     if is_internal_topic(&name) {
                         return result
                             .with_error_code(ResponseError::InvalidTopicException.code())

@@ -7,12 +7,16 @@ use std::rc::Rc;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{ApiKey, DeleteTopicsRequest, DeleteTopicsResponse};
 use kafka_protocol::protocol::VersionRange;
+use sluice_replication::acl::{AclOperation, ResourceType};
 use sluice_replication::controller::commands::{ControllerRequest, ControllerResponse, TopicRef};
 
 use super::api::{text, topic_name, versions, Api};
 use crate::error::{admin_error, ResponseError};
 use crate::shard::Shard;
 use crate::wire::RequestHeader;
+
+/// A topic's name (if known), its id, and why it was not deleted (if it was not).
+type Outcome = (Option<String>, u128, Option<(ResponseError, String)>);
 
 pub struct DeleteTopics;
 
@@ -36,6 +40,26 @@ impl Api for DeleteTopics {
         } else {
             request.topic_names.into_iter().map(|n| TopicRef::Name(n.to_string())).collect()
         };
+        // Kafka's check: DELETE on each topic (named by id: on the topic the id names).
+        let image = shard.image();
+        let (wanted, denied): (Vec<TopicRef>, Vec<TopicRef>) = wanted.into_iter().partition(|w| {
+            let name = match w {
+                TopicRef::Name(name) => Some(name.as_str()),
+                TopicRef::Id(id) => image.topic_by_id(*id).map(|t| t.name.as_str()),
+            };
+            name.is_none_or(|name| shard.authorized(header, AclOperation::Delete, ResourceType::Topic, name))
+        });
+        let refusals: Vec<Outcome> = denied
+            .into_iter()
+            .map(|w| {
+                let failure =
+                    Some((ResponseError::TopicAuthorizationFailed, "DELETE on this topic is not allowed".into()));
+                match w {
+                    TopicRef::Name(name) => (Some(name), 0, failure),
+                    TopicRef::Id(id) => (None, id, failure),
+                }
+            })
+            .collect();
         let count = wanted.len();
         let fallback: Vec<(Option<String>, u128)> = wanted
             .iter()
@@ -60,6 +84,7 @@ impl Api for DeleteTopics {
         };
         let responses = results
             .into_iter()
+            .chain(refusals)
             .map(|(name, id, failure)| {
                 let result = DeletableTopicResult::default()
                     .with_name(name.as_deref().map(topic_name))

@@ -9,9 +9,11 @@ use bytes::Bytes;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{ApiKey, BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use kafka_protocol::protocol::VersionRange;
+use sluice_replication::acl::{AclOperation, ResourceType, CLUSTER_NAME};
 
 use super::api::{text, versions, Api};
-use super::metadata::{CLUSTER_OPERATIONS, NOT_REQUESTED};
+use super::metadata::NOT_REQUESTED;
+use crate::error::ResponseError;
 use crate::shard::Shard;
 use crate::wire::RequestHeader;
 
@@ -31,6 +33,11 @@ impl Api for DescribeCluster {
         header: &RequestHeader,
         request: DescribeClusterRequest,
     ) -> DescribeClusterResponse {
+        if !shard.authorized_on_cluster(header, AclOperation::Describe) {
+            return DescribeClusterResponse::default()
+                .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+                .with_error_message(Some(text("DescribeCluster needs DESCRIBE on the cluster")));
+        }
         let image = shard.image();
         let with_fenced = header.api_version >= 2 && request.include_fenced_brokers;
         let brokers = image
@@ -58,7 +65,7 @@ impl Api for DescribeCluster {
             .with_controller_id(BrokerId(image.controller_id))
             .with_brokers(brokers)
             .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
-                CLUSTER_OPERATIONS
+                shard.authorized_operations(header, ResourceType::Cluster, CLUSTER_NAME)
             } else {
                 NOT_REQUESTED
             })

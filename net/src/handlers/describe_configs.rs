@@ -11,12 +11,13 @@ use kafka_protocol::messages::describe_configs_response::{
 };
 use kafka_protocol::messages::{ApiKey, DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::VersionRange;
+use sluice_replication::acl::AclOperation;
 use sluice_replication::config::{
     ConfigSource, EffectiveConfig, TopicConfigDef, BROKER_CONFIGS, GROUP_CONFIGS, TOPIC_CONFIGS,
 };
 
 use super::api::{text, versions, Api};
-use super::config_changes::{is_this_broker, RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC};
+use super::config_changes::{is_this_broker, refused, RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC};
 use crate::error::ResponseError;
 use crate::shard::Shard;
 use crate::wire::RequestHeader;
@@ -116,7 +117,7 @@ impl Api for DescribeConfigs {
 
     async fn handle(
         shard: &Rc<Shard>,
-        _header: &RequestHeader,
+        header: &RequestHeader,
         request: DescribeConfigsRequest,
     ) -> DescribeConfigsResponse {
         let image = shard.image();
@@ -128,28 +129,41 @@ impl Api for DescribeConfigs {
                 let result = DescribeConfigsResult::default()
                     .with_resource_type(resource.resource_type)
                     .with_resource_name(resource.resource_name.clone());
-                let entries = shard.with_config(&image, |config| match resource.resource_type {
-                    RESOURCE_TOPIC => match image.topic(&name) {
-                        Some(topic) => {
-                            Ok(resource_entries(config, TOPIC_CONFIGS, ConfigSource::TopicOverride, &topic.configs))
-                        }
-                        None => Err((ResponseError::UnknownTopicOrPartition, format!("no topic '{name}'"))),
+                let denied = refused(shard, header, resource.resource_type, &name, AclOperation::DescribeConfigs);
+                let entries = denied.map_or_else(
+                    || {
+                        shard.with_config(&image, |config| match resource.resource_type {
+                            RESOURCE_TOPIC => match image.topic(&name) {
+                                Some(topic) => Ok(resource_entries(
+                                    config,
+                                    TOPIC_CONFIGS,
+                                    ConfigSource::TopicOverride,
+                                    &topic.configs,
+                                )),
+                                None => Err((ResponseError::UnknownTopicOrPartition, format!("no topic '{name}'"))),
+                            },
+                            RESOURCE_BROKER if name.trim().is_empty() => {
+                                Ok(broker_entries(shard, config.cluster_default()))
+                            }
+                            RESOURCE_BROKER if is_this_broker(shard, &name) => Ok(broker_entries(shard, config)),
+                            RESOURCE_BROKER => {
+                                Err((ResponseError::InvalidRequest, format!("broker '{name}' is not this broker")))
+                            }
+                            RESOURCE_GROUP if name.is_empty() => {
+                                Err((ResponseError::InvalidRequest, "a group config needs a group id".to_string()))
+                            }
+                            RESOURCE_GROUP => {
+                                let none = BTreeMap::new();
+                                let overrides = image.group_configs.get(&name).unwrap_or(&none);
+                                Ok(resource_entries(config, GROUP_CONFIGS, ConfigSource::GroupOverride, overrides))
+                            }
+                            other => {
+                                Err((ResponseError::InvalidRequest, format!("resource type {other} is not supported")))
+                            }
+                        })
                     },
-                    RESOURCE_BROKER if name.trim().is_empty() => Ok(broker_entries(shard, config.cluster_default())),
-                    RESOURCE_BROKER if is_this_broker(shard, &name) => Ok(broker_entries(shard, config)),
-                    RESOURCE_BROKER => {
-                        Err((ResponseError::InvalidRequest, format!("broker '{name}' is not this broker")))
-                    }
-                    RESOURCE_GROUP if name.is_empty() => {
-                        Err((ResponseError::InvalidRequest, "a group config needs a group id".to_string()))
-                    }
-                    RESOURCE_GROUP => {
-                        let none = BTreeMap::new();
-                        let overrides = image.group_configs.get(&name).unwrap_or(&none);
-                        Ok(resource_entries(config, GROUP_CONFIGS, ConfigSource::GroupOverride, overrides))
-                    }
-                    other => Err((ResponseError::InvalidRequest, format!("resource type {other} is not supported"))),
-                });
+                    Err,
+                );
                 let entries = match entries {
                     Ok(entries) => entries,
                     Err((error, message)) => {

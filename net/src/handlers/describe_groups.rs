@@ -6,6 +6,7 @@ use std::rc::Rc;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{ApiKey, DescribeGroupsRequest, DescribeGroupsResponse};
 use kafka_protocol::protocol::VersionRange;
+use sluice_replication::acl::{AclOperation, ResourceType};
 
 use super::api::{text, versions, Api};
 use super::group_routing::coordinator_shard;
@@ -29,7 +30,7 @@ impl Api for DescribeGroups {
         for id in request.groups {
             let name = id.to_string();
             let result = DescribedGroup::default().with_group_id(id.clone());
-            let described = match coordinator_shard(shard, &name) {
+            let described = match coordinator_shard(shard, header, AclOperation::Describe, &name) {
                 Err(error) => Err(error),
                 Ok(target) => {
                     let lookup = name.clone();
@@ -64,7 +65,7 @@ impl Api for DescribeGroups {
                     ),
             };
             let result = if header.api_version >= 3 && request.include_authorized_operations {
-                result.with_authorized_operations(GROUP_OPERATIONS)
+                result.with_authorized_operations(shard.authorized_operations(header, ResourceType::Group, &name))
             } else {
                 result
             };
@@ -73,6 +74,3 @@ impl Api for DescribeGroups {
         DescribeGroupsResponse::default().with_groups(groups)
     }
 }
-
-/// READ 3, DELETE 6, DESCRIBE 8 (no authorizer yet: everything is allowed).
-const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);

@@ -13,6 +13,7 @@ use kafka_protocol::messages::describe_log_dirs_response::{
 };
 use kafka_protocol::messages::{ApiKey, DescribeLogDirsRequest, DescribeLogDirsResponse, TopicName};
 use kafka_protocol::protocol::VersionRange;
+use sluice_replication::acl::AclOperation;
 
 use super::api::{text, versions, Api};
 use crate::error::ResponseError;
@@ -35,6 +36,14 @@ impl Api for DescribeLogDirs {
         header: &RequestHeader,
         request: DescribeLogDirsRequest,
     ) -> DescribeLogDirsResponse {
+        // Kafka's check: DESCRIBE on the cluster, else an empty answer (with the code from v3).
+        if !shard.authorized_on_cluster(header, AclOperation::Describe) {
+            return DescribeLogDirsResponse::default().with_error_code(if header.api_version >= 3 {
+                crate::error::ResponseError::ClusterAuthorizationFailed.code()
+            } else {
+                0
+            });
+        }
         let wanted = |topic: &str, partition: i32| match &request.topics {
             None => true,
             Some(topics) => topics.iter().any(|t| t.topic.as_str() == topic && t.partitions.contains(&partition)),

@@ -8,6 +8,7 @@ use std::rc::Rc;
 use kafka_protocol::messages::describe_quorum_response::{Listener, Node, PartitionData, ReplicaState, TopicData};
 use kafka_protocol::messages::{ApiKey, BrokerId, DescribeQuorumRequest, DescribeQuorumResponse};
 use kafka_protocol::protocol::VersionRange;
+use sluice_replication::acl::AclOperation;
 use sluice_replication::metadata::METADATA_TOPIC;
 use sluice_replication::transport::{QuorumDescription, ReplicaProgress};
 
@@ -45,6 +46,9 @@ impl Api for DescribeQuorum {
         header: &RequestHeader,
         request: DescribeQuorumRequest,
     ) -> DescribeQuorumResponse {
+        if !shard.authorized_on_cluster(header, AclOperation::Describe) {
+            return DescribeQuorumResponse::default().with_error_code(ResponseError::ClusterAuthorizationFailed.code());
+        }
         let version = header.api_version;
         let described: Described = shard
             .run_on(0, |shard| async move {

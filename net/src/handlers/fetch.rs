@@ -25,6 +25,8 @@ use kafka_protocol::messages::{ApiKey, FetchRequest};
 use kafka_protocol::protocol::VersionRange;
 use sluice_engine::FileSlice;
 
+use sluice_replication::acl::{AclOperation, ResourceType};
+
 use super::api::{versions, Api};
 use crate::error::{self, ResponseError};
 use crate::response::{Chunk, Response};
@@ -68,6 +70,8 @@ struct PartitionFetch {
     current_leader_epoch: i32,
     last_fetched_epoch: i32,
     log_start_offset: i64,
+    /// Refused before any read: the client may not read the topic (or, a follower, act as a replica).
+    denied: Option<ResponseError>,
     max_bytes: usize,
 }
 
@@ -105,7 +109,19 @@ async fn fetch(shard: &Rc<Shard>, header: &RequestHeader, request: FetchRequest)
     };
     let max_bytes = usize::try_from(request.max_bytes.max(0)).unwrap_or(0);
     let mut fetches = Vec::new();
+    // Kafka's checks: a follower needs CLUSTER_ACTION on the cluster, a consumer READ on each topic.
+    let follower_denied = matches!(fetcher, Fetcher::Follower { .. })
+        && !shard.authorized_on_cluster(header, AclOperation::ClusterAction);
     for topic in &request.topics {
+        let denied = if follower_denied {
+            Some(ResponseError::ClusterAuthorizationFailed)
+        } else if matches!(fetcher, Fetcher::Consumer { .. })
+            && !shard.authorized(header, AclOperation::Read, ResourceType::Topic, &topic.topic)
+        {
+            Some(ResponseError::TopicAuthorizationFailed)
+        } else {
+            None
+        };
         for partition in &topic.partitions {
             let partition_max_bytes = usize::try_from(partition.partition_max_bytes.max(0)).unwrap_or(0);
             fetches.push(PartitionFetch {
@@ -118,6 +134,7 @@ async fn fetch(shard: &Rc<Shard>, header: &RequestHeader, request: FetchRequest)
                 // No partition needs more than the whole request may carry; a read returns its first batch
                 // whole even past this, so a request limit of 0 still reads one batch.
                 max_bytes: partition_max_bytes.min(max_bytes.max(1)),
+                denied,
             });
         }
     }
@@ -158,16 +175,21 @@ fn record_metrics(request: &FetchRequest, reads: &[PartitionRead], fetcher: Fetc
 
 /// Reads every partition on its owner, concurrently.
 async fn read_all(shard: &Rc<Shard>, fetches: &[PartitionFetch], fetcher: Fetcher) -> Vec<PartitionRead> {
-    let calls = fetches.iter().cloned().map(|fetch| {
+    let calls = fetches.iter().cloned().map(|fetch| async move {
+        if let Some(error) = fetch.denied {
+            return PartitionRead::error(error);
+        }
         let owner = shard.owner(&fetch.topic, fetch.partition);
-        shard.run_on(owner, move |owner| async move {
-            match fetcher {
-                Fetcher::Consumer { read_committed } => read_partition(&owner, &fetch, read_committed).await,
-                Fetcher::Follower { replica, broker_epoch } => {
-                    read_for_follower(&owner, &fetch, replica, broker_epoch).await
+        shard
+            .run_on(owner, move |owner| async move {
+                match fetcher {
+                    Fetcher::Consumer { read_committed } => read_partition(&owner, &fetch, read_committed).await,
+                    Fetcher::Follower { replica, broker_epoch } => {
+                        read_for_follower(&owner, &fetch, replica, broker_epoch).await
+                    }
                 }
-            }
-        })
+            })
+            .await
     });
     future::join_all(calls).await
 }

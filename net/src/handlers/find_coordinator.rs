@@ -13,6 +13,7 @@ use std::rc::Rc;
 use kafka_protocol::messages::find_coordinator_response::Coordinator as CoordinatorEntry;
 use kafka_protocol::messages::{ApiKey, BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::VersionRange;
+use sluice_replication::acl::{AclOperation, ResourceType};
 use sluice_replication::controller::commands::ControllerRequest;
 
 use super::api::{text, versions, Api};
@@ -66,6 +67,9 @@ impl Api for FindCoordinator {
             }
             if key.is_empty() {
                 return Err((ResponseError::InvalidRequest, Some("empty group id".into())));
+            }
+            if !shard.authorized(header, AclOperation::Describe, ResourceType::Group, key) {
+                return Err((ResponseError::GroupAuthorizationFailed, None));
             }
             let Some(topic) = image.topic(OFFSETS_TOPIC) else {
                 return Err((ResponseError::CoordinatorNotAvailable, None));

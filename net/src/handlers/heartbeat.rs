@@ -5,6 +5,7 @@ use std::rc::Rc;
 
 use kafka_protocol::messages::{ApiKey, HeartbeatRequest, HeartbeatResponse};
 use kafka_protocol::protocol::VersionRange;
+use sluice_replication::acl::AclOperation;
 
 use super::api::{versions, Api};
 use super::group_routing::{code, coordinator_shard};
@@ -19,9 +20,9 @@ impl Api for Heartbeat {
     type Request = HeartbeatRequest;
     type Response = HeartbeatResponse;
 
-    async fn handle(shard: &Rc<Shard>, _header: &RequestHeader, request: HeartbeatRequest) -> HeartbeatResponse {
+    async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: HeartbeatRequest) -> HeartbeatResponse {
         let group = request.group_id.to_string();
-        let target = match coordinator_shard(shard, &group) {
+        let target = match coordinator_shard(shard, header, AclOperation::Read, &group) {
             Ok(target) => target,
             Err(error) => return HeartbeatResponse::default().with_error_code(error.code()),
         };

@@ -27,7 +27,7 @@ impl Api for IncrementalAlterConfigs {
 
     async fn handle(
         shard: &Rc<Shard>,
-        _header: &RequestHeader,
+        header: &RequestHeader,
         request: IncrementalAlterConfigsRequest,
     ) -> IncrementalAlterConfigsResponse {
         let mut unsupported = Vec::new();
@@ -55,7 +55,7 @@ impl Api for IncrementalAlterConfigs {
                 None => changes.push(Change { resource_type: resource.resource_type, name, ops, replace: false }),
             }
         }
-        let mut results = apply(shard, changes, request.validate_only).await;
+        let mut results = apply(shard, header, changes, request.validate_only).await;
         for (resource_type, name, op) in unsupported {
             let message = format!("config operation {op} is not SET, DELETE, APPEND or SUBTRACT");
             results.push((resource_type, name, Some((ResponseError::InvalidRequest, message))));

@@ -16,6 +16,7 @@ use std::rc::Rc;
 
 use kafka_protocol::messages::{ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use kafka_protocol::protocol::VersionRange;
+use sluice_replication::acl::{AclOperation, ResourceType};
 
 use super::api::{versions, Api};
 use crate::error::{admin_error, ResponseError};
@@ -32,12 +33,18 @@ impl Api for InitProducerId {
 
     async fn handle(
         shard: &Rc<Shard>,
-        _header: &RequestHeader,
+        header: &RequestHeader,
         request: InitProducerIdRequest,
     ) -> InitProducerIdResponse {
         let response = InitProducerIdResponse::default().with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
         if let Some(error) = refusal(&request) {
             return response.with_error_code(error.code());
+        }
+        // Kafka's check for an idempotent producer: IDEMPOTENT_WRITE on the cluster, or WRITE on some topic.
+        if !shard.authorized_on_cluster(header, AclOperation::IdempotentWrite)
+            && !shard.authorized_on_any(header, AclOperation::Write, ResourceType::Topic)
+        {
+            return response.with_error_code(ResponseError::ClusterAuthorizationFailed.code());
         }
         match shard.allocate_producer_id().await {
             Ok(id) => response.with_producer_id(ProducerId(id)).with_producer_epoch(0),

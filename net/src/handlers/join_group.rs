@@ -6,6 +6,7 @@ use std::rc::Rc;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{ApiKey, JoinGroupRequest, JoinGroupResponse};
 use kafka_protocol::protocol::VersionRange;
+use sluice_replication::acl::AclOperation;
 
 use super::api::{text, versions, Api};
 use super::group_routing::{code, coordinator_shard};
@@ -25,7 +26,7 @@ impl Api for JoinGroup {
         let client_host = header.client_host.clone();
         let version = header.api_version;
         let group = request.group_id.to_string();
-        let target = match coordinator_shard(shard, &group) {
+        let target = match coordinator_shard(shard, header, AclOperation::Read, &group) {
             Ok(target) => target,
             Err(error) => return JoinGroupResponse::default().with_error_code(error.code()).with_generation_id(-1),
         };

@@ -5,6 +5,7 @@ use std::rc::Rc;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{ApiKey, LeaveGroupRequest, LeaveGroupResponse};
 use kafka_protocol::protocol::VersionRange;
+use sluice_replication::acl::AclOperation;
 
 use super::api::{text, versions, Api};
 use super::group_routing::{code, coordinator_shard};
@@ -22,7 +23,7 @@ impl Api for LeaveGroup {
 
     async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: LeaveGroupRequest) -> LeaveGroupResponse {
         let group = request.group_id.to_string();
-        let target = match coordinator_shard(shard, &group) {
+        let target = match coordinator_shard(shard, header, AclOperation::Read, &group) {
             Ok(target) => target,
             Err(error) => return LeaveGroupResponse::default().with_error_code(error.code()),
         };

@@ -6,6 +6,7 @@ use std::rc::Rc;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{ApiKey, GroupId, ListGroupsRequest, ListGroupsResponse};
 use kafka_protocol::protocol::VersionRange;
+use sluice_replication::acl::{AclOperation, ResourceType};
 
 use super::api::{text, versions, Api};
 use crate::shard::Shard;
@@ -26,6 +27,7 @@ impl Api for ListGroups {
     async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: ListGroupsRequest) -> ListGroupsResponse {
         let states: Vec<String> = request.states_filter.iter().map(|s| s.to_lowercase()).collect();
         let types: Vec<String> = request.types_filter.iter().map(|s| s.to_lowercase()).collect();
+        let describe_all = shard.authorized_on_cluster(header, AclOperation::Describe);
         let calls =
             (0..shard.shards()).map(|target| shard.run_on(target, |shard| async move { shard.coordinator.list() }));
         let mut groups: Vec<_> = futures::future::join_all(calls)
@@ -34,6 +36,8 @@ impl Api for ListGroups {
             .flatten()
             .filter(|g| states.is_empty() || states.contains(&g.state.to_lowercase()))
             .filter(|g| types.is_empty() || types.iter().any(|t| t == g.group_type))
+            // Kafka's rule: DESCRIBE on the cluster lists every group, else only those the client may describe.
+            .filter(|g| describe_all || shard.authorized(header, AclOperation::Describe, ResourceType::Group, &g.id))
             .collect();
         groups.sort();
         let listed = groups

@@ -11,6 +11,7 @@ use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionRespon
 use kafka_protocol::messages::{ApiKey, ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::protocol::VersionRange;
 use sluice_engine::Offset;
+use sluice_replication::acl::{AclOperation, ResourceType};
 
 use super::api::{topic_name, versions, Api};
 use crate::error::{self, ResponseError};
@@ -38,20 +39,25 @@ impl Api for ListOffsets {
         let mut topics = Vec::new();
         for topic in request.topics {
             let name = topic.name.to_string();
+            let denied = !shard.authorized(header, AclOperation::Describe, ResourceType::Topic, &name);
             let calls = topic.partitions.into_iter().map(|partition| {
                 let name = name.clone();
                 let owner = shard.owner(&name, partition.partition_index);
                 shard.run_on(owner, move |owner| async move {
                     let index = partition.partition_index;
-                    let (error_code, offset, timestamp, leader_epoch) = list_partition(
-                        &owner,
-                        &name,
-                        index,
-                        partition.timestamp,
-                        partition.current_leader_epoch,
-                        read_committed,
-                    )
-                    .await;
+                    let (error_code, offset, timestamp, leader_epoch) = if denied {
+                        (ResponseError::TopicAuthorizationFailed.code(), -1, -1, -1)
+                    } else {
+                        list_partition(
+                            &owner,
+                            &name,
+                            index,
+                            partition.timestamp,
+                            partition.current_leader_epoch,
+                            read_committed,
+                        )
+                        .await
+                    };
                     ListOffsetsPartitionResponse::default()
                         .with_partition_index(index)
                         .with_error_code(error_code)

@@ -10,6 +10,7 @@ use kafka_protocol::messages::{
     ApiKey, BrokerId, ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
 };
 use kafka_protocol::protocol::VersionRange;
+use sluice_replication::acl::AclOperation;
 use sluice_replication::controller::commands::{ControllerRequest, ControllerResponse};
 
 use super::api::{text, topic_name, versions, Api};
@@ -27,9 +28,14 @@ impl Api for ListPartitionReassignments {
 
     async fn handle(
         shard: &Rc<Shard>,
-        _header: &RequestHeader,
+        header: &RequestHeader,
         request: ListPartitionReassignmentsRequest,
     ) -> ListPartitionReassignmentsResponse {
+        if !shard.authorized_on_cluster(header, AclOperation::Describe) {
+            return ListPartitionReassignmentsResponse::default()
+                .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+                .with_error_message(Some(text("listing reassignments needs DESCRIBE on the cluster")));
+        }
         let partitions = request.topics.map(|topics| {
             topics.iter().flat_map(|t| t.partition_indexes.iter().map(move |p| (t.name.0.to_string(), *p))).collect()
         });

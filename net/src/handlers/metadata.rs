@@ -12,6 +12,7 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataResponse};
 use kafka_protocol::protocol::VersionRange;
+use sluice_replication::acl::{AclOperation, ResourceType, CLUSTER_NAME};
 use sluice_replication::config::broker;
 use sluice_replication::metadata::{ClusterImage, TopicImage};
 
@@ -36,17 +37,33 @@ impl Api for Metadata {
             Some(list) if list.is_empty() && header.api_version == 0 => None,
             Some(list) => Some(list.into_iter().map(|t| (t.name.map(|n| n.to_string()), t.topic_id)).collect()),
         };
-        let cluster_operations =
-            if request.include_cluster_authorized_operations { CLUSTER_OPERATIONS } else { NOT_REQUESTED };
-        let topic_operations =
-            if request.include_topic_authorized_operations { TOPIC_OPERATIONS } else { NOT_REQUESTED };
+        let cluster_operations = if request.include_cluster_authorized_operations {
+            shard.authorized_operations(header, ResourceType::Cluster, CLUSTER_NAME)
+        } else {
+            NOT_REQUESTED
+        };
+        let topic_operations = |name: &str| {
+            if request.include_topic_authorized_operations {
+                shard.authorized_operations(header, ResourceType::Topic, name)
+            } else {
+                NOT_REQUESTED
+            }
+        };
+        // Kafka's rules: a topic the client may not DESCRIBE is left out of "every topic" and answered
+        // TOPIC_AUTHORIZATION_FAILED when named, whether or not it exists; a missing one is created only with
+        // CREATE on the cluster or on the topic.
+        let may_describe = |name: &str| shard.authorized(header, AclOperation::Describe, ResourceType::Topic, name);
+        let may_create = |name: &str| {
+            shard.authorized_on_cluster(header, AclOperation::Create)
+                || shard.authorized(header, AclOperation::Create, ResourceType::Topic, name)
+        };
         let auto_create_allowed = header.api_version < 4 || request.allow_auto_topic_creation;
         let mut image = shard.image();
         if let Some(requested) = &requested {
             let missing: Vec<String> = requested
                 .iter()
                 .filter_map(|(name, _)| name.clone())
-                .filter(|name| image.topic(name).is_none())
+                .filter(|name| image.topic(name).is_none() && may_describe(name) && may_create(name))
                 .collect();
             let enabled = shard.with_config(&image, |config| config.get(broker::AUTO_CREATE_TOPICS_ENABLE));
             if !missing.is_empty() && auto_create_allowed && enabled {
@@ -54,8 +71,19 @@ impl Api for Metadata {
                 image = shard.image();
             }
         }
+        let refused = |name: Option<&str>, topic_id: uuid::Uuid, error: ResponseError| {
+            MetadataResponseTopic::default()
+                .with_error_code(error.code())
+                .with_name(name.map(topic_name))
+                .with_topic_id(topic_id)
+        };
         let topics: Vec<MetadataResponseTopic> = match requested {
-            None => image.topics.values().map(|topic| describe_topic(&image, topic, topic_operations)).collect(),
+            None => image
+                .topics
+                .values()
+                .filter(|topic| may_describe(&topic.name))
+                .map(|topic| describe_topic(&image, topic, topic_operations(&topic.name)))
+                .collect(),
             Some(requested) => requested
                 .into_iter()
                 .map(|(name, topic_id)| {
@@ -63,8 +91,14 @@ impl Api for Metadata {
                         Some(name) => image.topic(name),
                         None => image.topic_by_id(topic_id.as_u128()),
                     };
+                    let denied = match (&name, found) {
+                        (Some(name), _) => !may_describe(name),
+                        (None, Some(topic)) => !may_describe(&topic.name),
+                        (None, None) => false,
+                    };
                     match found {
-                        Some(topic) => describe_topic(&image, topic, topic_operations),
+                        _ if denied => refused(name.as_deref(), topic_id, ResponseError::TopicAuthorizationFailed),
+                        Some(topic) => describe_topic(&image, topic, topic_operations(&topic.name)),
                         None => {
                             let error = match &name {
                                 Some(name) if sluice_replication::metadata::validate_topic_name(name).is_err() => {
@@ -73,10 +107,7 @@ impl Api for Metadata {
                                 Some(_) => ResponseError::UnknownTopicOrPartition,
                                 None => ResponseError::UnknownTopicId,
                             };
-                            MetadataResponseTopic::default()
-                                .with_error_code(error.code())
-                                .with_name(name.as_deref().map(topic_name))
-                                .with_topic_id(topic_id)
+                            refused(name.as_deref(), topic_id, error)
                         }
                     }
                 })
@@ -103,14 +134,8 @@ impl Api for Metadata {
     }
 }
 
-/// Authorized-operation bitfields (KIP-430). There is no authorizer yet, so every operation that applies is
-/// allowed; i32::MIN is Kafka's "not requested".
+/// Kafka's "not requested" in the authorized-operation bit sets (KIP-430).
 pub const NOT_REQUESTED: i32 = i32::MIN;
-/// READ 3, WRITE 4, CREATE 5, DELETE 6, ALTER 7, DESCRIBE 8, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11.
-pub const TOPIC_OPERATIONS: i32 =
-    (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
-/// CREATE 5, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12.
-pub const CLUSTER_OPERATIONS: i32 = (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
 
 /// One topic as Metadata describes it. Public for the criterion bench.
 pub fn describe_topic(image: &ClusterImage, topic: &TopicImage, authorized_operations: i32) -> MetadataResponseTopic {

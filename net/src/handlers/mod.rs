@@ -29,11 +29,14 @@ pub mod alter_configs;
 pub mod alter_partition_reassignments;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
+pub mod create_acls;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_acls;
 pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_acls;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
@@ -104,6 +107,9 @@ pub static APIS: &[ApiEntry] = &[
     ApiEntry::of::<describe_quorum::DescribeQuorum>(),
     ApiEntry::of::<alter_partition_reassignments::AlterPartitionReassignments>(),
     ApiEntry::of::<list_partition_reassignments::ListPartitionReassignments>(),
+    ApiEntry::of::<describe_acls::DescribeAcls>(),
+    ApiEntry::of::<create_acls::CreateAcls>(),
+    ApiEntry::of::<delete_acls::DeleteAcls>(),
 ];
 
 /// The registry line of an API key, whatever the version.

@@ -8,6 +8,7 @@ use std::rc::Rc;
 use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
 use kafka_protocol::messages::{ApiKey, OffsetCommitRequest, OffsetCommitResponse};
 use kafka_protocol::protocol::VersionRange;
+use sluice_replication::acl::{AclOperation, ResourceType};
 
 use super::api::{versions, Api};
 use super::group_routing::{code, coordinator_shard};
@@ -23,16 +24,19 @@ impl Api for OffsetCommit {
     type Request = OffsetCommitRequest;
     type Response = OffsetCommitResponse;
 
-    async fn handle(shard: &Rc<Shard>, _header: &RequestHeader, request: OffsetCommitRequest) -> OffsetCommitResponse {
+    async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: OffsetCommitRequest) -> OffsetCommitResponse {
         let group = request.group_id.to_string();
         let image = shard.image();
-        // Unknown topics and partitions are refused per partition, before the group is asked.
+        // Topics the client may not READ, and unknown topics and partitions, are refused per partition, before the
+        // group is asked.
         let mut valid = Vec::new();
         let mut results: BTreeMap<(String, i32), i16> = BTreeMap::new();
         for topic in &request.topics {
             for p in &topic.partitions {
                 let key = (topic.name.to_string(), p.partition_index);
-                if image.partition(&key.0, key.1).is_none() {
+                if !shard.authorized(header, AclOperation::Read, ResourceType::Topic, &key.0) {
+                    results.insert(key, ResponseError::TopicAuthorizationFailed.code());
+                } else if image.partition(&key.0, key.1).is_none() {
                     results.insert(key, ResponseError::UnknownTopicOrPartition.code());
                 } else {
                     valid.push((
@@ -45,7 +49,7 @@ impl Api for OffsetCommit {
                 }
             }
         }
-        let errors: Vec<Option<ResponseError>> = match coordinator_shard(shard, &group) {
+        let errors: Vec<Option<ResponseError>> = match coordinator_shard(shard, header, AclOperation::Read, &group) {
             Err(error) => vec![Some(error); valid.len()],
             Ok(_) if valid.is_empty() => Vec::new(),
             Ok(target) => {

@@ -6,9 +6,11 @@ use std::rc::Rc;
 use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
 use kafka_protocol::messages::{ApiKey, OffsetDeleteRequest, OffsetDeleteResponse};
 use kafka_protocol::protocol::VersionRange;
+use sluice_replication::acl::{AclOperation, ResourceType};
 
 use super::api::{topic_name, versions, Api};
 use super::group_routing::{code, coordinator_shard};
+use crate::error::ResponseError;
 use crate::shard::Shard;
 use crate::wire::RequestHeader;
 
@@ -20,17 +22,19 @@ impl Api for OffsetDelete {
     type Request = OffsetDeleteRequest;
     type Response = OffsetDeleteResponse;
 
-    async fn handle(shard: &Rc<Shard>, _header: &RequestHeader, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
+    async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
         let group = request.group_id.to_string();
         let partitions: Vec<(String, i32)> = request
             .topics
             .iter()
             .flat_map(|t| t.partitions.iter().map(move |p| (t.name.to_string(), p.partition_index)))
             .collect();
-        let outcome = match coordinator_shard(shard, &group) {
+        // Kafka's checks: DELETE on the group, then READ on each topic.
+        let readable = |topic: &str| shard.authorized(header, AclOperation::Read, ResourceType::Topic, topic);
+        let outcome = match coordinator_shard(shard, header, AclOperation::Delete, &group) {
             Err(error) => Err(error),
             Ok(target) => {
-                let asked = partitions.clone();
+                let asked: Vec<(String, i32)> = partitions.iter().filter(|(t, _)| readable(t)).cloned().collect();
                 shard
                     .run_on(target, move |shard| async move { shard.coordinator.delete_offsets(&group, asked).await })
                     .await
@@ -40,7 +44,13 @@ impl Api for OffsetDelete {
             Err(error) => OffsetDeleteResponse::default().with_error_code(error.code()),
             Ok(errors) => {
                 let mut by_topic: BTreeMap<String, Vec<OffsetDeleteResponsePartition>> = BTreeMap::new();
-                for ((topic, partition), error) in partitions.into_iter().zip(errors) {
+                let mut errors = errors.into_iter();
+                for (topic, partition) in partitions {
+                    let error = if readable(&topic) {
+                        errors.next().flatten()
+                    } else {
+                        Some(ResponseError::TopicAuthorizationFailed)
+                    };
                     by_topic.entry(topic).or_default().push(
                         OffsetDeleteResponsePartition::default()
                             .with_partition_index(partition)

@@ -10,6 +10,7 @@ use kafka_protocol::messages::offset_fetch_response::{
 };
 use kafka_protocol::messages::{ApiKey, OffsetFetchRequest, OffsetFetchResponse};
 use kafka_protocol::protocol::VersionRange;
+use sluice_replication::acl::{AclOperation, ResourceType};
 
 use super::api::{text, topic_name, versions, Api};
 use super::group_routing::coordinator_shard;
@@ -18,15 +19,43 @@ use crate::groups::CommittedOffset;
 use crate::shard::Shard;
 use crate::wire::RequestHeader;
 
-type FetchedOffsets = Vec<(String, i32, Option<CommittedOffset>)>;
+/// Per partition: its committed offset (`None`: none), or TOPIC_AUTHORIZATION_FAILED.
+type FetchedOffsets = Vec<(String, i32, Result<Option<CommittedOffset>, ResponseError>)>;
 
+/// A group's offsets, with Kafka's checks: DESCRIBE on the group, then DESCRIBE on each topic. Topics the client
+/// may not describe are left out of "all offsets" and answered TOPIC_AUTHORIZATION_FAILED when named.
 async fn fetch_group_offsets(
     shard: &Rc<Shard>,
+    header: &RequestHeader,
     group: String,
     wanted: Option<Vec<(String, i32)>>,
 ) -> Result<FetchedOffsets, ResponseError> {
-    let target = coordinator_shard(shard, &group)?;
-    shard.run_on(target, move |shard| async move { shard.coordinator.fetch_offsets(&group, wanted) }).await
+    let target = coordinator_shard(shard, header, AclOperation::Describe, &group)?;
+    let named = wanted.is_some();
+    let offsets =
+        shard.run_on(target, move |shard| async move { shard.coordinator.fetch_offsets(&group, wanted) }).await?;
+    Ok(offsets
+        .into_iter()
+        .filter_map(|(topic, partition, committed)| {
+            if shard.authorized(header, AclOperation::Describe, ResourceType::Topic, &topic) {
+                Some((topic, partition, Ok(committed)))
+            } else {
+                named.then_some((topic, partition, Err(ResponseError::TopicAuthorizationFailed)))
+            }
+        })
+        .collect())
+}
+
+/// A partition's committed offset, leader epoch, metadata and error code.
+fn parts(committed: Result<Option<CommittedOffset>, ResponseError>) -> (i64, i32, String, i16) {
+    match committed {
+        Ok(committed) => {
+            let (offset, epoch, metadata) =
+                committed.map_or((-1, -1, String::new()), |c| (c.offset, c.leader_epoch, c.metadata));
+            (offset, epoch, metadata, 0)
+        }
+        Err(error) => (-1, -1, String::new(), error.code()),
+    }
 }
 
 pub struct OffsetFetch;
@@ -48,16 +77,16 @@ impl Api for OffsetFetch {
                         .collect()
                 });
                 let result = OffsetFetchResponseGroup::default().with_group_id(group.group_id.clone());
-                match fetch_group_offsets(shard, group.group_id.to_string(), wanted).await {
+                match fetch_group_offsets(shard, header, group.group_id.to_string(), wanted).await {
                     Err(error) => groups.push(result.with_error_code(error.code())),
                     Ok(offsets) => {
                         let mut by_topic: BTreeMap<String, Vec<OffsetFetchResponsePartitions>> = BTreeMap::new();
                         for (topic, partition, committed) in offsets {
-                            let (offset, epoch, metadata) =
-                                committed.map_or((-1, -1, String::new()), |c| (c.offset, c.leader_epoch, c.metadata));
+                            let (offset, epoch, metadata, error_code) = parts(committed);
                             by_topic.entry(topic).or_default().push(
                                 OffsetFetchResponsePartitions::default()
                                     .with_partition_index(partition)
+                                    .with_error_code(error_code)
                                     .with_committed_offset(offset)
                                     .with_committed_leader_epoch(epoch)
                                     .with_metadata(Some(text(&metadata))),
@@ -80,7 +109,7 @@ impl Api for OffsetFetch {
         let wanted = request.topics.map(|topics| {
             topics.iter().flat_map(|t| t.partition_indexes.iter().map(move |p| (t.name.to_string(), *p))).collect()
         });
-        match fetch_group_offsets(shard, request.group_id.to_string(), wanted.clone()).await {
+        match fetch_group_offsets(shard, header, request.group_id.to_string(), wanted.clone()).await {
             Err(error) if header.api_version >= 2 => OffsetFetchResponse::default().with_error_code(error.code()),
             Err(error) => {
                 // v1 has no top-level error: each partition asked for carries it, never an empty answer that
@@ -99,10 +128,10 @@ impl Api for OffsetFetch {
             Ok(offsets) => {
                 let mut by_topic: BTreeMap<String, Vec<OffsetFetchResponsePartition>> = BTreeMap::new();
                 for (topic, partition, committed) in offsets {
-                    let (offset, epoch, metadata) =
-                        committed.map_or((-1, -1, String::new()), |c| (c.offset, c.leader_epoch, c.metadata));
+                    let (offset, epoch, metadata, error_code) = parts(committed);
                     let entry = OffsetFetchResponsePartition::default()
                         .with_partition_index(partition)
+                        .with_error_code(error_code)
                         .with_committed_offset(offset)
                         .with_metadata(Some(text(&metadata)));
                     by_topic.entry(topic).or_default().push(if header.api_version >= 5 {

@@ -8,8 +8,10 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset,
 use kafka_protocol::messages::{ApiKey, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 use kafka_protocol::protocol::VersionRange;
 use sluice_engine::LeaderEpoch;
+use sluice_replication::acl::{AclOperation, ResourceType};
 
 use super::api::{topic_name, versions, Api};
+use crate::error::ResponseError;
 use crate::shard::Shard;
 use crate::wire::RequestHeader;
 
@@ -23,17 +25,30 @@ impl Api for OffsetForLeaderEpoch {
 
     async fn handle(
         shard: &Rc<Shard>,
-        _header: &RequestHeader,
+        header: &RequestHeader,
         request: OffsetForLeaderEpochRequest,
     ) -> OffsetForLeaderEpochResponse {
         let mut topics = Vec::new();
+        // Kafka's checks: a follower (replica id set) needs CLUSTER_ACTION, a client DESCRIBE on the topic.
+        let follower = request.replica_id.0 >= 0;
+        let follower_denied = follower && !shard.authorized_on_cluster(header, AclOperation::ClusterAction);
         for topic in request.topics {
             let name = topic.topic.to_string();
+            let denied = if follower_denied {
+                Some(ResponseError::ClusterAuthorizationFailed)
+            } else if !follower && !shard.authorized(header, AclOperation::Describe, ResourceType::Topic, &name) {
+                Some(ResponseError::TopicAuthorizationFailed)
+            } else {
+                None
+            };
             let calls = topic.partitions.into_iter().map(|partition| {
                 let name = name.clone();
                 let owner = shard.owner(&name, partition.partition);
                 shard.run_on(owner, move |owner| async move {
                     let result = EpochEndOffset::default().with_partition(partition.partition);
+                    if let Some(error) = denied {
+                        return result.with_error_code(error.code()).with_leader_epoch(-1).with_end_offset(-1);
+                    }
                     let (log, leader) = match owner.leader_log(&name, partition.partition) {
                         Ok(found) => found,
                         Err(error) => {

@@ -25,6 +25,8 @@ use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::VersionRange;
 use sluice_engine::{AppendMode, BatchError, EngineError, LeaderEpoch, Offset};
 
+use sluice_replication::acl::{AclOperation, ResourceType};
+
 use super::api::{is_internal_topic, versions, Api, DecodeRequest};
 use crate::error::{self, ResponseError};
 use crate::metrics::{self, ProduceStage};
@@ -181,6 +183,8 @@ async fn produce(shard: &Rc<Shard>, header: &RequestHeader, request: ProduceRequ
                 Some(PartitionProduced::error(ResponseError::UnsupportedForMessageFormat, None))
             } else if let Some((error, message)) = &refused_transactional {
                 Some(PartitionProduced::error(*error, Some((*message).to_string())))
+            } else if !shard.authorized(header, AclOperation::Write, ResourceType::Topic, &topic) {
+                Some(PartitionProduced::error(ResponseError::TopicAuthorizationFailed, None))
             } else if is_internal_topic(&topic) {
                 let message = format!("cannot append to internal topic {topic}");
                 Some(PartitionProduced::error(ResponseError::InvalidTopicException, Some(message)))

@@ -9,12 +9,13 @@
 
 use kafka_protocol::messages::{
     AlterConfigsResponse, AlterPartitionReassignmentsResponse, ApiVersionsResponse, ConsumerGroupDescribeResponse,
-    ConsumerGroupHeartbeatResponse, CreatePartitionsResponse, CreateTopicsResponse, DeleteGroupsResponse,
-    DeleteRecordsResponse, DeleteTopicsResponse, DescribeClusterResponse, DescribeConfigsResponse,
-    DescribeGroupsResponse, DescribeLogDirsResponse, DescribeQuorumResponse, FindCoordinatorResponse,
-    HeartbeatResponse, IncrementalAlterConfigsResponse, InitProducerIdResponse, JoinGroupResponse, LeaveGroupResponse,
-    ListGroupsResponse, ListOffsetsResponse, ListPartitionReassignmentsResponse, MetadataResponse,
-    OffsetCommitResponse, OffsetDeleteResponse, OffsetFetchResponse, OffsetForLeaderEpochResponse, SyncGroupResponse,
+    ConsumerGroupHeartbeatResponse, CreateAclsResponse, CreatePartitionsResponse, CreateTopicsResponse,
+    DeleteAclsResponse, DeleteGroupsResponse, DeleteRecordsResponse, DeleteTopicsResponse, DescribeAclsResponse,
+    DescribeClusterResponse, DescribeConfigsResponse, DescribeGroupsResponse, DescribeLogDirsResponse,
+    DescribeQuorumResponse, FindCoordinatorResponse, HeartbeatResponse, IncrementalAlterConfigsResponse,
+    InitProducerIdResponse, JoinGroupResponse, LeaveGroupResponse, ListGroupsResponse, ListOffsetsResponse,
+    ListPartitionReassignmentsResponse, MetadataResponse, OffsetCommitResponse, OffsetDeleteResponse,
+    OffsetFetchResponse, OffsetForLeaderEpochResponse, SyncGroupResponse,
 };
 
 /// Calls `each` with every error code in an answer (zeros included; the counter skips them).
@@ -43,6 +44,7 @@ top_level!(
     ListGroupsResponse,
     SyncGroupResponse,
     ListPartitionReassignmentsResponse,
+    DescribeAclsResponse,
 );
 
 /// Answers whose codes sit on each element of one list (topics, groups, resources).
@@ -66,6 +68,8 @@ per_element!(
     DeleteGroupsResponse => results,
     DeleteTopicsResponse => responses,
     DescribeConfigsResponse => results,
+    CreateAclsResponse => results,
+    DeleteAclsResponse => filter_results,
 );
 
 /// Answers whose codes sit on each partition of each topic, with or without a top-level code.

@@ -4,6 +4,7 @@ use std::rc::Rc;
 
 use kafka_protocol::messages::{ApiKey, SyncGroupRequest, SyncGroupResponse};
 use kafka_protocol::protocol::VersionRange;
+use sluice_replication::acl::AclOperation;
 
 use super::api::{text, versions, Api};
 use super::group_routing::{code, coordinator_shard};
@@ -21,7 +22,7 @@ impl Api for SyncGroup {
 
     async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: SyncGroupRequest) -> SyncGroupResponse {
         let group = request.group_id.to_string();
-        let target = match coordinator_shard(shard, &group) {
+        let target = match coordinator_shard(shard, header, AclOperation::Read, &group) {
             Ok(target) => target,
             Err(error) => return SyncGroupResponse::default().with_error_code(error.code()),
         };

@@ -256,6 +256,9 @@ pub mod broker {
     pub const LISTENER_SECURITY_PROTOCOL_MAP: BrokerKey<String> = BrokerKey::new("listener.security.protocol.map");
     pub const INTER_BROKER_LISTENER_NAME: BrokerKey<String> = BrokerKey::new("inter.broker.listener.name");
     pub const LOG_DIRS: BrokerKey<String> = BrokerKey::new("log.dirs");
+    pub const AUTHORIZER_CLASS_NAME: BrokerKey<String> = BrokerKey::new("authorizer.class.name");
+    pub const SUPER_USERS: BrokerKey<String> = BrokerKey::new("super.users");
+    pub const ALLOW_EVERYONE_IF_NO_ACL_FOUND: BrokerKey<bool> = BrokerKey::new("allow.everyone.if.no.acl.found");
     pub const BROKER_RACK: BrokerKey<String> = BrokerKey::new("broker.rack");
     pub const BROKER_HEARTBEAT_INTERVAL_MS: BrokerKey<i32> = BrokerKey::new("broker.heartbeat.interval.ms");
     pub const BROKER_SESSION_TIMEOUT_MS: BrokerKey<i32> = BrokerKey::new("broker.session.timeout.ms");

@@ -537,6 +537,28 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         kind: ConfigKind::Text,
         dynamic: false,
     },
+    // ----- authorization: Kafka's ACL authorizer, built in ---------------------------------------------------
+    // Either of Kafka's authorizer classes turns on Sluice's authorizer, which follows StandardAuthorizer's
+    // rules (`sluice_replication::acl`); empty (the default, as in Kafka) leaves every request allowed and the
+    // ACL APIs answering SECURITY_DISABLED. Sluice loads no Java class, so any other name is refused at start.
+    BrokerConfigDef {
+        name: "authorizer.class.name",
+        default: "",
+        kind: ConfigKind::Choice(&[
+            "",
+            "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "kafka.security.authorizer.AclAuthorizer",
+        ]),
+        dynamic: false,
+    },
+    // Principals allowed everything, separated by `;` (`User:admin;User:broker`).
+    BrokerConfigDef { name: "super.users", default: "", kind: ConfigKind::Text, dynamic: false },
+    BrokerConfigDef {
+        name: "allow.everyone.if.no.acl.found",
+        default: "false",
+        kind: ConfigKind::Bool,
+        dynamic: false,
+    },
     BrokerConfigDef { name: "log.dirs", default: "./sluice-data", kind: ConfigKind::Text, dynamic: false },
     BrokerConfigDef { name: "broker.rack", default: "", kind: ConfigKind::Text, dynamic: false },
     // Sluice: 500 ms and 2 s against Kafka's 2 s and 9 s, for a failover window under 3 s (README).

@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::acl::{AclBinding, AclFilter};
 use crate::metadata::{NodeId, PartitionImage};
 
 /// Why the controller refused something. Each kind maps to one Kafka error code in `net`.
@@ -216,6 +217,12 @@ pub enum ControllerRequest {
     /// Creates `__consumer_offsets` if it is missing, with `offsets.topic.replication.factor` capped at the
     /// active brokers.
     EnsureOffsetsTopic,
+    CreateAcls {
+        acls: Vec<AclBinding>,
+    },
+    DeleteAcls {
+        filters: Vec<AclFilter>,
+    },
 }
 
 impl ControllerRequest {
@@ -234,6 +241,8 @@ impl ControllerRequest {
             ControllerRequest::AlterReassignments { .. } => "AlterReassignments",
             ControllerRequest::ListReassignments { .. } => "ListReassignments",
             ControllerRequest::EnsureOffsetsTopic => "EnsureOffsetsTopic",
+            ControllerRequest::CreateAcls { .. } => "CreateAcls",
+            ControllerRequest::DeleteAcls { .. } => "DeleteAcls",
         }
     }
 }
@@ -260,6 +269,9 @@ pub enum ControllerResponse {
     AlterReassignments(Vec<AdminResult<()>>),
     ListReassignments(Vec<OngoingReassignment>),
     EnsureOffsetsTopic,
+    CreateAcls(Vec<AdminResult<()>>),
+    /// Per filter, the ACLs it removed.
+    DeleteAcls(Vec<Vec<AclBinding>>),
 }
 
 /// An answer, and the metadata entry that holds its change (0 when nothing was committed). A forwarding

@@ -18,6 +18,7 @@
 //! Every `leader.imbalance.check.interval.seconds` it moves leadership back to preferred replicas that are in
 //! sync.
 
+pub mod acls;
 pub mod brokers;
 pub mod commands;
 pub mod configs;
@@ -285,6 +286,14 @@ impl Controller {
             ControllerRequest::EnsureOffsetsTopic => {
                 let record = topics::offsets_topic(&config, image)?;
                 (record.into_iter().collect(), ControllerResponse::EnsureOffsetsTopic)
+            }
+            ControllerRequest::CreateAcls { acls } => {
+                let (records, answers) = acls::create(image, &acls);
+                (records, ControllerResponse::CreateAcls(answers))
+            }
+            ControllerRequest::DeleteAcls { filters } => {
+                let (records, answers) = acls::delete(image, &filters);
+                (records, ControllerResponse::DeleteAcls(answers))
             }
         })
     }

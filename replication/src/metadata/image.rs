@@ -4,7 +4,7 @@
 //! and leader epochs never go backwards from any of them. An image is immutable once published
 //! (`Arc<ClusterImage>`); a shard swaps its read copy when a newer one arrives.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::names::NodeId;
 use super::partition::PartitionImage;
 use super::records::MetadataRecord;
+use crate::acl::AclBinding;
 
 /// A registered broker, as the controller sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +76,9 @@ pub struct ClusterImage {
     #[serde(default)]
     pub group_configs: BTreeMap<String, BTreeMap<String, String>>,
     pub next_producer_id_block: i64,
+    /// The cluster's ACLs.
+    #[serde(default)]
+    pub acls: BTreeSet<AclBinding>,
 }
 
 fn apply_config_change(target: &mut BTreeMap<String, String>, set: &BTreeMap<String, String>, remove: &[String]) {
@@ -185,6 +189,12 @@ impl ClusterImage {
             }
             MetadataRecord::ProducerIdBlock { next_block_start } => {
                 self.next_producer_id_block = self.next_producer_id_block.max(*next_block_start);
+            }
+            MetadataRecord::CreateAcls { acls } => self.acls.extend(acls.iter().cloned()),
+            MetadataRecord::DeleteAcls { acls } => {
+                for acl in acls {
+                    self.acls.remove(acl);
+                }
             }
         }
     }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::names::NodeId;
 use super::partition::PartitionImage;
+use crate::acl::AclBinding;
 
 /// The newest version this build reads. Each record is written with the lowest version that can read it
 /// ([`MetadataRecord::version`]): 1 for every record of the first layout, 2 for record types added since, so
@@ -97,6 +98,14 @@ pub enum MetadataRecord {
     ProducerIdBlock {
         next_block_start: i64,
     },
+    /// ACLs added (Kafka's AccessControlEntryRecord). Version 2.
+    CreateAcls {
+        acls: Vec<AclBinding>,
+    },
+    /// ACLs removed, each named whole (Kafka's RemoveAccessControlEntryRecord). Version 2.
+    DeleteAcls {
+        acls: Vec<AclBinding>,
+    },
 }
 
 #[derive(Serialize)]
@@ -126,7 +135,9 @@ impl MetadataRecord {
     /// The layout version this record is written with: the first that has it.
     pub fn version(&self) -> u16 {
         match self {
-            MetadataRecord::GroupConfigs { .. } => 2,
+            MetadataRecord::GroupConfigs { .. }
+            | MetadataRecord::CreateAcls { .. }
+            | MetadataRecord::DeleteAcls { .. } => 2,
             _ => 1,
         }
     }

@@ -1,0 +1,409 @@
+//! Access control lists and the decision that reads them: Kafka's ACL model and its `StandardAuthorizer`
+//! rules, without the wire codes (`net` maps those).
+//!
+//! An ACL binds a resource pattern (a type, a name, and whether the name is literal or a prefix) to an access
+//! entry (a principal, a host, an operation, allow or deny). The controller commits them to the metadata log
+//! ([`crate::metadata::MetadataRecord::CreateAcls`]), so every node holds the same set in its image and decides
+//! locally, as Kafka's brokers do.
+//!
+//! The decision ([`Authorizer::authorize`]), in Kafka's order:
+//! 1. a super user (`super.users`) may do anything;
+//! 2. a matching DENY refuses, whatever else matches;
+//! 3. a matching ALLOW permits; ALLOW of READ, WRITE, DELETE or ALTER implies DESCRIBE, and ALLOW of
+//!    ALTER_CONFIGS implies DESCRIBE_CONFIGS;
+//! 4. with no ACL at all on the resource, `allow.everyone.if.no.acl.found` decides (false by default);
+//! 5. otherwise refused.
+//!
+//! An entry matches a request when its principal is the request's or `User:*`, its host is the client's
+//! address or `*`, its operation is the one asked or ALL, and its pattern covers the resource: a LITERAL name
+//! equal to the resource's or `*`, or a PREFIXED name the resource's name starts with.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{broker, EffectiveConfig, StaticConfig};
+
+/// The name Kafka gives the one CLUSTER resource.
+pub const CLUSTER_NAME: &str = "kafka-cluster";
+
+/// The wildcard resource name, principal (`User:*`) and host.
+pub const WILDCARD: &str = "*";
+
+/// The principal of a connection that did not authenticate (every PLAINTEXT connection).
+pub const ANONYMOUS: &str = "User:ANONYMOUS";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ResourceType {
+    Topic,
+    Group,
+    Cluster,
+    TransactionalId,
+    DelegationToken,
+    User,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum PatternType {
+    Literal,
+    Prefixed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum AclOperation {
+    All,
+    Read,
+    Write,
+    Create,
+    Delete,
+    Alter,
+    Describe,
+    ClusterAction,
+    DescribeConfigs,
+    AlterConfigs,
+    IdempotentWrite,
+    CreateTokens,
+    DescribeTokens,
+}
+
+impl AclOperation {
+    /// The operations a resource type has, as Kafka lists them for its `authorized_operations` fields.
+    pub fn of(resource_type: ResourceType) -> &'static [AclOperation] {
+        use AclOperation::*;
+        match resource_type {
+            ResourceType::Topic => &[Read, Write, Create, Delete, Alter, Describe, DescribeConfigs, AlterConfigs],
+            ResourceType::Group => &[Read, Delete, Describe],
+            ResourceType::Cluster => {
+                &[Create, Alter, Describe, ClusterAction, DescribeConfigs, AlterConfigs, IdempotentWrite]
+            }
+            ResourceType::TransactionalId => &[Write, Describe],
+            ResourceType::DelegationToken => &[Describe],
+            ResourceType::User => &[CreateTokens, DescribeTokens],
+        }
+    }
+
+    /// Whether an ALLOW of `self` also allows `wanted`.
+    fn allows(self, wanted: AclOperation) -> bool {
+        use AclOperation::*;
+        self == All
+            || self == wanted
+            || (wanted == Describe && matches!(self, Read | Write | Delete | Alter))
+            || (wanted == DescribeConfigs && self == AlterConfigs)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Permission {
+    Deny,
+    Allow,
+}
+
+/// One ACL. The field order is the set's order: by resource first, so one resource's entries sit together.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct AclBinding {
+    pub resource_type: ResourceType,
+    pub name: String,
+    pub pattern: PatternType,
+    pub principal: String,
+    pub host: String,
+    pub operation: AclOperation,
+    pub permission: Permission,
+}
+
+/// How a filter reads a binding's pattern (DescribeAcls and DeleteAcls).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PatternFilter {
+    /// Any pattern type; the name, if given, must be equal.
+    Any,
+    /// The patterns that cover the name: LITERAL equal or `*`, and PREFIXED prefixes of it.
+    Match,
+    Exactly(PatternType),
+}
+
+/// Which ACLs a DescribeAcls or DeleteAcls filter selects; `None` matches anything.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AclFilter {
+    pub resource_type: Option<ResourceType>,
+    pub name: Option<String>,
+    pub pattern: PatternFilter,
+    pub principal: Option<String>,
+    pub host: Option<String>,
+    pub operation: Option<AclOperation>,
+    pub permission: Option<Permission>,
+}
+
+impl AclFilter {
+    pub fn matches(&self, acl: &AclBinding) -> bool {
+        let name_ok = match (&self.pattern, &self.name) {
+            (PatternFilter::Match, Some(name)) => pattern_covers(acl, name),
+            (PatternFilter::Match, None) | (PatternFilter::Any, None) => true,
+            (PatternFilter::Any, Some(name)) => &acl.name == name,
+            (PatternFilter::Exactly(pattern), name) => {
+                acl.pattern == *pattern && name.as_ref().is_none_or(|n| n == &acl.name)
+            }
+        };
+        name_ok
+            && self.resource_type.is_none_or(|t| t == acl.resource_type)
+            && self.principal.as_ref().is_none_or(|p| p == &acl.principal)
+            && self.host.as_ref().is_none_or(|h| h == &acl.host)
+            && self.operation.is_none_or(|o| o == acl.operation)
+            && self.permission.is_none_or(|p| p == acl.permission)
+    }
+}
+
+/// Whether a binding's pattern covers a resource name.
+fn pattern_covers(acl: &AclBinding, name: &str) -> bool {
+    match acl.pattern {
+        PatternType::Literal => acl.name == name || acl.name == WILDCARD,
+        PatternType::Prefixed => name.starts_with(acl.name.as_str()),
+    }
+}
+
+/// Why an ACL cannot be created (Kafka answers INVALID_REQUEST for each).
+pub fn validate(acl: &AclBinding) -> Result<(), String> {
+    if acl.name.is_empty() {
+        return Err("the resource name must not be empty".into());
+    }
+    if acl.resource_type == ResourceType::Cluster && acl.name != CLUSTER_NAME {
+        return Err(format!("the only valid name for the CLUSTER resource is {CLUSTER_NAME}"));
+    }
+    if acl.pattern == PatternType::Prefixed && acl.name == WILDCARD {
+        return Err("a PREFIXED pattern cannot be the wildcard '*': use LITERAL '*'".into());
+    }
+    match acl.principal.split_once(':') {
+        Some((kind, name)) if !kind.is_empty() && !name.is_empty() => {}
+        _ => return Err(format!("invalid principal {:?}: expected TYPE:NAME, such as User:alice", acl.principal)),
+    }
+    if acl.host.is_empty() {
+        return Err("the host must not be empty: use '*' for any host".into());
+    }
+    if acl.operation != AclOperation::All && !AclOperation::of(acl.resource_type).contains(&acl.operation) {
+        return Err(format!("{:?} is not an operation of a {:?} resource", acl.operation, acl.resource_type));
+    }
+    Ok(())
+}
+
+/// The authorizer's settings: `super.users` and `allow.everyone.if.no.acl.found`. Present only when
+/// `authorizer.class.name` names an authorizer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Authorizer {
+    pub super_users: BTreeSet<String>,
+    pub allow_if_no_acl: bool,
+}
+
+/// Who asks: the principal (`User:NAME`) and the client's address (as Kafka writes it, with or without a
+/// leading `/`).
+#[derive(Debug, Clone, Copy)]
+pub struct Requester<'a> {
+    pub principal: &'a str,
+    pub host: &'a str,
+}
+
+impl Authorizer {
+    /// The authorizer `authorizer.class.name` asks for, if any, with `super.users` and
+    /// `allow.everyone.if.no.acl.found` from the same configuration.
+    pub fn configured(config: &StaticConfig) -> Option<Authorizer> {
+        let dynamic = Default::default();
+        let config = EffectiveConfig::new(config, &dynamic);
+        if config.get(broker::AUTHORIZER_CLASS_NAME).trim().is_empty() {
+            return None;
+        }
+        Some(Authorizer::new(&config.get(broker::SUPER_USERS), config.get(broker::ALLOW_EVERYONE_IF_NO_ACL_FOUND)))
+    }
+
+    /// Parses `super.users`: principals separated by `;`.
+    pub fn new(super_users: &str, allow_if_no_acl: bool) -> Authorizer {
+        Authorizer {
+            super_users: super_users.split(';').map(str::trim).filter(|p| !p.is_empty()).map(String::from).collect(),
+            allow_if_no_acl,
+        }
+    }
+
+    /// May `who` do `operation` on the resource, given the cluster's ACLs?
+    pub fn authorize(
+        &self,
+        acls: &BTreeSet<AclBinding>,
+        who: Requester<'_>,
+        operation: AclOperation,
+        resource_type: ResourceType,
+        name: &str,
+    ) -> bool {
+        if self.super_users.contains(who.principal) {
+            return true;
+        }
+        let host = who.host.strip_prefix('/').unwrap_or(who.host);
+        let mut any_on_resource = false;
+        let mut allowed = false;
+        for acl in acls.iter().filter(|a| a.resource_type == resource_type && pattern_covers(a, name)) {
+            any_on_resource = true;
+            let applies = (acl.principal == who.principal || acl.principal == "User:*")
+                && (acl.host == host || acl.host == WILDCARD);
+            if !applies {
+                continue;
+            }
+            match acl.permission {
+                Permission::Deny if acl.operation == AclOperation::All || acl.operation == operation => return false,
+                Permission::Allow if acl.operation.allows(operation) => allowed = true,
+                _ => {}
+            }
+        }
+        allowed || (!any_on_resource && self.allow_if_no_acl)
+    }
+
+    /// Kafka's `authorizeByResourceType`: may `who` do `operation` on at least one resource of the type? An
+    /// ALLOW counts unless a DENY of theirs covers every name it does (the same literal name, a prefix of it,
+    /// or `*`). With no ACL of the type at all, `allow.everyone.if.no.acl.found` decides. InitProducerId
+    /// without a transactional id asks this for WRITE on topics.
+    pub fn authorize_any(
+        &self,
+        acls: &BTreeSet<AclBinding>,
+        who: Requester<'_>,
+        operation: AclOperation,
+        resource_type: ResourceType,
+    ) -> bool {
+        if self.super_users.contains(who.principal) {
+            return true;
+        }
+        let host = who.host.strip_prefix('/').unwrap_or(who.host);
+        let of_type: Vec<&AclBinding> = acls.iter().filter(|a| a.resource_type == resource_type).collect();
+        let theirs = |a: &&&AclBinding| {
+            (a.principal == who.principal || a.principal == "User:*") && (a.host == host || a.host == WILDCARD)
+        };
+        let denies: Vec<&AclBinding> = of_type
+            .iter()
+            .filter(theirs)
+            .filter(|a| {
+                a.permission == Permission::Deny && (a.operation == AclOperation::All || a.operation == operation)
+            })
+            .copied()
+            .collect();
+        let denied = |allow: &AclBinding| {
+            denies.iter().any(|deny| match deny.pattern {
+                PatternType::Literal => {
+                    deny.name == WILDCARD || (allow.pattern == PatternType::Literal && deny.name == allow.name)
+                }
+                PatternType::Prefixed => allow.name.starts_with(deny.name.as_str()),
+            })
+        };
+        let allowed = of_type
+            .iter()
+            .filter(theirs)
+            .any(|a| a.permission == Permission::Allow && a.operation.allows(operation) && !denied(a));
+        allowed || (of_type.is_empty() && self.allow_if_no_acl)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn acl(name: &str, pattern: PatternType, principal: &str, op: AclOperation, permission: Permission) -> AclBinding {
+        AclBinding {
+            resource_type: ResourceType::Topic,
+            name: name.into(),
+            pattern,
+            principal: principal.into(),
+            host: WILDCARD.into(),
+            operation: op,
+            permission,
+        }
+    }
+
+    const ALICE: Requester<'static> = Requester { principal: "User:alice", host: "/127.0.0.1" };
+
+    #[test]
+    fn deny_wins_allow_implies_describe_and_no_acl_follows_the_setting() {
+        use AclOperation::*;
+        let strict = Authorizer::new("", false);
+        let open = Authorizer::new("", true);
+        let mut acls = BTreeSet::new();
+        assert!(!strict.authorize(&acls, ALICE, Read, ResourceType::Topic, "t"));
+        assert!(open.authorize(&acls, ALICE, Read, ResourceType::Topic, "t"));
+
+        acls.insert(acl("t", PatternType::Literal, "User:alice", Read, Permission::Allow));
+        assert!(strict.authorize(&acls, ALICE, Read, ResourceType::Topic, "t"));
+        assert!(strict.authorize(&acls, ALICE, Describe, ResourceType::Topic, "t"), "READ implies DESCRIBE");
+        assert!(!strict.authorize(&acls, ALICE, Write, ResourceType::Topic, "t"));
+        // An ACL on the resource for someone else: the no-ACL rule no longer lets anyone in.
+        let bob = Requester { principal: "User:bob", host: "/127.0.0.1" };
+        assert!(!open.authorize(&acls, bob, Read, ResourceType::Topic, "t"));
+        assert!(open.authorize(&acls, bob, Read, ResourceType::Topic, "other"));
+
+        acls.insert(acl("t", PatternType::Prefixed, "User:*", All, Permission::Deny));
+        assert!(!strict.authorize(&acls, ALICE, Read, ResourceType::Topic, "t"), "DENY wins");
+        assert!(Authorizer::new("User:alice;User:admin", false).authorize(
+            &acls,
+            ALICE,
+            Read,
+            ResourceType::Topic,
+            "t"
+        ));
+    }
+
+    #[test]
+    fn any_resource_of_a_type_counts_unless_a_deny_covers_it() {
+        use AclOperation::*;
+        let authorizer = Authorizer::new("", false);
+        let mut acls = BTreeSet::new();
+        assert!(!authorizer.authorize_any(&acls, ALICE, Write, ResourceType::Topic));
+        assert!(Authorizer::new("", true).authorize_any(&acls, ALICE, Write, ResourceType::Topic));
+        acls.insert(acl("orders", PatternType::Literal, "User:alice", Write, Permission::Allow));
+        assert!(authorizer.authorize_any(&acls, ALICE, Write, ResourceType::Topic));
+        assert!(!authorizer.authorize_any(&acls, ALICE, Write, ResourceType::Group));
+        acls.insert(acl("ord", PatternType::Prefixed, "User:alice", Write, Permission::Deny));
+        assert!(!authorizer.authorize_any(&acls, ALICE, Write, ResourceType::Topic));
+    }
+
+    #[test]
+    fn hosts_prefixes_and_wildcards_match_as_kafka_matches_them() {
+        use AclOperation::*;
+        let authorizer = Authorizer::new("", false);
+        let mut only_local = acl("orders-", PatternType::Prefixed, "User:alice", Write, Permission::Allow);
+        only_local.host = "127.0.0.1".into();
+        let acls =
+            BTreeSet::from([only_local, acl("*", PatternType::Literal, "User:alice", Describe, Permission::Allow)]);
+        assert!(authorizer.authorize(&acls, ALICE, Write, ResourceType::Topic, "orders-eu"));
+        let remote = Requester { principal: "User:alice", host: "/127.0.0.2" };
+        assert!(!authorizer.authorize(&acls, remote, Write, ResourceType::Topic, "orders-eu"));
+        assert!(!authorizer.authorize(&acls, ALICE, Write, ResourceType::Topic, "payments"));
+        assert!(authorizer.authorize(&acls, remote, Describe, ResourceType::Topic, "payments"));
+        assert!(!authorizer.authorize(&acls, ALICE, Describe, ResourceType::Group, "payments"));
+    }
+
+    #[test]
+    fn filters_select_by_pattern_rules() {
+        use AclOperation::*;
+        let literal = acl("orders", PatternType::Literal, "User:a", Read, Permission::Allow);
+        let prefixed = acl("ord", PatternType::Prefixed, "User:b", Write, Permission::Allow);
+        let wildcard = acl("*", PatternType::Literal, "User:c", Describe, Permission::Deny);
+        let all = |pattern, name: Option<&str>| AclFilter {
+            resource_type: None,
+            name: name.map(String::from),
+            pattern,
+            principal: None,
+            host: None,
+            operation: None,
+            permission: None,
+        };
+        let selected =
+            |filter: &AclFilter| [&literal, &prefixed, &wildcard].into_iter().filter(|a| filter.matches(a)).count();
+        assert_eq!(selected(&all(PatternFilter::Any, None)), 3);
+        assert_eq!(selected(&all(PatternFilter::Any, Some("orders"))), 1);
+        assert_eq!(selected(&all(PatternFilter::Match, Some("orders"))), 3);
+        assert_eq!(selected(&all(PatternFilter::Exactly(PatternType::Prefixed), None)), 1);
+        assert_eq!(selected(&all(PatternFilter::Exactly(PatternType::Literal), Some("ord"))), 0);
+        let deny_only = AclFilter { permission: Some(Permission::Deny), ..all(PatternFilter::Any, None) };
+        assert_eq!(selected(&deny_only), 1);
+    }
+
+    #[test]
+    fn invalid_bindings_are_refused_with_a_reason() {
+        use AclOperation::*;
+        let good = acl("t", PatternType::Literal, "User:a", Read, Permission::Allow);
+        assert!(validate(&good).is_ok());
+        assert!(validate(&AclBinding { principal: "alice".into(), ..good.clone() }).is_err());
+        assert!(validate(&AclBinding { resource_type: ResourceType::Cluster, ..good.clone() }).is_err());
+        assert!(validate(&AclBinding { operation: IdempotentWrite, ..good.clone() }).is_err());
+        assert!(validate(&AclBinding { name: "*".into(), pattern: PatternType::Prefixed, ..good }).is_err());
+    }
+}

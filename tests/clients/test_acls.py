@@ -1,0 +1,142 @@
+"""ACLs and the authorizer, through confluent-kafka's AdminClient, Producer and Consumer (librdkafka).
+
+Without `authorizer.class.name` the ACL APIs answer SECURITY_DISABLED, as Kafka's do. With it, CreateAcls,
+DescribeAcls and DeleteAcls keep ACLs in the metadata log (they survive a restart), and every request is checked
+against them with Kafka's rules. Sluice's listener is PLAINTEXT, so every client is `User:ANONYMOUS`; these
+tests run with `allow.everyone.if.no.acl.found=true` and use DENY entries, and ALLOW entries for other users
+that take a resource away from ANONYMOUS."""
+
+import time
+import uuid
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka.admin import (
+    AclBinding,
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    NewTopic,
+    ResourcePatternType,
+    ResourceType,
+)
+
+pytestmark = pytest.mark.sluice_only("starts brokers with and without an authorizer; the Kafka peer runs without one")
+
+AUTHORIZER = [
+    "--set", "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+    "--set", "allow.everyone.if.no.acl.found=true",
+]
+ANONYMOUS = "User:ANONYMOUS"
+EVERY_ACL = AclBindingFilter(
+    ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY, AclPermissionType.ANY
+)
+
+
+def admin(broker):
+    return AdminClient({"bootstrap.servers": broker.bootstrap})
+
+
+def described(client, acl_filter=EVERY_ACL):
+    return sorted(client.describe_acls(acl_filter, request_timeout=30).result(30), key=str)
+
+
+def produce_error(broker, topic):
+    """Produces one record; the delivery error's code, or None."""
+    errors = []
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "message.timeout.ms": 10000})
+    producer.produce(topic, b"v", callback=lambda err, _msg: errors.append(err))
+    producer.flush(20)
+    assert errors, "no delivery report"
+    return errors[0].code() if errors[0] else None
+
+
+def test_acl_apis_answer_security_disabled_without_an_authorizer(broker):
+    binding = AclBinding(ResourceType.TOPIC, "t", ResourcePatternType.LITERAL, ANONYMOUS, "*",
+                         AclOperation.READ, AclPermissionType.ALLOW)
+    client = admin(broker)
+    futures = client.create_acls([binding], request_timeout=30)
+    with pytest.raises(KafkaException) as refused:
+        futures[binding].result(30)
+    assert refused.value.args[0].code() == KafkaError.SECURITY_DISABLED
+    # librdkafka does not read DescribeAcls' top-level error; kafka-python does.
+    from kafka.admin import (ACLFilter, ACLOperation, ACLPermissionType, ACLResourcePatternType,
+                             KafkaAdminClient, ResourcePatternFilter)
+    from kafka.admin import ResourceType as KpResourceType
+    from kafka.errors import SecurityDisabledError
+    kp = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        every = ACLFilter(principal=None, host=None, operation=ACLOperation.ANY,
+                          permission_type=ACLPermissionType.ANY,
+                          resource_pattern=ResourcePatternFilter(KpResourceType.ANY, None, ACLResourcePatternType.ANY))
+        with pytest.raises(SecurityDisabledError):
+            kp.describe_acls(every)
+    finally:
+        kp.close()
+
+
+def test_acls_are_kept_enforced_and_removed(make_broker):
+    broker = make_broker(shards=2, extra_args=AUTHORIZER)
+    client = admin(broker)
+    suffix = uuid.uuid4().hex[:8]
+    locked, free, orders = f"locked-{suffix}", f"free-{suffix}", f"orders-{suffix}"
+    for future in client.create_topics([NewTopic(t, 2, 1) for t in (locked, free, orders)]).values():
+        future.result(30)
+    assert produce_error(broker, locked) is None
+
+    deny_write = AclBinding(ResourceType.TOPIC, locked, ResourcePatternType.LITERAL, ANONYMOUS, "*",
+                            AclOperation.WRITE, AclPermissionType.DENY)
+    # An ALLOW for another user on the prefix: the topics under it are no longer "without ACLs" for anyone.
+    alice_orders = AclBinding(ResourceType.TOPIC, "orders-", ResourcePatternType.PREFIXED, "User:alice", "*",
+                              AclOperation.READ, AclPermissionType.ALLOW)
+    deny_group = AclBinding(ResourceType.GROUP, f"blocked-{suffix}", ResourcePatternType.LITERAL, ANONYMOUS, "*",
+                            AclOperation.ALL, AclPermissionType.DENY)
+    bad_principal = AclBinding(ResourceType.TOPIC, free, ResourcePatternType.LITERAL, "alice", "*",
+                               AclOperation.READ, AclPermissionType.ALLOW)
+    results = client.create_acls([deny_write, alice_orders, deny_group, bad_principal], request_timeout=30)
+    for binding in (deny_write, alice_orders, deny_group):
+        results[binding].result(30)
+    with pytest.raises(KafkaException) as refused:
+        results[bad_principal].result(30)
+    assert refused.value.args[0].code() == KafkaError.INVALID_REQUEST
+
+    assert described(client) == sorted([deny_write, alice_orders, deny_group], key=str)
+    covering = AclBindingFilter(ResourceType.TOPIC, f"orders-{suffix}", ResourcePatternType.MATCH, None, None,
+                                AclOperation.ANY, AclPermissionType.ANY)
+    assert described(client, covering) == [alice_orders]
+
+    # WRITE is denied on one topic only; the others still take records.
+    assert produce_error(broker, locked) == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    assert produce_error(broker, free) is None
+    # As in Kafka, any ACL on a resource ends `allow.everyone.if.no.acl.found` for it: ANONYMOUS may not even
+    # describe the locked topic or the prefixed ones, so the topic list leaves them out.
+    listed = client.list_topics(timeout=30).topics
+    assert free in listed and locked not in listed and orders not in listed
+    # A consumer group it may not use.
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": f"blocked-{suffix}",
+                         "auto.offset.reset": "earliest"})
+    try:
+        consumer.subscribe([free])
+        error = None
+        deadline = time.time() + 30
+        while error is None and time.time() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is not None and msg.error():
+                error = msg.error().code()
+        assert error == KafkaError.GROUP_AUTHORIZATION_FAILED
+    finally:
+        consumer.close()
+
+    # The ACLs are in the metadata log: a restart keeps them.
+    broker.stop()
+    broker.start()
+    client = admin(broker)
+    assert described(client) == sorted([deny_write, alice_orders, deny_group], key=str)
+
+    deleting = AclBindingFilter(ResourceType.TOPIC, None, ResourcePatternType.ANY, ANONYMOUS, None,
+                                AclOperation.ANY, AclPermissionType.DENY)
+    removed = client.delete_acls([deleting], request_timeout=30)[deleting].result(30)
+    assert removed == [deny_write]
+    assert described(client) == sorted([alice_orders, deny_group], key=str)
+    assert produce_error(broker, locked) is None
