@@ -38,6 +38,7 @@ case "$name" in
   kafka-cluster) class=org.apache.kafka.tools.ClusterTool ;;
   connect-distributed) class=org.apache.kafka.connect.cli.ConnectDistributed ;;
   kafka-log-dirs) class=org.apache.kafka.tools.LogDirsCommand ;;
+  kafka-acls) class=org.apache.kafka.tools.AclCommand ;;
   kafka-verifiable-producer) class=org.apache.kafka.tools.VerifiableProducer ;;
   kafka-verifiable-consumer) class=org.apache.kafka.tools.VerifiableConsumer ;;
   fetch) class="" ;;

@@ -140,3 +140,20 @@ def test_acls_are_kept_enforced_and_removed(make_broker):
     assert removed == [deny_write]
     assert described(client) == sorted([alice_orders, deny_group], key=str)
     assert produce_error(broker, locked) is None
+
+
+def test_kafka_acls_tool_adds_lists_and_removes(make_broker):
+    """Kafka 4.4's `kafka-acls.sh` (the Java Admin client's ACL calls) against a broker with the authorizer."""
+    from jvm import kafka_tool
+
+    broker = make_broker(shards=1, extra_args=AUTHORIZER)
+    b = ("--bootstrap-server", broker.bootstrap)
+    kafka_tool("kafka-acls", *b, "--add", "--allow-principal", "User:bob", "--allow-host", "10.0.0.1",
+               "--operation", "Read", "--operation", "Describe", "--topic", "orders", "--group", "billing")
+    listed = kafka_tool("kafka-acls", *b, "--list", "--topic", "orders").stdout
+    assert "principal=User:bob, host=10.0.0.1, operation=READ, permissionType=ALLOW" in listed, listed
+    assert "operation=DESCRIBE" in listed and "billing" not in listed, listed
+    kafka_tool("kafka-acls", *b, "--remove", "--force", "--allow-principal", "User:bob", "--allow-host", "10.0.0.1",
+               "--operation", "Read", "--operation", "Describe", "--topic", "orders")
+    left = kafka_tool("kafka-acls", *b, "--list").stdout
+    assert "resourceType=GROUP, name=billing" in left and "name=orders" not in left, left
