@@ -82,6 +82,7 @@ fn fetch_assembly(c: &mut Criterion) {
             correlation_id: 1,
             client_id: None,
             client_host: String::new(),
+            principal: None,
         };
         group.bench_function(format!("v{version}/100-partitions"), |b| b.iter(|| assemble(&header, &request, &reads)));
     }
@@ -117,6 +118,7 @@ fn metadata_10k(c: &mut Criterion) {
         correlation_id: 1,
         client_id: None,
         client_host: String::new(),
+        principal: None,
     };
     c.bench_function("metadata/10k-partitions-v12", |b| {
         b.iter(|| {

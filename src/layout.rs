@@ -3,8 +3,9 @@
 //! `listener.security.protocol.map`, `inter.broker.listener.name`, `log.dirs`, `broker.rack`) read from the
 //! static configuration, with `sluice serve`'s flags over them.
 //!
-//! Only PLAINTEXT listeners exist yet: a listener mapped to SSL or SASL is refused at start with a clear
-//! error rather than served in the clear.
+//! PLAINTEXT listeners, and a SASL_PLAINTEXT client listener on a single node (SCRAM, `crate::sasl` in `net`);
+//! a listener mapped to SSL, SASL on a controller listener, or SASL in a cluster of several nodes (brokers do not
+//! authenticate to each other yet) is refused at start with a clear error rather than served otherwise.
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -13,6 +14,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use sluice_replication::config::{broker, EffectiveConfig, StaticConfig};
 use sluice_replication::node::{Roles, Voter};
+use sluice_replication::scram::ScramMechanism;
 
 /// What `sluice serve` flags say, each overriding its configuration key when given.
 #[derive(Debug, Clone, Default)]
@@ -39,6 +41,27 @@ pub struct Layout {
     pub rack: Option<String>,
     /// The operators' HTTP listener (`admin.listeners`); `None` when turned off.
     pub admin_listener: Option<AdminListener>,
+    /// The SCRAM mechanisms of a SASL_PLAINTEXT client listener; empty for PLAINTEXT.
+    pub sasl_mechanisms: Vec<ScramMechanism>,
+}
+
+/// `sasl.enabled.mechanisms`: SCRAM-SHA-256 and SCRAM-SHA-512 are served; Kafka's others are refused by name.
+fn enabled_mechanisms(text: &str) -> anyhow::Result<Vec<ScramMechanism>> {
+    let mut enabled = Vec::new();
+    for name in text.split(',').map(str::trim).filter(|name| !name.is_empty()) {
+        match name {
+            "SCRAM-SHA-256" => enabled.push(ScramMechanism::Sha256),
+            "SCRAM-SHA-512" => enabled.push(ScramMechanism::Sha512),
+            other => bail!(
+                "sasl.enabled.mechanisms: {other} is not served (Sluice serves SCRAM-SHA-256 and SCRAM-SHA-512; \
+                 GSSAPI, PLAIN and OAUTHBEARER are not built)"
+            ),
+        }
+    }
+    if enabled.is_empty() {
+        bail!("sasl.enabled.mechanisms is empty, so a SASL_PLAINTEXT listener could authenticate no one");
+    }
+    Ok(enabled)
 }
 
 /// Where the admin listener binds, and whether the operator named it or it is the default.
@@ -131,26 +154,29 @@ pub fn layout(config: &StaticConfig, overrides: &Overrides) -> anyhow::Result<La
         .filter_map(|pair| pair.split_once(':'))
         .map(|(name, protocol)| (name.trim().to_uppercase(), protocol.trim().to_uppercase()))
         .collect();
-    for name in listeners.keys() {
-        let protocol = protocols.get(name).cloned().unwrap_or_else(|| name.clone());
-        if protocol != "PLAINTEXT" {
-            bail!(
-                "listener {name} uses {protocol}; Sluice serves PLAINTEXT listeners only so far (TLS and SASL come \
-                 later), and will not serve a {protocol} listener in the clear"
-            );
-        }
-    }
     let controller_names: Vec<String> = effective
         .get(broker::CONTROLLER_LISTENER_NAMES)
         .split(',')
         .map(|name| name.trim().to_uppercase())
         .filter(|name| !name.is_empty())
         .collect();
+    let protocol_of = |name: &String| protocols.get(name).cloned().unwrap_or_else(|| name.clone());
+    for name in listeners.keys() {
+        let protocol = protocol_of(name);
+        let client_sasl = protocol == "SASL_PLAINTEXT" && !controller_names.contains(name);
+        if protocol != "PLAINTEXT" && !client_sasl {
+            bail!(
+                "listener {name} uses {protocol}; Sluice serves PLAINTEXT listeners, and SASL_PLAINTEXT for clients, \
+                 so far (TLS comes later), and will not serve a {protocol} listener in the clear"
+            );
+        }
+    }
     let inter_broker = effective.get(broker::INTER_BROKER_LISTENER_NAME).trim().to_uppercase();
-    let client = listeners
-        .get(&inter_broker)
-        .or_else(|| listeners.iter().find(|(name, _)| !controller_names.contains(name)).map(|(_, address)| address))
-        .cloned();
+    let client_name = listeners
+        .get_key_value(&inter_broker)
+        .or_else(|| listeners.iter().find(|(name, _)| !controller_names.contains(name)))
+        .map(|(name, _)| name.clone());
+    let client = client_name.as_ref().and_then(|name| listeners.get(name)).cloned();
     let controller = listeners.iter().find(|(name, _)| controller_names.contains(name)).map(|(_, a)| a.clone());
 
     let client_listener = match (&overrides.listen, client, roles.broker) {
@@ -215,10 +241,24 @@ pub fn layout(config: &StaticConfig, overrides: &Overrides) -> anyhow::Result<La
         .or(controller_listener)
         .map_or(std::net::IpAddr::from(std::net::Ipv4Addr::UNSPECIFIED), |listener| listener.ip());
     let admin_listener = parse_admin_listener(&effective.get(broker::ADMIN_LISTENERS), admin_host)?;
+    let sasl_mechanisms = match client_name.as_ref().map(&protocol_of).as_deref() {
+        Some("SASL_PLAINTEXT") if roles.broker => {
+            if voters.len() > 1 || !roles.controller {
+                bail!(
+                    "a SASL_PLAINTEXT client listener in a cluster of several nodes: followers fetch from leaders \
+                     over the client listener, and Sluice does not authenticate between brokers yet; use PLAINTEXT \
+                     listeners (with ACLs by host) for a cluster"
+                );
+            }
+            enabled_mechanisms(&effective.get(broker::SASL_ENABLED_MECHANISMS))?
+        }
+        _ => Vec::new(),
+    };
     Ok(Layout {
         node_id,
         roles,
         voters,
+        sasl_mechanisms,
         client_listener,
         controller_listener,
         advertised_host,

@@ -4,6 +4,7 @@
 mod bench;
 mod cli;
 mod layout;
+mod scram_args;
 mod serve;
 mod top;
 

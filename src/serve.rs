@@ -36,6 +36,7 @@ use sluice_replication::config::{broker, EffectiveConfig, StaticConfig};
 use sluice_replication::controller::ControllerSettings;
 use sluice_replication::node::{ClusterNode, NodeSettings};
 use sluice_replication::quorum::identity::{self, Identity};
+use sluice_replication::scram::ScramCredential;
 use sluice_replication::transport::PeerService;
 
 use crate::layout::{layout, AdminListener, Layout, Overrides};
@@ -76,6 +77,11 @@ pub struct ServeArgs {
     /// committed log from the other voters and votes only once it holds it.
     #[arg(long)]
     pub rejoin_with_empty_log: bool,
+    /// A SCRAM credential to add at start if the user has none for that mechanism, in `kafka-storage format
+    /// --add-scram`'s form: `SCRAM-SHA-256=[name=alice,password=alice-secret]` (optionally `,iterations=N`);
+    /// repeatable. How the first user of a SASL_PLAINTEXT listener gets in.
+    #[arg(long = "add-scram", value_name = "MECHANISM=[name=N,password=P]")]
+    pub add_scram: Vec<String>,
 }
 
 fn available_cores() -> usize {
@@ -191,6 +197,8 @@ struct Startup {
     finished: Arc<AtomicUsize>,
     /// Set once shard 0 finished its controlled shutdown: the other shards keep serving until then.
     handed_over: Arc<AtomicBool>,
+    /// `--add-scram` credentials, added by shard 0 once the node serves.
+    scram: Vec<(String, ScramCredential)>,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -237,6 +245,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         data_dir: data_dir.clone(),
         shards,
         static_config,
+        sasl_mechanisms: layout.sasl_mechanisms.clone(),
     });
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -262,6 +271,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         started: Arc::new(AtomicUsize::new(0)),
         finished: Arc::new(AtomicUsize::new(0)),
         handed_over: Arc::new(AtomicBool::new(false)),
+        scram: args.add_scram.iter().map(|text| crate::scram_args::parse(text)).collect::<anyhow::Result<_>>()?,
     };
     let fatal = startup.fatal.clone();
     let cores = available_cores();
@@ -455,6 +465,7 @@ async fn shard_main(
     shard.spawn_group_housekeeping();
     if id == 0 {
         spawn_memory_trim();
+        crate::scram_args::add_missing(&shard, &startup.scram).await?;
     }
     let listener = match settings.listen {
         Some(listen) => Some(bind_listener(listen).with_context(|| format!("shard {id}: listening on {listen}"))?),

@@ -1,5 +1,5 @@
 //! Authorization on the request path: the authorizer `authorizer.class.name` turns on, the wire codes of
-//! Kafka's ACL enums, and the `authorized_operations` bit sets.
+//! Kafka's ACL enums and SCRAM mechanisms, and the `authorized_operations` bit sets.
 //!
 //! Every handler asks [`Shard::authorized`] before it touches a resource, with the operation Kafka's
 //! `KafkaApis` asks for, and answers what Kafka answers when refused (TOPIC_AUTHORIZATION_FAILED per topic,
@@ -8,16 +8,22 @@
 //! holds on a node once it has applied it. Without an authorizer every request is allowed and the ACL APIs
 //! answer SECURITY_DISABLED, as Kafka's do.
 //!
-//! Sluice's listeners are PLAINTEXT, so every connection's principal is `User:ANONYMOUS`, Kafka's principal for
-//! an unauthenticated listener; ACLs then tell clients apart by host, and `super.users` can name
-//! `User:ANONYMOUS` to open everything.
+//! The principal is the one a SASL listener authenticated (`User:NAME`, `crate::sasl`); on a PLAINTEXT listener
+//! it is `User:ANONYMOUS`, as in Kafka, and ACLs tell those clients apart by host only.
 
 use sluice_replication::acl::{
     AclFilter, AclOperation, PatternFilter, PatternType, Permission, Requester, ResourceType, ANONYMOUS, CLUSTER_NAME,
 };
 
+use sluice_replication::scram::ScramMechanism;
+
 use crate::shard::Shard;
 use crate::wire::RequestHeader;
+
+/// Who sends a request: its connection's principal (`User:ANONYMOUS` unless SASL authenticated another) and host.
+fn requester(header: &RequestHeader) -> Requester<'_> {
+    Requester { principal: header.principal.as_deref().unwrap_or(ANONYMOUS), host: &header.client_host }
+}
 
 impl Shard {
     /// Whether the authorizer is on.
@@ -28,16 +34,14 @@ impl Shard {
     /// May the request's principal do `operation` on the resource? Always yes without an authorizer.
     pub fn authorized(&self, header: &RequestHeader, operation: AclOperation, kind: ResourceType, name: &str) -> bool {
         let Some(authorizer) = &self.authorizer else { return true };
-        let who = Requester { principal: ANONYMOUS, host: &header.client_host };
-        authorizer.authorize(&self.image().acls, who, operation, kind, name)
+        authorizer.authorize(&self.image().acls, requester(header), operation, kind, name)
     }
 
     /// May the request's principal do `operation` on some resource of the type? (Kafka's
     /// `authorizeByResourceType`.)
     pub fn authorized_on_any(&self, header: &RequestHeader, operation: AclOperation, kind: ResourceType) -> bool {
         let Some(authorizer) = &self.authorizer else { return true };
-        let who = Requester { principal: ANONYMOUS, host: &header.client_host };
-        authorizer.authorize_any(&self.image().acls, who, operation, kind)
+        authorizer.authorize_any(&self.image().acls, requester(header), operation, kind)
     }
 
     /// May the request's principal do `operation` on the cluster?
@@ -172,4 +176,21 @@ pub fn acl_filter(
         operation: operation(operation_code)?,
         permission: permission(permission_code)?,
     })
+}
+
+/// A SCRAM mechanism code (AlterUserScramCredentials, DescribeUserScramCredentials): 1 SCRAM-SHA-256,
+/// 2 SCRAM-SHA-512; anything else is unknown.
+pub fn scram_mechanism(code: i8) -> Option<ScramMechanism> {
+    match code {
+        1 => Some(ScramMechanism::Sha256),
+        2 => Some(ScramMechanism::Sha512),
+        _ => None,
+    }
+}
+
+pub fn scram_mechanism_code(mechanism: ScramMechanism) -> i8 {
+    match mechanism {
+        ScramMechanism::Sha256 => 1,
+        ScramMechanism::Sha512 => 2,
+    }
 }

@@ -87,6 +87,9 @@ pub fn admin_error(error: &AdminError) -> ResponseError {
         AdminErrorKind::NotLeaderOrFollower => ResponseError::NotLeaderOrFollower,
         AdminErrorKind::NoReassignmentInProgress => ResponseError::NoReassignmentInProgress,
         AdminErrorKind::Storage => ResponseError::KafkaStorageError,
+        AdminErrorKind::DuplicateResource => ResponseError::DuplicateResource,
+        AdminErrorKind::ResourceNotFound => ResponseError::ResourceNotFound,
+        AdminErrorKind::UnacceptableCredential => ResponseError::UnacceptableCredential,
     }
 }
 
@@ -129,6 +132,12 @@ pub enum ConnectionError {
         "no byte of a {size}-byte frame for {stalled_ms} ms while other connections waited for the request budget"
     )]
     StalledFrame { size: usize, stalled_ms: u64 },
+    /// On a SASL listener, a request other than ApiVersions and the SASL exchange before it completed.
+    #[error("request with api key {api_key} before SASL authentication completed")]
+    Unauthenticated { api_key: i16 },
+    /// The SASL exchange failed; the answer saying so was sent first.
+    #[error("SASL authentication failed: {0}")]
+    AuthenticationFailed(String),
     #[error("socket {operation}: {source}")]
     Io {
         operation: &'static str,

@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod peer;
 pub mod replica_fetch;
 pub mod response;
+pub mod sasl;
 pub mod server;
 pub mod shard;
 pub mod wire;

@@ -40,6 +40,7 @@ use crate::error::ConnectionError;
 use crate::framing::FrameBuffer;
 use crate::handlers::{self, decode_frame, Decoded};
 use crate::response::{self, Response};
+use crate::sasl::{SaslSession, Step};
 use crate::shard::Shard;
 
 #[derive(Debug, Clone, Copy)]
@@ -232,13 +233,34 @@ async fn read_requests(
     let mut client_id = ClientId::default();
     // The budget held by the frame in progress; it moves into that request's task.
     let mut reservation: Option<Reservation> = None;
+    // On a SASL listener: the exchange, run here frame by frame until the connection has a principal.
+    let mut sasl = SaslSession::for_listener(shard);
     loop {
         loop {
             if let Some(frame) = frames.take_frame() {
                 let held = reservation.take();
+                if let Some(session) = sasl.as_mut().filter(|session| session.principal().is_none()) {
+                    let (answer, close) = match session.step(shard, frame.clone())? {
+                        Step::Dispatch => (None, None),
+                        Step::Answer(bytes) => (Some(bytes), None),
+                        Step::AnswerAndClose(bytes, reason) => (Some(bytes), Some(reason)),
+                    };
+                    if let Some(bytes) = answer {
+                        drop(held);
+                        let task = glommio::spawn_local(async move { Response::Frame(bytes) });
+                        if queue.send(task).await.is_err() {
+                            return Ok(());
+                        }
+                        match close {
+                            Some(reason) => return Err(ConnectionError::AuthenticationFailed(reason)),
+                            None => continue,
+                        }
+                    }
+                }
                 let mut decoded = decode_frame(frame)?;
                 if let Decoded::Request(header, _) = &mut decoded {
                     header.client_host.clone_from(peer_host);
+                    header.principal = sasl.as_ref().and_then(|session| session.principal()).map(String::from);
                 }
                 let shard = shard.clone();
                 let header = match &decoded {

@@ -36,6 +36,7 @@ use glommio::channels::channel_mesh::{Receivers, Senders};
 use sluice_engine::watch::OffsetWatch;
 use sluice_engine::{LeaderEpoch, LogManager, PartitionLog, TopicPartition};
 use sluice_replication::acl::Authorizer;
+use sluice_replication::scram::ScramMechanism;
 use sluice_replication::config::{broker, topic, EffectiveConfig, StaticConfig};
 use sluice_replication::controller::commands::{AdminError, AdminErrorKind, ControllerRequest, ControllerResponse};
 use sluice_replication::metadata::{owner_shard, ClusterImage, NodeId, SharedImage, METADATA_TOPIC};
@@ -57,6 +58,9 @@ pub struct BrokerSettings {
     pub data_dir: PathBuf,
     pub shards: usize,
     pub static_config: StaticConfig,
+    /// The SCRAM mechanisms a `SASL_PLAINTEXT` client listener enables (`sasl.enabled.mechanisms`); empty for a
+    /// PLAINTEXT listener.
+    pub sasl_mechanisms: Vec<ScramMechanism>,
 }
 
 /// How long an admin request waits for the active controller.

@@ -174,6 +174,9 @@ pub struct RequestHeader {
     pub client_id: Option<String>,
     /// The peer's address, filled in by the connection (not on the wire).
     pub client_host: String,
+    /// The authenticated principal (`User:NAME`) on a SASL listener, filled in by the connection; `None` is
+    /// Kafka's `User:ANONYMOUS` (a PLAINTEXT listener).
+    pub principal: Option<String>,
 }
 
 /// Parses the part of a request header every version has (header v1: key, version, correlation id, client
@@ -184,7 +187,7 @@ pub fn parse_header(reader: &mut Reader) -> Result<RequestHeader, WireError> {
     let api_version = reader.i16("api_version")?;
     let correlation_id = reader.i32("correlation_id")?;
     let client_id = reader.nullable_string("client_id")?;
-    Ok(RequestHeader { api_key, api_version, correlation_id, client_id, client_host: String::new() })
+    Ok(RequestHeader { api_key, api_version, correlation_id, client_id, client_host: String::new(), principal: None })
 }
 
 /// Response header version: ApiVersions always uses v0 (so a client can read the error whatever version it

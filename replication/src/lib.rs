@@ -12,6 +12,7 @@
 //! - [`broker`]: a broker's side of the control plane: reaching the controller, registration, heartbeats,
 //!   following the metadata log.
 //! - [`node`]: one node's control plane put together, and what it answers on the controller listener.
+//! - [`scram`]: SCRAM credentials as Kafka keeps them (stored and server keys from a salted password).
 //! - [`replica`]: partition replication on a shard: leaders, followers, fetchers, ISR, high watermark.
 //!
 //! Depends only on the engine; knows no Kafka bytes and no Kafka error codes.
@@ -24,4 +25,5 @@ pub mod metadata;
 pub mod node;
 pub mod quorum;
 pub mod replica;
+pub mod scram;
 pub mod transport;

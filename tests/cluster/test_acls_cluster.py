@@ -60,8 +60,10 @@ def test_acls_are_committed_to_every_node_and_survive_kills_and_restarts(make_cl
         wait_until(lambda node=node: acls_on(node) == expected, timeout=30, what=f"node {node.node_id}'s ACLs")
 
     cluster.nodes[2].kill9()
+    # The client may still pick the killed node for its request until the cluster has fenced it: wait, bounded.
     for node_id in (1, 3):
-        assert acls_on(cluster.nodes[node_id]) == expected
+        wait_until(lambda node_id=node_id: acls_on(cluster.nodes[node_id]) == expected, timeout=60,
+                   what=f"node {node_id}'s ACLs with node 2 down")
     cluster.nodes[2].start()
     for node in cluster.nodes.values():
         node.kill9()

@@ -27,6 +27,7 @@ pub mod response_errors;
 
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
+pub mod alter_user_scram_credentials;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
 pub mod create_acls;
@@ -42,6 +43,7 @@ pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_quorum;
+pub mod describe_user_scram_credentials;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -58,6 +60,8 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod sasl_authenticate;
+pub mod sasl_handshake;
 pub mod sync_group;
 
 use std::rc::Rc;
@@ -110,6 +114,10 @@ pub static APIS: &[ApiEntry] = &[
     ApiEntry::of::<describe_acls::DescribeAcls>(),
     ApiEntry::of::<create_acls::CreateAcls>(),
     ApiEntry::of::<delete_acls::DeleteAcls>(),
+    ApiEntry::of::<describe_user_scram_credentials::DescribeUserScramCredentials>(),
+    ApiEntry::of::<alter_user_scram_credentials::AlterUserScramCredentials>(),
+    ApiEntry::of::<sasl_handshake::SaslHandshake>(),
+    ApiEntry::of::<sasl_authenticate::SaslAuthenticate>(),
 ];
 
 /// The registry line of an API key, whatever the version.
@@ -125,20 +133,30 @@ pub enum Decoded {
     Unsupported(RequestHeader),
 }
 
-/// Decodes one frame (without its size prefix). An error means the bytes are malformed.
-pub fn decode_frame(frame: Bytes) -> Result<Decoded, ConnectionError> {
+/// A frame cut into its request header and its body: the registry line of an API and version Sluice serves
+/// (with the header's tagged fields skipped), or `None` for one it does not.
+pub fn split_frame(frame: Bytes) -> Result<(RequestHeader, Option<(&'static ApiEntry, Bytes)>), ConnectionError> {
     let malformed_header =
         |error: WireError| ConnectionError::Malformed { api_key: -1, api_version: -1, reason: error.to_string() };
     let mut reader = Reader::new(frame);
     let header = parse_header(&mut reader).map_err(malformed_header)?;
     let Some(api) = lookup(header.api_key).filter(|api| api.serves(header.api_version)) else {
-        return Ok(Decoded::Unsupported(header));
+        return Ok((header, None));
     };
     // Header v2 (flexible versions) ends with tagged fields.
     if api.key.request_header_version(header.api_version) >= 2 {
         reader.skip_tagged_fields().map_err(malformed_header)?;
     }
-    match api.decode(reader.into_rest(), header.api_version) {
+    Ok((header, Some((api, reader.into_rest()))))
+}
+
+/// Decodes one frame (without its size prefix). An error means the bytes are malformed.
+pub fn decode_frame(frame: Bytes) -> Result<Decoded, ConnectionError> {
+    let (header, served) = split_frame(frame)?;
+    let Some((api, body)) = served else {
+        return Ok(Decoded::Unsupported(header));
+    };
+    match api.decode(body, header.api_version) {
         Ok(call) => Ok(Decoded::Request(header, call)),
         Err(reason) => {
             Err(ConnectionError::Malformed { api_key: header.api_key, api_version: header.api_version, reason })
@@ -198,6 +216,7 @@ pub fn unsupported(header: &RequestHeader) -> Bytes {
         correlation_id: header.correlation_id,
         client_id: None,
         client_host: String::new(),
+        principal: None,
     };
     encode_response(&v0, &response)
 }

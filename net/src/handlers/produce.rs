@@ -485,6 +485,7 @@ mod tests {
                 correlation_id: 9,
                 client_id: None,
                 client_host: String::new(),
+                principal: None,
             };
             let mut frame = encode_response(&header, &request, &results);
             let size = bytes::Buf::get_i32(&mut frame);

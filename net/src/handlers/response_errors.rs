@@ -8,14 +8,14 @@
 //! own answers and count per partition where they pick the code.
 
 use kafka_protocol::messages::{
-    AlterConfigsResponse, AlterPartitionReassignmentsResponse, ApiVersionsResponse, ConsumerGroupDescribeResponse,
+    AlterConfigsResponse, AlterPartitionReassignmentsResponse, AlterUserScramCredentialsResponse, ApiVersionsResponse, ConsumerGroupDescribeResponse,
     ConsumerGroupHeartbeatResponse, CreateAclsResponse, CreatePartitionsResponse, CreateTopicsResponse,
     DeleteAclsResponse, DeleteGroupsResponse, DeleteRecordsResponse, DeleteTopicsResponse, DescribeAclsResponse,
     DescribeClusterResponse, DescribeConfigsResponse, DescribeGroupsResponse, DescribeLogDirsResponse,
-    DescribeQuorumResponse, FindCoordinatorResponse, HeartbeatResponse, IncrementalAlterConfigsResponse,
+    DescribeQuorumResponse, DescribeUserScramCredentialsResponse, FindCoordinatorResponse, HeartbeatResponse, IncrementalAlterConfigsResponse,
     InitProducerIdResponse, JoinGroupResponse, LeaveGroupResponse, ListGroupsResponse, ListOffsetsResponse,
     ListPartitionReassignmentsResponse, MetadataResponse, OffsetCommitResponse, OffsetDeleteResponse,
-    OffsetFetchResponse, OffsetForLeaderEpochResponse, SyncGroupResponse,
+    OffsetFetchResponse, OffsetForLeaderEpochResponse, SaslAuthenticateResponse, SaslHandshakeResponse, SyncGroupResponse,
 };
 
 /// Calls `each` with every error code in an answer (zeros included; the counter skips them).
@@ -45,6 +45,9 @@ top_level!(
     SyncGroupResponse,
     ListPartitionReassignmentsResponse,
     DescribeAclsResponse,
+    DescribeUserScramCredentialsResponse,
+    SaslHandshakeResponse,
+    SaslAuthenticateResponse,
 );
 
 /// Answers whose codes sit on each element of one list (topics, groups, resources).
@@ -70,6 +73,7 @@ per_element!(
     DescribeConfigsResponse => results,
     CreateAclsResponse => results,
     DeleteAclsResponse => filter_results,
+    AlterUserScramCredentialsResponse => results,
 );
 
 /// Answers whose codes sit on each partition of each topic, with or without a top-level code.

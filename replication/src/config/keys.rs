@@ -258,6 +258,7 @@ pub mod broker {
     pub const LOG_DIRS: BrokerKey<String> = BrokerKey::new("log.dirs");
     pub const AUTHORIZER_CLASS_NAME: BrokerKey<String> = BrokerKey::new("authorizer.class.name");
     pub const SUPER_USERS: BrokerKey<String> = BrokerKey::new("super.users");
+    pub const SASL_ENABLED_MECHANISMS: BrokerKey<String> = BrokerKey::new("sasl.enabled.mechanisms");
     pub const ALLOW_EVERYONE_IF_NO_ACL_FOUND: BrokerKey<bool> = BrokerKey::new("allow.everyone.if.no.acl.found");
     pub const BROKER_RACK: BrokerKey<String> = BrokerKey::new("broker.rack");
     pub const BROKER_HEARTBEAT_INTERVAL_MS: BrokerKey<i32> = BrokerKey::new("broker.heartbeat.interval.ms");

@@ -119,7 +119,9 @@ impl StaticConfig {
         }
         if IGNORED_KAFKA_KEYS.contains(&key) {
             self.ignored.push(key.to_string());
-            return Ok(());
+            if broker_config_def(key).is_none() {
+                return Ok(());
+            }
         }
         validate_broker_config(key, value, false)?;
         self.values.insert(key.to_string(), value.trim().to_string());

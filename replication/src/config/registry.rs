@@ -551,6 +551,14 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         ]),
         dynamic: false,
     },
+    // The SASL mechanisms a SASL_PLAINTEXT listener offers. Kafka's default is GSSAPI, which Sluice does not
+    // serve; Sluice's is both SCRAM mechanisms.
+    BrokerConfigDef {
+        name: "sasl.enabled.mechanisms",
+        default: "SCRAM-SHA-256,SCRAM-SHA-512",
+        kind: ConfigKind::Text,
+        dynamic: false,
+    },
     // Principals allowed everything, separated by `;` (`User:admin;User:broker`).
     BrokerConfigDef { name: "super.users", default: "", kind: ConfigKind::Text, dynamic: false },
     BrokerConfigDef {
@@ -663,17 +671,38 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         kind: ConfigKind::ReplicaList,
         dynamic: false,
     },
+    // Kafka's thread pools and its Kerberos relogin interval: dynamic in Kafka, so tools and librdkafka's test
+    // 0081 set them on a broker resource. Sluice runs one thread per core and has no Kerberos login, so a value
+    // is kept and described and changes nothing (also listed in IGNORED_KAFKA_KEYS, logged at start).
+    BrokerConfigDef { name: "background.threads", default: "10", kind: ConfigKind::Int { min: 1 }, dynamic: true },
+    BrokerConfigDef { name: "num.io.threads", default: "8", kind: ConfigKind::Int { min: 1 }, dynamic: true },
+    BrokerConfigDef { name: "num.network.threads", default: "3", kind: ConfigKind::Int { min: 1 }, dynamic: true },
+    BrokerConfigDef { name: "num.replica.fetchers", default: "1", kind: ConfigKind::Int { min: 1 }, dynamic: true },
+    BrokerConfigDef {
+        name: "num.recovery.threads.per.data.dir",
+        default: "2",
+        kind: ConfigKind::Int { min: 1 },
+        dynamic: true,
+    },
+    BrokerConfigDef {
+        name: "sasl.kerberos.min.time.before.relogin",
+        default: "60000",
+        kind: ConfigKind::Long { min: 0 },
+        dynamic: true,
+    },
 ];
 
 /// Kafka keys a `server.properties` may carry that Sluice accepts and does not use: thread pools and socket
 /// buffers (Sluice runs one thread per core and lets the kernel size buffers) and topics it has no use for
-/// yet. A config file written for Kafka starts unchanged; each is logged once at start.
+/// yet. A config file written for Kafka starts unchanged; each is logged once at start. Those with a
+/// [`BROKER_CONFIGS`] line are also validated, kept and described, and may be set at run time.
 pub const IGNORED_KAFKA_KEYS: &[&str] = &[
     "num.network.threads",
     "num.io.threads",
     "num.replica.fetchers",
     "num.recovery.threads.per.data.dir",
     "background.threads",
+    "sasl.kerberos.min.time.before.relogin",
     "socket.send.buffer.bytes",
     "socket.receive.buffer.bytes",
     "transaction.state.log.replication.factor",

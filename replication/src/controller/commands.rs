@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::acl::{AclBinding, AclFilter};
+use crate::scram::{ScramCredential, ScramMechanism};
 use crate::metadata::{NodeId, PartitionImage};
 
 /// Why the controller refused something. Each kind maps to one Kafka error code in `net`.
@@ -41,6 +42,12 @@ pub enum AdminErrorKind {
     Unavailable,
     /// The metadata log could not be written.
     Storage,
+    /// A request names the same resource twice (a user altered twice).
+    DuplicateResource,
+    /// A resource to change does not exist (a SCRAM credential to delete).
+    ResourceNotFound,
+    /// A SCRAM credential Kafka would refuse (iterations out of bounds, an empty user or salt).
+    UnacceptableCredential,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -223,6 +230,11 @@ pub enum ControllerRequest {
     DeleteAcls {
         filters: Vec<AclFilter>,
     },
+    /// SCRAM credential changes: (user, mechanism) deletions and (user, credential) upsertions.
+    AlterScram {
+        deletions: Vec<(String, ScramMechanism)>,
+        upsertions: Vec<(String, ScramCredential)>,
+    },
 }
 
 impl ControllerRequest {
@@ -243,6 +255,7 @@ impl ControllerRequest {
             ControllerRequest::EnsureOffsetsTopic => "EnsureOffsetsTopic",
             ControllerRequest::CreateAcls { .. } => "CreateAcls",
             ControllerRequest::DeleteAcls { .. } => "DeleteAcls",
+            ControllerRequest::AlterScram { .. } => "AlterScram",
         }
     }
 }
@@ -272,6 +285,8 @@ pub enum ControllerResponse {
     CreateAcls(Vec<AdminResult<()>>),
     /// Per filter, the ACLs it removed.
     DeleteAcls(Vec<Vec<AclBinding>>),
+    /// Per user, in the order first named: the outcome of all of its changes.
+    AlterScram(Vec<(String, AdminResult<()>)>),
 }
 
 /// An answer, and the metadata entry that holds its change (0 when nothing was committed). A forwarding

@@ -18,7 +18,7 @@
 //! Every `leader.imbalance.check.interval.seconds` it moves leadership back to preferred replicas that are in
 //! sync.
 
-pub mod acls;
+pub mod security;
 pub mod brokers;
 pub mod commands;
 pub mod configs;
@@ -288,12 +288,16 @@ impl Controller {
                 (record.into_iter().collect(), ControllerResponse::EnsureOffsetsTopic)
             }
             ControllerRequest::CreateAcls { acls } => {
-                let (records, answers) = acls::create(image, &acls);
+                let (records, answers) = security::create_acls(image, &acls);
                 (records, ControllerResponse::CreateAcls(answers))
             }
             ControllerRequest::DeleteAcls { filters } => {
-                let (records, answers) = acls::delete(image, &filters);
+                let (records, answers) = security::delete_acls(image, &filters);
                 (records, ControllerResponse::DeleteAcls(answers))
+            }
+            ControllerRequest::AlterScram { deletions, upsertions } => {
+                let (records, answers) = security::alter_scram(image, &deletions, &upsertions);
+                (records, ControllerResponse::AlterScram(answers))
             }
         })
     }

@@ -13,6 +13,7 @@ use super::names::NodeId;
 use super::partition::PartitionImage;
 use super::records::MetadataRecord;
 use crate::acl::AclBinding;
+use crate::scram::{ScramCredential, ScramMechanism};
 
 /// A registered broker, as the controller sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +80,9 @@ pub struct ClusterImage {
     /// The cluster's ACLs.
     #[serde(default)]
     pub acls: BTreeSet<AclBinding>,
+    /// SCRAM credentials: user → mechanism → credential.
+    #[serde(default)]
+    pub scram: BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
 }
 
 fn apply_config_change(target: &mut BTreeMap<String, String>, set: &BTreeMap<String, String>, remove: &[String]) {
@@ -194,6 +198,17 @@ impl ClusterImage {
             MetadataRecord::DeleteAcls { acls } => {
                 for acl in acls {
                     self.acls.remove(acl);
+                }
+            }
+            MetadataRecord::UpsertScram { user, credential } => {
+                self.scram.entry(user.clone()).or_default().insert(credential.mechanism, credential.clone());
+            }
+            MetadataRecord::DeleteScram { user, mechanism } => {
+                if let Some(credentials) = self.scram.get_mut(user) {
+                    credentials.remove(mechanism);
+                    if credentials.is_empty() {
+                        self.scram.remove(user);
+                    }
                 }
             }
         }

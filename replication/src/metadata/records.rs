@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::names::NodeId;
 use super::partition::PartitionImage;
 use crate::acl::AclBinding;
+use crate::scram::{ScramCredential, ScramMechanism};
 
 /// The newest version this build reads. Each record is written with the lowest version that can read it
 /// ([`MetadataRecord::version`]): 1 for every record of the first layout, 2 for record types added since, so
@@ -106,6 +107,17 @@ pub enum MetadataRecord {
     DeleteAcls {
         acls: Vec<AclBinding>,
     },
+    /// A user's SCRAM credential for one mechanism, new or replacing (Kafka's UserScramCredentialRecord).
+    /// Version 2.
+    UpsertScram {
+        user: String,
+        credential: ScramCredential,
+    },
+    /// A user's SCRAM credential for one mechanism removed (Kafka's RemoveUserScramCredentialRecord). Version 2.
+    DeleteScram {
+        user: String,
+        mechanism: ScramMechanism,
+    },
 }
 
 #[derive(Serialize)]
@@ -137,7 +149,9 @@ impl MetadataRecord {
         match self {
             MetadataRecord::GroupConfigs { .. }
             | MetadataRecord::CreateAcls { .. }
-            | MetadataRecord::DeleteAcls { .. } => 2,
+            | MetadataRecord::DeleteAcls { .. }
+            | MetadataRecord::UpsertScram { .. }
+            | MetadataRecord::DeleteScram { .. } => 2,
             _ => 1,
         }
     }
