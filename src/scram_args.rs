@@ -65,12 +65,16 @@ pub async fn add_missing(shard: &Rc<Shard>, credentials: &[(String, ScramCredent
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
     fn kafka_storage_forms_parse_and_bad_ones_are_refused() {
         let (user, credential) = parse("SCRAM-SHA-512=[name=alice,password=alice-secret,iterations=8192]").unwrap();
-        assert_eq!((user.as_str(), credential.mechanism, credential.iterations), ("alice", ScramMechanism::Sha512, 8192));
+        assert_eq!(
+            (user.as_str(), credential.mechanism, credential.iterations),
+            ("alice", ScramMechanism::Sha512, 8192)
+        );
         let (user, credential) = parse(r#"SCRAM-SHA-256=[name="bob",password="pw"]"#).unwrap();
         assert_eq!((user.as_str(), credential.iterations), ("bob", 4096));
         assert!(parse("PLAIN=[name=a,password=b]").is_err());

@@ -20,8 +20,8 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use sluice_replication::scram::{ScramMechanism, ServerExchange};
 
-use crate::handlers::split_frame;
 use crate::error::ConnectionError;
+use crate::handlers::split_frame;
 use crate::shard::Shard;
 use crate::wire::{encode_response, RequestHeader};
 
@@ -45,8 +45,11 @@ pub struct SaslSession {
 impl SaslSession {
     /// A session for a connection of a SASL listener; `None` on a PLAINTEXT listener.
     pub fn for_listener(shard: &Shard) -> Option<SaslSession> {
-        (!shard.settings.sasl_mechanisms.is_empty())
-            .then_some(SaslSession { mechanism: None, exchange: None, principal: None })
+        (!shard.settings.sasl_mechanisms.is_empty()).then_some(SaslSession {
+            mechanism: None,
+            exchange: None,
+            principal: None,
+        })
     }
 
     /// The authenticated principal, once the exchange succeeded.
@@ -66,8 +69,8 @@ impl SaslSession {
         match ApiKey::try_from(header.api_key) {
             Ok(ApiKey::ApiVersions) => Ok(Step::Dispatch),
             Ok(ApiKey::SaslHandshake) => {
-                let request =
-                    SaslHandshakeRequest::decode(&mut body, header.api_version).map_err(|e| malformed(e.to_string()))?;
+                let request = SaslHandshakeRequest::decode(&mut body, header.api_version)
+                    .map_err(|e| malformed(e.to_string()))?;
                 Ok(self.handshake(shard, &header, &request))
             }
             Ok(ApiKey::SaslAuthenticate) => {
@@ -109,9 +112,15 @@ impl SaslSession {
         let Some(mechanism) = self.mechanism else {
             return failed(ResponseError::IllegalSaslState, "SaslHandshake must come first", "no handshake".into());
         };
-        let denied = format!("Authentication failed during authentication due to invalid credentials with SASL mechanism {}", mechanism.name());
+        let denied = format!(
+            "Authentication failed during authentication due to invalid credentials with SASL mechanism {}",
+            mechanism.name()
+        );
         let answer = |bytes: Vec<u8>| {
-            Step::Answer(encode_response(header, &SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(bytes))))
+            Step::Answer(encode_response(
+                header,
+                &SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(bytes)),
+            ))
         };
         match self.exchange.take() {
             None => {

@@ -36,12 +36,12 @@ use glommio::channels::channel_mesh::{Receivers, Senders};
 use sluice_engine::watch::OffsetWatch;
 use sluice_engine::{LeaderEpoch, LogManager, PartitionLog, TopicPartition};
 use sluice_replication::acl::Authorizer;
-use sluice_replication::scram::ScramMechanism;
 use sluice_replication::config::{broker, topic, EffectiveConfig, StaticConfig};
 use sluice_replication::controller::commands::{AdminError, AdminErrorKind, ControllerRequest, ControllerResponse};
 use sluice_replication::metadata::{owner_shard, ClusterImage, NodeId, SharedImage, METADATA_TOPIC};
 use sluice_replication::node::ClusterNode;
 use sluice_replication::replica::{throttle, LeaderState, ReplicaManager, ReplicaPolicy, ThrottleRates};
+use sluice_replication::scram::ScramMechanism;
 use tracing::Instrument;
 
 use crate::error::ResponseError;

@@ -91,8 +91,12 @@ impl ScramCredential {
     pub fn from_password(mechanism: ScramMechanism, iterations: i32, salt: &[u8], password: &str) -> ScramCredential {
         let rounds = u32::try_from(iterations.max(1)).unwrap_or(1);
         let salted = match mechanism {
-            ScramMechanism::Sha256 => pbkdf2::pbkdf2_hmac_array::<Sha256, 32>(password.as_bytes(), salt, rounds).to_vec(),
-            ScramMechanism::Sha512 => pbkdf2::pbkdf2_hmac_array::<Sha512, 64>(password.as_bytes(), salt, rounds).to_vec(),
+            ScramMechanism::Sha256 => {
+                pbkdf2::pbkdf2_hmac_array::<Sha256, 32>(password.as_bytes(), salt, rounds).to_vec()
+            }
+            ScramMechanism::Sha512 => {
+                pbkdf2::pbkdf2_hmac_array::<Sha512, 64>(password.as_bytes(), salt, rounds).to_vec()
+            }
         };
         ScramCredential::from_salted_password(mechanism, iterations, salt, &salted)
     }
@@ -314,8 +318,12 @@ mod tests {
     #[test]
     fn the_rfc_7677_exchange_authenticates_and_a_wrong_proof_does_not() {
         let salted = hex("c4a49510323ab4f952cac1fa99441939e78ea74d6be81ddf7096e87513dc615d");
-        let credential =
-            ScramCredential::from_salted_password(ScramMechanism::Sha256, 4096, &b64("W22ZaJ0SNY7soEsUEjb6gQ=="), &salted);
+        let credential = ScramCredential::from_salted_password(
+            ScramMechanism::Sha256,
+            4096,
+            &b64("W22ZaJ0SNY7soEsUEjb6gQ=="),
+            &salted,
+        );
         let lookup = |user: &str| (user == "user").then(|| credential.clone());
         let (exchange, server_first) = ServerExchange::start(
             ScramMechanism::Sha256,

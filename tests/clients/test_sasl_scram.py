@@ -89,6 +89,20 @@ def test_scram_users_authenticate_and_the_authorizer_sees_them(sasl_broker):
         admin.describe_user_scram_credentials(["nobody"])["nobody"].result(30)
     assert missing.value.args[0].code() == KafkaError.RESOURCE_NOT_FOUND
 
+    # Kafka's kafka-configs (the Java Admin client), logged in as admin over SCRAM, adds bob.
+    from jvm import kafka_tool
+    properties = broker.data_dir.parent / "admin.properties"
+    properties.write_text(
+        "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-256\n"
+        "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+        f'username="{ADMIN[0]}" password="{ADMIN[1]}";\n')
+    kafka_tool("kafka-configs", "--bootstrap-server", broker.bootstrap, "--command-config", str(properties),
+               "--alter", "--add-config", "SCRAM-SHA-256=[iterations=4096,password=bob-secret]",
+               "--entity-type", "users", "--entity-name", "bob")
+    assert "bob" in admin.describe_user_scram_credentials().result(30)
+    bob = AdminClient({"bootstrap.servers": broker.bootstrap, **sasl("bob", "bob-secret")})
+    assert bob.list_topics(timeout=30) is not None
+
     alice_conf = sasl("alice", "alice-secret", "SCRAM-SHA-512")
     # Authenticated, but no ACL lets alice write yet; then one does.
     assert produce_error(broker, alice_conf, "orders") == KafkaError.TOPIC_AUTHORIZATION_FAILED

@@ -133,9 +133,12 @@ pub enum Decoded {
     Unsupported(RequestHeader),
 }
 
+/// A request body, and the registry line of its API.
+pub type ServedBody = (&'static ApiEntry, Bytes);
+
 /// A frame cut into its request header and its body: the registry line of an API and version Sluice serves
 /// (with the header's tagged fields skipped), or `None` for one it does not.
-pub fn split_frame(frame: Bytes) -> Result<(RequestHeader, Option<(&'static ApiEntry, Bytes)>), ConnectionError> {
+pub fn split_frame(frame: Bytes) -> Result<(RequestHeader, Option<ServedBody>), ConnectionError> {
     let malformed_header =
         |error: WireError| ConnectionError::Malformed { api_key: -1, api_version: -1, reason: error.to_string() };
     let mut reader = Reader::new(frame);

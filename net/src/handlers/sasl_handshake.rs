@@ -21,7 +21,11 @@ impl Api for SaslHandshake {
     type Request = SaslHandshakeRequest;
     type Response = SaslHandshakeResponse;
 
-    async fn handle(shard: &Rc<Shard>, _header: &RequestHeader, _request: SaslHandshakeRequest) -> SaslHandshakeResponse {
+    async fn handle(
+        shard: &Rc<Shard>,
+        _header: &RequestHeader,
+        _request: SaslHandshakeRequest,
+    ) -> SaslHandshakeResponse {
         SaslHandshakeResponse::default()
             .with_error_code(ResponseError::IllegalSaslState.code())
             .with_mechanisms(shard.settings.sasl_mechanisms.iter().map(|m| text(m.name())).collect())

@@ -117,13 +117,15 @@ impl StaticConfig {
         if let Some(canonical) = RENAMED.iter().find(|(old, _)| *old == key).map(|(_, new)| *new) {
             return self.set(canonical, value);
         }
-        if IGNORED_KAFKA_KEYS.contains(&key) {
+        let ignored = IGNORED_KAFKA_KEYS.contains(&key);
+        if ignored && broker_config_def(key).is_none() {
             self.ignored.push(key.to_string());
-            if broker_config_def(key).is_none() {
-                return Ok(());
-            }
+            return Ok(());
         }
         validate_broker_config(key, value, false)?;
+        if ignored {
+            self.ignored.push(key.to_string());
+        }
         self.values.insert(key.to_string(), value.trim().to_string());
         Ok(())
     }
@@ -401,11 +403,17 @@ mod tests {
     }
 
     #[test]
-    fn a_key_sluice_uses_is_never_on_the_ignored_list() {
-        // The ignored list is checked first when a config file is read: a key on both would be dropped.
-        for key in IGNORED_KAFKA_KEYS {
-            assert!(broker_config_def(key).is_none(), "{key} is implemented and ignored");
-        }
+    fn ignored_keys_with_a_registry_line_are_kept_and_still_logged_as_unused() {
+        // Kafka's thread pools: no effect in Sluice, but validated, kept and described, and settable at run time.
+        let mut config = StaticConfig::default();
+        config.set("background.threads", "4").unwrap();
+        assert_eq!(config.get("background.threads"), Some("4"));
+        assert!(config.set("num.io.threads", "zero").is_err());
+        config.set("socket.send.buffer.bytes", "1").unwrap();
+        assert_eq!(config.get("socket.send.buffer.bytes"), None);
+        assert_eq!(config.ignored_keys(), ["background.threads", "socket.send.buffer.bytes"]);
+        assert!(validate_broker_config("background.threads", "9", true).is_ok());
+
         let mut config = StaticConfig::default();
         config.set("log.cleaner.enable", "false").unwrap();
         assert_eq!(config.get("log.cleaner.enable"), Some("false"));

@@ -9,8 +9,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::acl::{AclBinding, AclFilter};
-use crate::scram::{ScramCredential, ScramMechanism};
 use crate::metadata::{NodeId, PartitionImage};
+use crate::scram::{ScramCredential, ScramMechanism};
 
 /// Why the controller refused something. Each kind maps to one Kafka error code in `net`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

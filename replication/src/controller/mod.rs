@@ -18,11 +18,11 @@
 //! Every `leader.imbalance.check.interval.seconds` it moves leadership back to preferred replicas that are in
 //! sync.
 
-pub mod security;
 pub mod brokers;
 pub mod commands;
 pub mod configs;
 pub mod partitions;
+pub mod security;
 #[cfg(test)]
 mod tests;
 pub mod topics;

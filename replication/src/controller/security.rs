@@ -153,8 +153,10 @@ mod tests {
         let mut image = ClusterImage::default();
         let good = ScramCredential::from_salted_password(ScramMechanism::Sha256, 4096, b"salt", b"salted");
         let weak = ScramCredential { iterations: 100, ..good.clone() };
-        let upsertions = vec![("alice".to_string(), good.clone()), ("bob".to_string(), weak), ("carol".to_string(), good.clone())];
-        let deletions = vec![("carol".to_string(), ScramMechanism::Sha256), ("dave".to_string(), ScramMechanism::Sha512)];
+        let upsertions =
+            vec![("alice".to_string(), good.clone()), ("bob".to_string(), weak), ("carol".to_string(), good.clone())];
+        let deletions =
+            vec![("carol".to_string(), ScramMechanism::Sha256), ("dave".to_string(), ScramMechanism::Sha512)];
         let (records, answers) = alter_scram(&image, &deletions, &upsertions);
         let kinds: Vec<(String, Option<AdminErrorKind>)> =
             answers.into_iter().map(|(user, outcome)| (user, outcome.err().map(|e| e.kind))).collect();
