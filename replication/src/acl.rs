@@ -199,6 +199,14 @@ pub struct Requester<'a> {
     pub host: &'a str,
 }
 
+impl Requester<'_> {
+    /// Whether an ACL's entry names this requester: its principal or `User:*`, and its host or `*`.
+    fn named_by(&self, acl: &AclBinding) -> bool {
+        let host = self.host.strip_prefix('/').unwrap_or(self.host);
+        (acl.principal == self.principal || acl.principal == "User:*") && (acl.host == host || acl.host == WILDCARD)
+    }
+}
+
 impl Authorizer {
     /// The authorizer `authorizer.class.name` asks for, if any, with `super.users` and
     /// `allow.everyone.if.no.acl.found` from the same configuration.
@@ -231,14 +239,11 @@ impl Authorizer {
         if self.super_users.contains(who.principal) {
             return true;
         }
-        let host = who.host.strip_prefix('/').unwrap_or(who.host);
         let mut any_on_resource = false;
         let mut allowed = false;
         for acl in acls.iter().filter(|a| a.resource_type == resource_type && pattern_covers(a, name)) {
             any_on_resource = true;
-            let applies = (acl.principal == who.principal || acl.principal == "User:*")
-                && (acl.host == host || acl.host == WILDCARD);
-            if !applies {
+            if !who.named_by(acl) {
                 continue;
             }
             match acl.permission {
@@ -264,11 +269,8 @@ impl Authorizer {
         if self.super_users.contains(who.principal) {
             return true;
         }
-        let host = who.host.strip_prefix('/').unwrap_or(who.host);
         let of_type: Vec<&AclBinding> = acls.iter().filter(|a| a.resource_type == resource_type).collect();
-        let theirs = |a: &&&AclBinding| {
-            (a.principal == who.principal || a.principal == "User:*") && (a.host == host || a.host == WILDCARD)
-        };
+        let theirs = |a: &&&AclBinding| who.named_by(a);
         let denies: Vec<&AclBinding> = of_type
             .iter()
             .filter(theirs)
