@@ -353,7 +353,22 @@ mod tests {
     #[test]
     fn unsupported_and_inconsistent_settings_are_refused() {
         let ssl = config(&[("listeners", "SSL://0.0.0.0:9093"), ("listener.security.protocol.map", "SSL:SSL")]);
-        assert!(layout_err(&ssl, &Overrides::default()).contains("PLAINTEXT listeners only"));
+        assert!(layout_err(&ssl, &Overrides::default()).contains("TLS comes later"));
+        // SASL is served on a single node's client listener, never on a controller listener or in a cluster.
+        let sasl = config(&[("listeners", "SASL_PLAINTEXT://127.0.0.1:9093")]);
+        let mechanisms = layout(&sasl, &Overrides::default()).map(|l| l.sasl_mechanisms).map_err(|e| e.to_string());
+        assert_eq!(mechanisms, Ok(vec![ScramMechanism::Sha256, ScramMechanism::Sha512]));
+        let plain = config(&[("listeners", "SASL_PLAINTEXT://127.0.0.1:9093"), ("sasl.enabled.mechanisms", "PLAIN")]);
+        assert!(layout_err(&plain, &Overrides::default()).contains("PLAIN is not served"));
+        let sasl_controller = config(&[
+            ("process.roles", "broker,controller"),
+            ("node.id", "1"),
+            ("controller.quorum.voters", "1@127.0.0.1:9094,2@127.0.0.2:9094"),
+            ("listeners", "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9094"),
+            ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CONTROLLER:SASL_PLAINTEXT"),
+        ]);
+        assert!(layout_err(&sasl_controller, &Overrides::default()).contains("TLS comes later"));
+        assert!(layout(&config(&[]), &Overrides::default()).is_ok_and(|l| l.sasl_mechanisms.is_empty()));
         let broker_only = config(&[("process.roles", "broker")]);
         assert!(layout_err(&broker_only, &Overrides::default()).contains("needs controller.quorum.voters"));
         let two_dirs = config(&[("log.dirs", "/a,/b")]);
