@@ -17,6 +17,7 @@ use sluice_replication::acl::{
 
 use sluice_replication::scram::ScramMechanism;
 
+use crate::error::ResponseError;
 use crate::shard::Shard;
 use crate::wire::RequestHeader;
 
@@ -26,11 +27,6 @@ fn requester(header: &RequestHeader) -> Requester<'_> {
 }
 
 impl Shard {
-    /// Whether the authorizer is on.
-    pub fn authorizer_enabled(&self) -> bool {
-        self.authorizer.is_some()
-    }
-
     /// May the request's principal do `operation` on the resource? Always yes without an authorizer.
     pub fn authorized(&self, header: &RequestHeader, operation: AclOperation, kind: ResourceType, name: &str) -> bool {
         let Some(authorizer) = &self.authorizer else { return true };
@@ -42,6 +38,20 @@ impl Shard {
     pub fn authorized_on_any(&self, header: &RequestHeader, operation: AclOperation, kind: ResourceType) -> bool {
         let Some(authorizer) = &self.authorizer else { return true };
         authorizer.authorize_any(&self.image().acls, requester(header), operation, kind)
+    }
+
+    /// Why an ACL API refuses a request before reading it: no authorizer (SECURITY_DISABLED, as Kafka answers),
+    /// or the principal may not do `operation` (DESCRIBE to list, ALTER to change) on the cluster.
+    pub fn acl_api_refusal(&self, header: &RequestHeader, operation: AclOperation) -> Option<(ResponseError, String)> {
+        if self.authorizer.is_none() {
+            return Some((
+                ResponseError::SecurityDisabled,
+                "no authorizer is configured (authorizer.class.name)".into(),
+            ));
+        }
+        (!self.authorized_on_cluster(header, operation)).then(|| {
+            (ResponseError::ClusterAuthorizationFailed, format!("{operation:?} on the cluster is not allowed"))
+        })
     }
 
     /// May the request's principal do `operation` on the cluster?

@@ -31,11 +31,8 @@ impl Api for CreateAcls {
                 AclCreationResult::default().with_error_code(error.code()).with_error_message(Some(text(message)));
             CreateAclsResponse::default().with_results(vec![result; request.creations.len()])
         };
-        if !shard.authorizer_enabled() {
-            return refuse(ResponseError::SecurityDisabled, "no authorizer is configured (authorizer.class.name)");
-        }
-        if !shard.authorized_on_cluster(header, AclOperation::Alter) {
-            return refuse(ResponseError::ClusterAuthorizationFailed, "CreateAcls needs ALTER on the cluster");
+        if let Some((error, message)) = shard.acl_api_refusal(header, AclOperation::Alter) {
+            return refuse(error, &message);
         }
         // Bindings that do not parse are answered here; the others go to the controller in one command.
         let parsed: Vec<Result<AclBinding, String>> = request.creations.iter().map(binding).collect();

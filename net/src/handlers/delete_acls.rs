@@ -32,11 +32,8 @@ impl Api for DeleteAcls {
         let refuse = |error: ResponseError, message: &str| {
             DeleteAclsResponse::default().with_filter_results(vec![failed(error, message); request.filters.len()])
         };
-        if !shard.authorizer_enabled() {
-            return refuse(ResponseError::SecurityDisabled, "no authorizer is configured (authorizer.class.name)");
-        }
-        if !shard.authorized_on_cluster(header, AclOperation::Alter) {
-            return refuse(ResponseError::ClusterAuthorizationFailed, "DeleteAcls needs ALTER on the cluster");
+        if let Some((error, message)) = shard.acl_api_refusal(header, AclOperation::Alter) {
+            return refuse(error, &message);
         }
         let parsed: Vec<Result<AclFilter, String>> = request
             .filters

@@ -27,17 +27,8 @@ impl Api for DescribeAcls {
         let refuse = |error: ResponseError, message: String| {
             DescribeAclsResponse::default().with_error_code(error.code()).with_error_message(Some(text(&message)))
         };
-        if !shard.authorizer_enabled() {
-            return refuse(
-                ResponseError::SecurityDisabled,
-                "no authorizer is configured (authorizer.class.name)".into(),
-            );
-        }
-        if !shard.authorized_on_cluster(header, AclOperation::Describe) {
-            return refuse(
-                ResponseError::ClusterAuthorizationFailed,
-                "DescribeAcls needs DESCRIBE on the cluster".into(),
-            );
+        if let Some((error, message)) = shard.acl_api_refusal(header, AclOperation::Describe) {
+            return refuse(error, message);
         }
         let filter = match acl_filter(
             request.resource_type_filter,

@@ -129,41 +129,33 @@ impl Api for DescribeConfigs {
                 let result = DescribeConfigsResult::default()
                     .with_resource_type(resource.resource_type)
                     .with_resource_name(resource.resource_name.clone());
-                let denied = refused(shard, header, resource.resource_type, &name, AclOperation::DescribeConfigs);
-                let entries = denied.map_or_else(
-                    || {
-                        shard.with_config(&image, |config| match resource.resource_type {
-                            RESOURCE_TOPIC => match image.topic(&name) {
-                                Some(topic) => Ok(resource_entries(
-                                    config,
-                                    TOPIC_CONFIGS,
-                                    ConfigSource::TopicOverride,
-                                    &topic.configs,
-                                )),
-                                None => Err((ResponseError::UnknownTopicOrPartition, format!("no topic '{name}'"))),
-                            },
-                            RESOURCE_BROKER if name.trim().is_empty() => {
-                                Ok(broker_entries(shard, config.cluster_default()))
-                            }
-                            RESOURCE_BROKER if is_this_broker(shard, &name) => Ok(broker_entries(shard, config)),
-                            RESOURCE_BROKER => {
-                                Err((ResponseError::InvalidRequest, format!("broker '{name}' is not this broker")))
-                            }
-                            RESOURCE_GROUP if name.is_empty() => {
-                                Err((ResponseError::InvalidRequest, "a group config needs a group id".to_string()))
-                            }
-                            RESOURCE_GROUP => {
-                                let none = BTreeMap::new();
-                                let overrides = image.group_configs.get(&name).unwrap_or(&none);
-                                Ok(resource_entries(config, GROUP_CONFIGS, ConfigSource::GroupOverride, overrides))
-                            }
-                            other => {
-                                Err((ResponseError::InvalidRequest, format!("resource type {other} is not supported")))
-                            }
-                        })
+                if let Some((error, message)) =
+                    refused(shard, header, resource.resource_type, &name, AclOperation::DescribeConfigs)
+                {
+                    return result.with_error_code(error.code()).with_error_message(Some(text(&message)));
+                }
+                let entries = shard.with_config(&image, |config| match resource.resource_type {
+                    RESOURCE_TOPIC => match image.topic(&name) {
+                        Some(topic) => {
+                            Ok(resource_entries(config, TOPIC_CONFIGS, ConfigSource::TopicOverride, &topic.configs))
+                        }
+                        None => Err((ResponseError::UnknownTopicOrPartition, format!("no topic '{name}'"))),
                     },
-                    Err,
-                );
+                    RESOURCE_BROKER if name.trim().is_empty() => Ok(broker_entries(shard, config.cluster_default())),
+                    RESOURCE_BROKER if is_this_broker(shard, &name) => Ok(broker_entries(shard, config)),
+                    RESOURCE_BROKER => {
+                        Err((ResponseError::InvalidRequest, format!("broker '{name}' is not this broker")))
+                    }
+                    RESOURCE_GROUP if name.is_empty() => {
+                        Err((ResponseError::InvalidRequest, "a group config needs a group id".to_string()))
+                    }
+                    RESOURCE_GROUP => {
+                        let none = BTreeMap::new();
+                        let overrides = image.group_configs.get(&name).unwrap_or(&none);
+                        Ok(resource_entries(config, GROUP_CONFIGS, ConfigSource::GroupOverride, overrides))
+                    }
+                    other => Err((ResponseError::InvalidRequest, format!("resource type {other} is not supported"))),
+                });
                 let entries = match entries {
                     Ok(entries) => entries,
                     Err((error, message)) => {

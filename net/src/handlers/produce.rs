@@ -175,6 +175,8 @@ async fn produce(shard: &Rc<Shard>, header: &RequestHeader, request: ProduceRequ
     let refused_transactional = transactional_refusal(&request);
     let mut calls = Vec::new();
     for (topic, partitions) in &request.topics {
+        // Kafka's check, once per topic: WRITE on it.
+        let writable = shard.authorized(header, AclOperation::Write, ResourceType::Topic, topic);
         for (partition, records) in partitions {
             let (topic, partition, records) = (topic.clone(), *partition, records.clone());
             let early = if !matches!(acks, -1..=1) {
@@ -183,7 +185,7 @@ async fn produce(shard: &Rc<Shard>, header: &RequestHeader, request: ProduceRequ
                 Some(PartitionProduced::error(ResponseError::UnsupportedForMessageFormat, None))
             } else if let Some((error, message)) = &refused_transactional {
                 Some(PartitionProduced::error(*error, Some((*message).to_string())))
-            } else if !shard.authorized(header, AclOperation::Write, ResourceType::Topic, &topic) {
+            } else if !writable {
                 Some(PartitionProduced::error(ResponseError::TopicAuthorizationFailed, None))
             } else if is_internal_topic(&topic) {
                 let message = format!("cannot append to internal topic {topic}");
