@@ -22,6 +22,10 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
+from test_group_configs import heartbeat_once
+
+TOPIC_AUTHORIZATION_FAILED = 29
+
 pytestmark = pytest.mark.sluice_only("starts brokers with and without an authorizer; the Kafka peer runs without one")
 
 AUTHORIZER = [
@@ -127,6 +131,10 @@ def test_acls_are_kept_enforced_and_removed(make_broker):
         assert error == KafkaError.GROUP_AUTHORIZATION_FAILED
     finally:
         consumer.close()
+    # A KIP-848 member may subscribe only to topics it may describe (Kafka 4's check), so an assignment cannot
+    # reveal a topic that Metadata hides.
+    assert heartbeat_once(broker.bootstrap, f"g848-{suffix}", [free, locked])[0] == TOPIC_AUTHORIZATION_FAILED
+    assert heartbeat_once(broker.bootstrap, f"g848-{suffix}", [free])[0] == 0
 
     # The ACLs are in the metadata log: a restart keeps them.
     broker.stop()

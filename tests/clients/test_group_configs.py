@@ -47,7 +47,9 @@ def heartbeat_interval_ms(bootstrap, group):
         time.sleep(0.2)
 
 
-def heartbeat_once(bootstrap, group):
+def heartbeat_once(bootstrap, group, topics=()):
+    """One raw ConsumerGroupHeartbeat v1 joining `group`, subscribed to `topics`: its error code, and the
+    heartbeat interval when there is no error."""
     host, port = bootstrap.split(":")
 
     def call(address, api_key, version, body):
@@ -75,7 +77,8 @@ def heartbeat_once(bootstrap, group):
     body = (compact_string(group) + compact_string(str(uuid.uuid4())) + struct.pack(">i", 0)
             + b"\x00" + b"\x00"  # instance id, rack id: null
             + struct.pack(">i", 30000)  # rebalance timeout
-            + b"\x01" + b"\x00"  # subscribed topic names: empty; subscribed topic regex (v1): null
+            + bytes([len(topics) + 1]) + b"".join(compact_string(t) for t in topics)  # subscribed topic names
+            + b"\x00"  # subscribed topic regex (v1): null
             + b"\x00" + b"\x01" + b"\x00")  # server assignor null, owned partitions empty, tagged fields
     reply = call((coordinator_host, coordinator_port), 68, 1, body)
     error = struct.unpack(">h", reply[4:6])[0]

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment, TopicPartitions};
 use kafka_protocol::messages::{ApiKey, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
 use kafka_protocol::protocol::VersionRange;
-use sluice_replication::acl::AclOperation;
+use sluice_replication::acl::{AclOperation, ResourceType};
 use sluice_replication::metadata::ClusterImage;
 
 use super::api::{text, versions, Api};
@@ -75,6 +75,19 @@ impl Api for ConsumerGroupHeartbeat {
             Ok(target) => target,
             Err(error) => return fail(error, ""),
         };
+        // As in Kafka 4: a member may subscribe only to topics it may describe, or it could learn of topics
+        // hidden from its Metadata through the assignment.
+        let hidden = request
+            .subscribed_topic_names
+            .iter()
+            .flatten()
+            .find(|topic| !shard.authorized(header, AclOperation::Describe, ResourceType::Topic, topic));
+        if let Some(topic) = hidden {
+            return fail(
+                ResponseError::TopicAuthorizationFailed,
+                &format!("not allowed to describe topic {}", topic.as_str()),
+            );
+        }
         let image = shard.image();
         let owned = request.topic_partitions.as_ref().map(|list| {
             list.iter()
