@@ -133,8 +133,19 @@ def test_acls_are_kept_enforced_and_removed(make_broker):
         consumer.close()
     # A KIP-848 member may subscribe only to topics it may describe (Kafka 4's check), so an assignment cannot
     # reveal a topic that Metadata hides.
-    assert heartbeat_once(broker.bootstrap, f"g848-{suffix}", [free, locked])[0] == TOPIC_AUTHORIZATION_FAILED
-    assert heartbeat_once(broker.bootstrap, f"g848-{suffix}", [free])[0] == 0
+    g848 = f"g848-{suffix}"
+    read_g848 = AclBinding(ResourceType.GROUP, g848, ResourcePatternType.LITERAL, ANONYMOUS, "*",
+                           AclOperation.READ, AclPermissionType.ALLOW)
+    client.create_acls([read_g848], request_timeout=30)[read_g848].result(30)
+    assert heartbeat_once(broker.bootstrap, g848, [free, locked])[0] == TOPIC_AUTHORIZATION_FAILED
+    assert heartbeat_once(broker.bootstrap, g848, [free])[0] == 0
+    # ConsumerGroupDescribe reports what the ACLs allow on the group: READ, and the DESCRIBE it implies.
+    group = client.describe_consumer_groups([g848], include_authorized_operations=True)[g848].result(30)
+    assert len(group.members) == 1
+    assert set(group.authorized_operations) == {AclOperation.READ, AclOperation.DESCRIBE}
+    read_g848_filter = AclBindingFilter(ResourceType.GROUP, g848, ResourcePatternType.LITERAL, ANONYMOUS, "*",
+                                        AclOperation.READ, AclPermissionType.ALLOW)
+    assert client.delete_acls([read_g848_filter], request_timeout=30)[read_g848_filter].result(30) == [read_g848]
 
     # The ACLs are in the metadata log: a restart keeps them.
     broker.stop()

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use kafka_protocol::messages::consumer_group_describe_response::{Assignment, DescribedGroup, Member, TopicPartitions};
 use kafka_protocol::messages::{ApiKey, ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse};
 use kafka_protocol::protocol::VersionRange;
-use sluice_replication::acl::AclOperation;
+use sluice_replication::acl::{AclOperation, ResourceType};
 
 use super::api::{text, topic_name, versions, Api};
 use super::group_routing::coordinator_shard;
@@ -48,6 +48,7 @@ impl Api for ConsumerGroupDescribe {
             )
         };
         let mut groups = Vec::new();
+        let include_operations = request.include_authorized_operations;
         for id in request.group_ids {
             let name = id.to_string();
             let result = DescribedGroup::default().with_group_id(id.clone()).with_authorized_operations(i32::MIN);
@@ -64,6 +65,11 @@ impl Api for ConsumerGroupDescribe {
                 Err(error) => result.with_error_code(error.code()),
                 Ok(None) => result.with_error_code(ResponseError::GroupIdNotFound.code()),
                 Ok(Some(state)) => result
+                    .with_authorized_operations(if include_operations {
+                        shard.authorized_operations(header, ResourceType::Group, &name)
+                    } else {
+                        i32::MIN
+                    })
                     .with_group_state(text(state.state_name()))
                     .with_group_epoch(state.group_epoch)
                     .with_assignment_epoch(state.assignment_epoch)
