@@ -21,23 +21,25 @@ use crate::error::ResponseError;
 use crate::shard::Shard;
 use crate::wire::RequestHeader;
 
-/// Who sends a request: its connection's principal (`User:ANONYMOUS` unless SASL authenticated another) and host.
+/// Who sends a request: its connection's principal (`User:ANONYMOUS` unless SASL authenticated another) and host
+/// (kept as Kafka prints it, `/ADDRESS`; ACLs name the bare address).
 fn requester(header: &RequestHeader) -> Requester<'_> {
-    Requester { principal: header.principal.as_deref().unwrap_or(ANONYMOUS), host: &header.client_host }
+    let host = header.client_host.strip_prefix('/').unwrap_or(&header.client_host);
+    Requester { principal: header.principal.as_deref().unwrap_or(ANONYMOUS), host }
 }
 
 impl Shard {
     /// May the request's principal do `operation` on the resource? Always yes without an authorizer.
     pub fn authorized(&self, header: &RequestHeader, operation: AclOperation, kind: ResourceType, name: &str) -> bool {
         let Some(authorizer) = &self.authorizer else { return true };
-        authorizer.authorize(&self.image().acls, requester(header), operation, kind, name)
+        authorizer.authorize(&self.image_ref().acls, requester(header), operation, kind, name)
     }
 
     /// May the request's principal do `operation` on some resource of the type? (Kafka's
     /// `authorizeByResourceType`.)
     pub fn authorized_on_any(&self, header: &RequestHeader, operation: AclOperation, kind: ResourceType) -> bool {
         let Some(authorizer) = &self.authorizer else { return true };
-        authorizer.authorize_any(&self.image().acls, requester(header), operation, kind)
+        authorizer.authorize_any(&self.image_ref().acls, requester(header), operation, kind)
     }
 
     /// Why an ACL API refuses a request before reading it: no authorizer (SECURITY_DISABLED, as Kafka answers),
@@ -62,10 +64,11 @@ impl Shard {
     /// The `authorized_operations` bit set of a resource: bit N for the operation with code N that the
     /// principal may do on it.
     pub fn authorized_operations(&self, header: &RequestHeader, kind: ResourceType, name: &str) -> i32 {
-        AclOperation::of(kind)
-            .iter()
-            .filter(|op| self.authorized(header, **op, kind, name))
-            .fold(0, |bits, op| bits | (1 << operation_code(*op)))
+        let allowed = match &self.authorizer {
+            None => AclOperation::of(kind).to_vec(),
+            Some(authorizer) => authorizer.authorized_operations(&self.image_ref().acls, requester(header), kind, name),
+        };
+        allowed.into_iter().fold(0, |bits, op| bits | (1 << operation_code(op)))
     }
 }
 

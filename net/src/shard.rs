@@ -147,6 +147,12 @@ impl Shard {
         self.image.borrow().clone()
     }
 
+    /// The current image, borrowed for a synchronous read (an authorization check) without taking a handle.
+    /// Never hold it across an await: installing the next image needs the cell.
+    pub fn image_ref(&self) -> std::cell::Ref<'_, SharedImage> {
+        self.image.borrow()
+    }
+
     /// Version of the last image this shard has fully applied: its partitions opened, configs set, leaders and
     /// followers in place. The image itself ([`Shard::image`]) is installed before that work starts.
     pub fn applied_version(&self) -> i64 {

@@ -28,8 +28,11 @@ use crate::config::{broker, EffectiveConfig, StaticConfig};
 /// The name Kafka gives the one CLUSTER resource.
 pub const CLUSTER_NAME: &str = "kafka-cluster";
 
-/// The wildcard resource name, principal (`User:*`) and host.
+/// The wildcard resource name and host.
 pub const WILDCARD: &str = "*";
+
+/// The principal an ACL names to mean every user.
+pub const WILDCARD_PRINCIPAL: &str = "User:*";
 
 /// The principal of a connection that did not authenticate (every PLAINTEXT connection).
 pub const ANONYMOUS: &str = "User:ANONYMOUS";
@@ -185,7 +188,9 @@ fn covering<'a>(
             .char_indices()
             .zip(acl.name.chars())
             .find(|((_, ours), theirs)| ours != theirs)
-            .map_or(name.len().min(acl.name.len()), |((at, _), _)| at);
+            // Always found: a name below `name` in the range that is not a prefix of it differs from it within
+            // both lengths. (0, were it not, would end the walk rather than loop.)
+            .map_or(0, |((at, _), _)| at);
         walk = named_at_most(acls, resource_type, &name[..common]);
     });
     let wildcard = (!name.starts_with(WILDCARD)).then(|| {
@@ -196,22 +201,26 @@ fn covering<'a>(
 }
 
 /// The ACLs of a resource type named `name` or less, greatest first. `name` followed by NUL is the least name
-/// greater than `name`, and its smallest binding bounds the range from above.
+/// greater than `name`, and its least binding bounds the range from above.
 fn named_at_most<'a>(
     acls: &'a BTreeSet<AclBinding>,
     resource_type: ResourceType,
     name: &str,
 ) -> std::iter::Rev<std::collections::btree_set::Range<'a, AclBinding>> {
-    let above = AclBinding {
+    acls.range((Bound::Unbounded, Bound::Excluded(least_binding(resource_type, format!("{name}\0"))))).rev()
+}
+
+/// The least binding of a resource type and name in the set's order, a bound for ranges of the set.
+fn least_binding(resource_type: ResourceType, name: String) -> AclBinding {
+    AclBinding {
         resource_type,
-        name: format!("{name}\0"),
+        name,
         pattern: PatternType::Literal,
         principal: String::new(),
         host: String::new(),
         operation: AclOperation::All,
         permission: Permission::Deny,
-    };
-    acls.range((Bound::Unbounded, Bound::Excluded(&above))).rev()
+    }
 }
 
 /// Why an ACL cannot be created (Kafka answers INVALID_REQUEST for each).
@@ -246,8 +255,7 @@ pub struct Authorizer {
     pub allow_if_no_acl: bool,
 }
 
-/// Who asks: the principal (`User:NAME`) and the client's address (as Kafka writes it, with or without a
-/// leading `/`).
+/// Who asks: the principal (`User:NAME`) and the client's address, without the leading `/` Java prints.
 #[derive(Debug, Clone, Copy)]
 pub struct Requester<'a> {
     pub principal: &'a str,
@@ -257,8 +265,8 @@ pub struct Requester<'a> {
 impl Requester<'_> {
     /// Whether an ACL's entry names this requester: its principal or `User:*`, and its host or `*`.
     fn named_by(&self, acl: &AclBinding) -> bool {
-        let host = self.host.strip_prefix('/').unwrap_or(self.host);
-        (acl.principal == self.principal || acl.principal == "User:*") && (acl.host == host || acl.host == WILDCARD)
+        (acl.principal == self.principal || acl.principal == WILDCARD_PRINCIPAL)
+            && (acl.host == self.host || acl.host == WILDCARD)
     }
 }
 
@@ -291,12 +299,37 @@ impl Authorizer {
         resource_type: ResourceType,
         name: &str,
     ) -> bool {
+        self.super_users.contains(who.principal) || self.decide(covering(acls, resource_type, name), who, operation)
+    }
+
+    /// The operations of the resource's type (`AclOperation::of`) that `who` may do on it: Kafka's
+    /// `authorized_operations`. The ACLs covering the resource are found once for all of them.
+    pub fn authorized_operations(
+        &self,
+        acls: &BTreeSet<AclBinding>,
+        who: Requester<'_>,
+        resource_type: ResourceType,
+        name: &str,
+    ) -> Vec<AclOperation> {
+        let operations = AclOperation::of(resource_type);
         if self.super_users.contains(who.principal) {
-            return true;
+            return operations.to_vec();
         }
+        let covering: Vec<&AclBinding> = covering(acls, resource_type, name).collect();
+        operations.iter().copied().filter(|op| self.decide(covering.iter().copied(), who, *op)).collect()
+    }
+
+    /// The decision from the ACLs that cover a resource: a DENY of `who` wins, else an ALLOW of `who` permits,
+    /// else, when no ACL covers the resource at all, `allow.everyone.if.no.acl.found` decides.
+    fn decide<'a>(
+        &self,
+        covering: impl IntoIterator<Item = &'a AclBinding>,
+        who: Requester<'_>,
+        operation: AclOperation,
+    ) -> bool {
         let mut any_on_resource = false;
         let mut allowed = false;
-        for acl in covering(acls, resource_type, name) {
+        for acl in covering {
             any_on_resource = true;
             if !who.named_by(acl) {
                 continue;
@@ -324,15 +357,19 @@ impl Authorizer {
         if self.super_users.contains(who.principal) {
             return true;
         }
-        let of_type: Vec<&AclBinding> = acls.iter().filter(|a| a.resource_type == resource_type).collect();
-        let theirs = |a: &&&AclBinding| who.named_by(a);
-        let denies: Vec<&AclBinding> = of_type
+        let mut any_of_type = false;
+        let theirs: Vec<&AclBinding> = acls
+            .range(least_binding(resource_type, String::new())..)
+            .take_while(|a| a.resource_type == resource_type)
+            .inspect(|_| any_of_type = true)
+            .filter(|a| who.named_by(a))
+            .collect();
+        let denies: Vec<&AclBinding> = theirs
             .iter()
-            .filter(theirs)
+            .copied()
             .filter(|a| {
                 a.permission == Permission::Deny && (a.operation == AclOperation::All || a.operation == operation)
             })
-            .copied()
             .collect();
         let denied = |allow: &AclBinding| {
             denies.iter().any(|deny| match deny.pattern {
@@ -342,11 +379,8 @@ impl Authorizer {
                 PatternType::Prefixed => allow.name.starts_with(deny.name.as_str()),
             })
         };
-        let allowed = of_type
-            .iter()
-            .filter(theirs)
-            .any(|a| a.permission == Permission::Allow && a.operation.allows(operation) && !denied(a));
-        allowed || (of_type.is_empty() && self.allow_if_no_acl)
+        theirs.iter().any(|a| a.permission == Permission::Allow && a.operation.allows(operation) && !denied(a))
+            || (!any_of_type && self.allow_if_no_acl)
     }
 }
 
@@ -366,7 +400,7 @@ mod tests {
         }
     }
 
-    const ALICE: Requester<'static> = Requester { principal: "User:alice", host: "/127.0.0.1" };
+    const ALICE: Requester<'static> = Requester { principal: "User:alice", host: "127.0.0.1" };
 
     #[test]
     fn deny_wins_allow_implies_describe_and_no_acl_follows_the_setting() {
@@ -382,7 +416,7 @@ mod tests {
         assert!(strict.authorize(&acls, ALICE, Describe, ResourceType::Topic, "t"), "READ implies DESCRIBE");
         assert!(!strict.authorize(&acls, ALICE, Write, ResourceType::Topic, "t"));
         // An ACL on the resource for someone else: the no-ACL rule no longer lets anyone in.
-        let bob = Requester { principal: "User:bob", host: "/127.0.0.1" };
+        let bob = Requester { principal: "User:bob", host: "127.0.0.1" };
         assert!(!open.authorize(&acls, bob, Read, ResourceType::Topic, "t"));
         assert!(open.authorize(&acls, bob, Read, ResourceType::Topic, "other"));
 
@@ -420,7 +454,7 @@ mod tests {
         let acls =
             BTreeSet::from([only_local, acl("*", PatternType::Literal, "User:alice", Describe, Permission::Allow)]);
         assert!(authorizer.authorize(&acls, ALICE, Write, ResourceType::Topic, "orders-eu"));
-        let remote = Requester { principal: "User:alice", host: "/127.0.0.2" };
+        let remote = Requester { principal: "User:alice", host: "127.0.0.2" };
         assert!(!authorizer.authorize(&acls, remote, Write, ResourceType::Topic, "orders-eu"));
         assert!(!authorizer.authorize(&acls, ALICE, Write, ResourceType::Topic, "payments"));
         assert!(authorizer.authorize(&acls, remote, Describe, ResourceType::Topic, "payments"));
@@ -452,9 +486,17 @@ mod tests {
                     permission: if rng.gen_bool(0.3) { Permission::Deny } else { Permission::Allow },
                 })
                 .collect();
+            let authorizer = Authorizer::new("", rng.gen_bool(0.5));
             for _ in 0..50 {
                 let (kind, resource) = (types[rng.gen_range(0..2)], name(&mut rng));
                 let walked: Vec<&AclBinding> = covering(&acls, kind, &resource).collect();
+                let who = Requester { principal: principals[rng.gen_range(0..2)], host: "127.0.0.1" };
+                let one_by_one: Vec<AclOperation> = AclOperation::of(kind)
+                    .iter()
+                    .copied()
+                    .filter(|op| authorizer.authorize(&acls, who, *op, kind, &resource))
+                    .collect();
+                assert_eq!(authorizer.authorized_operations(&acls, who, kind, &resource), one_by_one, "seed {seed}");
                 let scanned: Vec<&AclBinding> =
                     acls.iter().filter(|a| a.resource_type == kind && pattern_covers(a, &resource)).collect();
                 let walked_once: BTreeSet<&AclBinding> = walked.iter().copied().collect();
