@@ -343,9 +343,10 @@ impl Authorizer {
         allowed || (!any_on_resource && self.allow_if_no_acl)
     }
 
-    /// Kafka's `authorizeByResourceType`: may `who` do `operation` on at least one resource of the type? An
-    /// ALLOW counts unless a DENY of theirs covers every name it does (the same literal name, a prefix of it,
-    /// or `*`). With no ACL of the type at all, `allow.everyone.if.no.acl.found` decides. InitProducerId
+    /// Kafka's `authorizeByResourceType`: may `who` do `operation` on at least one resource of the type? First,
+    /// as in Kafka, whatever a resource named `hardcode` would be allowed (super users, and
+    /// `allow.everyone.if.no.acl.found` when no ACL covers that name). Then an ALLOW of theirs counts unless a
+    /// DENY of theirs covers every name it does (the same literal name, a prefix of it, or `*`). InitProducerId
     /// without a transactional id asks this for WRITE on topics.
     pub fn authorize_any(
         &self,
@@ -354,14 +355,12 @@ impl Authorizer {
         operation: AclOperation,
         resource_type: ResourceType,
     ) -> bool {
-        if self.super_users.contains(who.principal) {
+        if self.authorize(acls, who, operation, resource_type, "hardcode") {
             return true;
         }
-        let mut any_of_type = false;
         let theirs: Vec<&AclBinding> = acls
             .range(least_binding(resource_type, String::new())..)
             .take_while(|a| a.resource_type == resource_type)
-            .inspect(|_| any_of_type = true)
             .filter(|a| who.named_by(a))
             .collect();
         let denies: Vec<&AclBinding> = theirs
@@ -380,7 +379,6 @@ impl Authorizer {
             })
         };
         theirs.iter().any(|a| a.permission == Permission::Allow && a.operation.allows(operation) && !denied(a))
-            || (!any_of_type && self.allow_if_no_acl)
     }
 }
 
@@ -438,6 +436,10 @@ mod tests {
         let mut acls = BTreeSet::new();
         assert!(!authorizer.authorize_any(&acls, ALICE, Write, ResourceType::Topic));
         assert!(Authorizer::new("", true).authorize_any(&acls, ALICE, Write, ResourceType::Topic));
+        // As in Kafka: an ACL for someone else on one topic leaves the others to allow.everyone.if.no.acl.found.
+        let bobs = BTreeSet::from([acl("orders", PatternType::Literal, "User:bob", Write, Permission::Allow)]);
+        assert!(Authorizer::new("", true).authorize_any(&bobs, ALICE, Write, ResourceType::Topic));
+        assert!(!authorizer.authorize_any(&bobs, ALICE, Write, ResourceType::Topic));
         acls.insert(acl("orders", PatternType::Literal, "User:alice", Write, Permission::Allow));
         assert!(authorizer.authorize_any(&acls, ALICE, Write, ResourceType::Topic));
         assert!(!authorizer.authorize_any(&acls, ALICE, Write, ResourceType::Group));
