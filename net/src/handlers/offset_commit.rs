@@ -32,9 +32,10 @@ impl Api for OffsetCommit {
         let mut valid = Vec::new();
         let mut results: BTreeMap<(String, i32), i16> = BTreeMap::new();
         for topic in &request.topics {
+            let readable = shard.authorized(header, AclOperation::Read, ResourceType::Topic, &topic.name);
             for p in &topic.partitions {
                 let key = (topic.name.to_string(), p.partition_index);
-                if !shard.authorized(header, AclOperation::Read, ResourceType::Topic, &key.0) {
+                if !readable {
                     results.insert(key, ResponseError::TopicAuthorizationFailed.code());
                 } else if image.partition(&key.0, key.1).is_none() {
                     results.insert(key, ResponseError::UnknownTopicOrPartition.code());

@@ -24,17 +24,20 @@ impl Api for OffsetDelete {
 
     async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
         let group = request.group_id.to_string();
-        let partitions: Vec<(String, i32)> = request
+        // Kafka's checks: DELETE on the group, then READ on each topic.
+        let partitions: Vec<(String, i32, bool)> = request
             .topics
             .iter()
-            .flat_map(|t| t.partitions.iter().map(move |p| (t.name.to_string(), p.partition_index)))
+            .flat_map(|t| {
+                let readable = shard.authorized(header, AclOperation::Read, ResourceType::Topic, &t.name);
+                t.partitions.iter().map(move |p| (t.name.to_string(), p.partition_index, readable))
+            })
             .collect();
-        // Kafka's checks: DELETE on the group, then READ on each topic.
-        let readable = |topic: &str| shard.authorized(header, AclOperation::Read, ResourceType::Topic, topic);
         let outcome = match coordinator_shard(shard, header, AclOperation::Delete, &group) {
             Err(error) => Err(error),
             Ok(target) => {
-                let asked: Vec<(String, i32)> = partitions.iter().filter(|(t, _)| readable(t)).cloned().collect();
+                let asked: Vec<(String, i32)> =
+                    partitions.iter().filter(|(_, _, readable)| *readable).map(|(t, p, _)| (t.clone(), *p)).collect();
                 shard
                     .run_on(target, move |shard| async move { shard.coordinator.delete_offsets(&group, asked).await })
                     .await
@@ -45,12 +48,9 @@ impl Api for OffsetDelete {
             Ok(errors) => {
                 let mut by_topic: BTreeMap<String, Vec<OffsetDeleteResponsePartition>> = BTreeMap::new();
                 let mut errors = errors.into_iter();
-                for (topic, partition) in partitions {
-                    let error = if readable(&topic) {
-                        errors.next().flatten()
-                    } else {
-                        Some(ResponseError::TopicAuthorizationFailed)
-                    };
+                for (topic, partition, readable) in partitions {
+                    let error =
+                        if readable { errors.next().flatten() } else { Some(ResponseError::TopicAuthorizationFailed) };
                     by_topic.entry(topic).or_default().push(
                         OffsetDeleteResponsePartition::default()
                             .with_partition_index(partition)

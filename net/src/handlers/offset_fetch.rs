@@ -34,10 +34,20 @@ async fn fetch_group_offsets(
     let named = wanted.is_some();
     let offsets =
         shard.run_on(target, move |shard| async move { shard.coordinator.fetch_offsets(&group, wanted) }).await?;
+    // A topic's partitions come together: the check is made once per topic.
+    let mut last: Option<(String, bool)> = None;
+    let mut describable = |topic: &str| match &last {
+        Some((checked, allowed)) if checked == topic => *allowed,
+        _ => {
+            let allowed = shard.authorized(header, AclOperation::Describe, ResourceType::Topic, topic);
+            last = Some((topic.to_string(), allowed));
+            allowed
+        }
+    };
     Ok(offsets
         .into_iter()
         .filter_map(|(topic, partition, committed)| {
-            if shard.authorized(header, AclOperation::Describe, ResourceType::Topic, &topic) {
+            if describable(&topic) {
                 Some((topic, partition, Ok(committed)))
             } else {
                 named.then_some((topic, partition, Err(ResponseError::TopicAuthorizationFailed)))
