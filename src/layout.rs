@@ -49,11 +49,10 @@ pub struct Layout {
 fn enabled_mechanisms(text: &str) -> anyhow::Result<Vec<ScramMechanism>> {
     let mut enabled = Vec::new();
     for name in text.split(',').map(str::trim).filter(|name| !name.is_empty()) {
-        match name {
-            "SCRAM-SHA-256" => enabled.push(ScramMechanism::Sha256),
-            "SCRAM-SHA-512" => enabled.push(ScramMechanism::Sha512),
-            other => bail!(
-                "sasl.enabled.mechanisms: {other} is not served (Sluice serves SCRAM-SHA-256 and SCRAM-SHA-512; \
+        match ScramMechanism::from_name(name) {
+            Some(mechanism) => enabled.push(mechanism),
+            None => bail!(
+                "sasl.enabled.mechanisms: {name} is not served (Sluice serves SCRAM-SHA-256 and SCRAM-SHA-512; \
                  GSSAPI, PLAIN and OAUTHBEARER are not built)"
             ),
         }

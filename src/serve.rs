@@ -36,7 +36,6 @@ use sluice_replication::config::{broker, EffectiveConfig, StaticConfig};
 use sluice_replication::controller::ControllerSettings;
 use sluice_replication::node::{ClusterNode, NodeSettings};
 use sluice_replication::quorum::identity::{self, Identity};
-use sluice_replication::scram::ScramCredential;
 use sluice_replication::transport::PeerService;
 
 use crate::layout::{layout, AdminListener, Layout, Overrides};
@@ -198,7 +197,7 @@ struct Startup {
     /// Set once shard 0 finished its controlled shutdown: the other shards keep serving until then.
     handed_over: Arc<AtomicBool>,
     /// `--add-scram` credentials, added by shard 0 once the node serves.
-    scram: Vec<(String, ScramCredential)>,
+    scram: Vec<crate::scram_args::AddScram>,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {

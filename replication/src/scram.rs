@@ -5,6 +5,7 @@
 //! what a SCRAM server needs to check a client's proof and prove itself.
 
 use base64::Engine;
+use hmac::digest::KeyInit;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256, Sha512};
@@ -20,6 +21,8 @@ pub enum ScramMechanism {
 }
 
 impl ScramMechanism {
+    pub const ALL: [ScramMechanism; 2] = [ScramMechanism::Sha256, ScramMechanism::Sha512];
+
     pub fn name(self) -> &'static str {
         match self {
             ScramMechanism::Sha256 => "SCRAM-SHA-256",
@@ -27,21 +30,23 @@ impl ScramMechanism {
         }
     }
 
+    /// The mechanism Kafka names `name` (`SCRAM-SHA-256`, `SCRAM-SHA-512`).
+    pub fn from_name(name: &str) -> Option<ScramMechanism> {
+        ScramMechanism::ALL.into_iter().find(|m| m.name() == name)
+    }
+
     fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
-        // HMAC takes keys of any length: `new_from_slice` cannot fail for it.
         match self {
-            ScramMechanism::Sha256 => Hmac::<Sha256>::new_from_slice(key)
-                .map(|mut mac| {
-                    mac.update(data);
-                    mac.finalize().into_bytes().to_vec()
-                })
-                .unwrap_or_default(),
-            ScramMechanism::Sha512 => Hmac::<Sha512>::new_from_slice(key)
-                .map(|mut mac| {
-                    mac.update(data);
-                    mac.finalize().into_bytes().to_vec()
-                })
-                .unwrap_or_default(),
+            ScramMechanism::Sha256 => mac::<Hmac<Sha256>>(key, data),
+            ScramMechanism::Sha512 => mac::<Hmac<Sha512>>(key, data),
+        }
+    }
+
+    /// `Hi(password, salt, rounds)`: PBKDF2 with the mechanism's HMAC.
+    fn salted_password(self, password: &[u8], salt: &[u8], rounds: u32) -> Vec<u8> {
+        match self {
+            ScramMechanism::Sha256 => pbkdf2_with::<Hmac<Sha256>>(password, salt, rounds),
+            ScramMechanism::Sha512 => pbkdf2_with::<Hmac<Sha512>>(password, salt, rounds),
         }
     }
 
@@ -51,6 +56,28 @@ impl ScramMechanism {
             ScramMechanism::Sha512 => Sha512::digest(data).to_vec(),
         }
     }
+}
+
+/// `HMAC(key, data)`. HMAC takes keys of any length, so `new_from_slice` cannot fail.
+fn mac<M: Mac + KeyInit>(key: &[u8], data: &[u8]) -> Vec<u8> {
+    <M as Mac>::new_from_slice(key)
+        .map(|mut mac| {
+            mac.update(data);
+            mac.finalize().into_bytes().to_vec()
+        })
+        .unwrap_or_default()
+}
+
+/// PBKDF2 with the HMAC `M`, as long as one of its outputs.
+fn pbkdf2_with<M: Mac + KeyInit + hmac::digest::FixedOutput + Clone + Sync>(
+    password: &[u8],
+    salt: &[u8],
+    rounds: u32,
+) -> Vec<u8> {
+    let mut salted = vec![0u8; <M as hmac::digest::OutputSizeUser>::output_size()];
+    // HMAC takes keys of any length, so this cannot fail either.
+    let _ = pbkdf2::pbkdf2::<M>(password, salt, rounds, &mut salted);
+    salted
 }
 
 /// One user's credential for one mechanism.
@@ -83,37 +110,33 @@ impl ScramCredential {
             server_key: mechanism.hmac(salted_password, b"Server Key"),
         }
     }
-}
 
-impl ScramCredential {
     /// The credential for a password: `Hi(password, salt, iterations)` (PBKDF2 with the mechanism's HMAC), as
     /// a client computes it, then the keys. For credentials a node adds itself (`sluice serve --add-scram`).
     pub fn from_password(mechanism: ScramMechanism, iterations: i32, salt: &[u8], password: &str) -> ScramCredential {
         let rounds = u32::try_from(iterations.max(1)).unwrap_or(1);
-        let salted = match mechanism {
-            ScramMechanism::Sha256 => {
-                pbkdf2::pbkdf2_hmac_array::<Sha256, 32>(password.as_bytes(), salt, rounds).to_vec()
-            }
-            ScramMechanism::Sha512 => {
-                pbkdf2::pbkdf2_hmac_array::<Sha512, 64>(password.as_bytes(), salt, rounds).to_vec()
-            }
-        };
+        let salted = mechanism.salted_password(password.as_bytes(), salt, rounds);
         ScramCredential::from_salted_password(mechanism, iterations, salt, &salted)
     }
 }
 
 /// Why a credential cannot be stored: Kafka's UNACCEPTABLE_CREDENTIAL reasons.
 pub fn validate(user: &str, credential: &ScramCredential) -> Result<(), String> {
+    validate_parameters(user, credential.iterations, &credential.salt)
+}
+
+/// [`validate`]'s checks, for a credential before it is derived: the keys play no part in them.
+pub fn validate_parameters(user: &str, iterations: i32, salt: &[u8]) -> Result<(), String> {
     if user.is_empty() {
         return Err("the user name must not be empty".into());
     }
-    if credential.iterations < MIN_ITERATIONS {
-        return Err(format!("too few iterations: {} < {MIN_ITERATIONS}", credential.iterations));
+    if iterations < MIN_ITERATIONS {
+        return Err(format!("too few iterations: {iterations} < {MIN_ITERATIONS}"));
     }
-    if credential.iterations > MAX_ITERATIONS {
-        return Err(format!("too many iterations: {} > {MAX_ITERATIONS}", credential.iterations));
+    if iterations > MAX_ITERATIONS {
+        return Err(format!("too many iterations: {iterations} > {MAX_ITERATIONS}"));
     }
-    if credential.salt.is_empty() {
+    if salt.is_empty() {
         return Err("the salt must not be empty".into());
     }
     Ok(())

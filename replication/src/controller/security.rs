@@ -56,52 +56,52 @@ pub fn alter_scram(
     deletions: &[(String, ScramMechanism)],
     upsertions: &[(String, ScramCredential)],
 ) -> (Vec<MetadataRecord>, Vec<(String, AdminResult<()>)>) {
-    let mut users: Vec<&str> = Vec::new();
+    enum Change<'a> {
+        Delete(ScramMechanism),
+        Upsert(&'a ScramCredential),
+    }
+    let changes: Vec<(&str, Change)> = deletions
+        .iter()
+        .map(|(user, mechanism)| (user.as_str(), Change::Delete(*mechanism)))
+        .chain(upsertions.iter().map(|(user, credential)| (user.as_str(), Change::Upsert(credential))))
+        .collect();
     let mut times: BTreeMap<&str, usize> = BTreeMap::new();
-    for user in deletions.iter().map(|(u, _)| u).chain(upsertions.iter().map(|(u, _)| u)) {
-        if !times.contains_key(user.as_str()) {
-            users.push(user);
-        }
+    for (user, _) in &changes {
         *times.entry(user).or_default() += 1;
     }
     let mut records = Vec::new();
-    let answers = users
-        .into_iter()
-        .map(|user| {
-            let outcome = if times[user] > 1 {
-                Err(AdminError::new(
-                    AdminErrorKind::DuplicateResource,
-                    "a user's credentials cannot be altered twice in one request",
-                ))
-            } else if let Some((_, mechanism)) = deletions.iter().find(|(u, _)| u == user) {
-                if user.is_empty() {
-                    Err(AdminError::new(AdminErrorKind::UnacceptableCredential, "the user name must not be empty"))
-                } else if image.scram.get(user).is_some_and(|c| c.contains_key(mechanism)) {
+    let mut answers = Vec::new();
+    for (user, change) in &changes {
+        let outcome = match times.remove(user) {
+            None => continue, // answered at its first change
+            Some(2..) => Err(AdminError::new(
+                AdminErrorKind::DuplicateResource,
+                "a user's credentials cannot be altered twice in one request",
+            )),
+            Some(_) if user.is_empty() => {
+                Err(AdminError::new(AdminErrorKind::UnacceptableCredential, "the user name must not be empty"))
+            }
+            Some(_) => match change {
+                Change::Delete(mechanism) if image.scram.get(*user).is_some_and(|c| c.contains_key(mechanism)) => {
                     records.push(MetadataRecord::DeleteScram { user: user.to_string(), mechanism: *mechanism });
                     Ok(())
-                } else {
-                    Err(AdminError::new(
-                        AdminErrorKind::ResourceNotFound,
-                        format!("no {} credential for user {user}", mechanism.name()),
-                    ))
                 }
-            } else {
-                let credential = upsertions.iter().find(|(u, _)| u == user).map(|(_, c)| c);
-                match credential.map(|c| (c, scram::validate(user, c))) {
-                    Some((credential, Ok(()))) => {
-                        records.push(MetadataRecord::UpsertScram {
-                            user: user.to_string(),
-                            credential: credential.clone(),
-                        });
+                Change::Delete(mechanism) => Err(AdminError::new(
+                    AdminErrorKind::ResourceNotFound,
+                    format!("no {} credential for user {user}", mechanism.name()),
+                )),
+                Change::Upsert(credential) => match scram::validate(user, credential) {
+                    Ok(()) => {
+                        let credential = (*credential).clone();
+                        records.push(MetadataRecord::UpsertScram { user: user.to_string(), credential });
                         Ok(())
                     }
-                    Some((_, Err(reason))) => Err(AdminError::new(AdminErrorKind::UnacceptableCredential, reason)),
-                    None => Ok(()),
-                }
-            };
-            (user.to_string(), outcome)
-        })
-        .collect();
+                    Err(reason) => Err(AdminError::new(AdminErrorKind::UnacceptableCredential, reason)),
+                },
+            },
+        };
+        answers.push((user.to_string(), outcome));
+    }
     (records, answers)
 }
 
