@@ -29,32 +29,43 @@ use crate::wire::{encode_response, RequestHeader};
 pub enum Step {
     /// Decode and dispatch it as usual (ApiVersions, or a version the registry answers UNSUPPORTED_VERSION).
     Dispatch,
-    /// Send this answer.
-    Answer(Bytes),
-    /// Send this answer, then close the connection for the reason given.
-    AnswerAndClose(Bytes, String),
+    /// Send this answer; then, with a reason, close the connection.
+    Answer { bytes: Bytes, close: Option<String> },
 }
 
-/// One connection's SASL state.
-pub struct SaslSession {
-    mechanism: Option<ScramMechanism>,
-    exchange: Option<ServerExchange>,
-    principal: Option<String>,
+impl Step {
+    fn answer(bytes: Bytes) -> Step {
+        Step::Answer { bytes, close: None }
+    }
+
+    fn answer_and_close(bytes: Bytes, reason: String) -> Step {
+        Step::Answer { bytes, close: Some(reason) }
+    }
+}
+
+/// One connection's SASL state, in the order the exchange moves through it.
+pub enum SaslSession {
+    AwaitingHandshake,
+    /// SaslHandshake picked the mechanism; the client's first message comes next.
+    Handshaken(ScramMechanism),
+    /// The server's first message is sent; the client's final one comes next.
+    Exchanging(ScramMechanism, ServerExchange),
+    /// The principal, `User:NAME`.
+    Authenticated(String),
 }
 
 impl SaslSession {
     /// A session for a connection of a SASL listener; `None` on a PLAINTEXT listener.
     pub fn for_listener(shard: &Shard) -> Option<SaslSession> {
-        (!shard.settings.sasl_mechanisms.is_empty()).then_some(SaslSession {
-            mechanism: None,
-            exchange: None,
-            principal: None,
-        })
+        (!shard.settings.sasl_mechanisms.is_empty()).then_some(SaslSession::AwaitingHandshake)
     }
 
     /// The authenticated principal, once the exchange succeeded.
     pub fn principal(&self) -> Option<&str> {
-        self.principal.as_deref()
+        match self {
+            SaslSession::Authenticated(principal) => Some(principal),
+            _ => None,
+        }
     }
 
     /// Runs one frame received before the connection authenticated.
@@ -87,15 +98,15 @@ impl SaslSession {
         let names: Vec<StrBytes> = enabled.iter().map(|m| StrBytes::from_static_str(m.name())).collect();
         let response = SaslHandshakeResponse::default().with_mechanisms(names);
         match enabled.iter().find(|m| m.name() == request.mechanism.as_str()) {
-            Some(mechanism) if self.mechanism.is_none() => {
-                self.mechanism = Some(*mechanism);
-                Step::Answer(encode_response(header, &response))
+            Some(mechanism) if matches!(self, SaslSession::AwaitingHandshake) => {
+                *self = SaslSession::Handshaken(*mechanism);
+                Step::answer(encode_response(header, &response))
             }
-            Some(_) => Step::AnswerAndClose(
+            Some(_) => Step::answer_and_close(
                 encode_response(header, &response.with_error_code(ResponseError::IllegalSaslState.code())),
                 "a second SaslHandshake".into(),
             ),
-            None => Step::AnswerAndClose(
+            None => Step::answer_and_close(
                 encode_response(header, &response.with_error_code(ResponseError::UnsupportedSaslMechanism.code())),
                 format!("SASL mechanism {} is not enabled", request.mechanism.as_str()),
             ),
@@ -107,42 +118,46 @@ impl SaslSession {
             let response = SaslAuthenticateResponse::default()
                 .with_error_code(error.code())
                 .with_error_message(Some(StrBytes::from_string(message.to_string())));
-            Step::AnswerAndClose(encode_response(header, &response), reason)
+            Step::answer_and_close(encode_response(header, &response), reason)
         };
-        let Some(mechanism) = self.mechanism else {
-            return failed(ResponseError::IllegalSaslState, "SaslHandshake must come first", "no handshake".into());
+        let mechanism = match self {
+            SaslSession::Handshaken(mechanism) | SaslSession::Exchanging(mechanism, _) => *mechanism,
+            SaslSession::AwaitingHandshake | SaslSession::Authenticated(_) => {
+                return failed(ResponseError::IllegalSaslState, "SaslHandshake must come first", "no handshake".into())
+            }
         };
         let denied = format!(
             "Authentication failed during authentication due to invalid credentials with SASL mechanism {}",
             mechanism.name()
         );
         let answer = |bytes: Vec<u8>| {
-            Step::Answer(encode_response(
+            Step::answer(encode_response(
                 header,
                 &SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(bytes)),
             ))
         };
-        match self.exchange.take() {
-            None => {
+        // A failed step closes the connection, so the state it leaves behind is never read.
+        match std::mem::replace(self, SaslSession::AwaitingHandshake) {
+            SaslSession::Exchanging(_, exchange) => match exchange.finish(&request.auth_bytes) {
+                Ok((user, server_final)) => {
+                    tracing::debug!(%user, mechanism = mechanism.name(), "authenticated");
+                    *self = SaslSession::Authenticated(format!("User:{user}"));
+                    answer(server_final)
+                }
+                Err(error) => failed(ResponseError::SaslAuthenticationFailed, &denied, error.to_string()),
+            },
+            _ => {
                 let image = shard.image();
                 let nonce = uuid::Uuid::new_v4().simple().to_string();
                 let lookup = |user: &str| image.scram.get(user).and_then(|c| c.get(&mechanism)).cloned();
                 match ServerExchange::start(mechanism, &request.auth_bytes, &nonce, lookup) {
                     Ok((exchange, server_first)) => {
-                        self.exchange = Some(exchange);
+                        *self = SaslSession::Exchanging(mechanism, exchange);
                         answer(server_first)
                     }
                     Err(error) => failed(ResponseError::SaslAuthenticationFailed, &denied, error.to_string()),
                 }
             }
-            Some(exchange) => match exchange.finish(&request.auth_bytes) {
-                Ok((user, server_final)) => {
-                    tracing::debug!(%user, mechanism = mechanism.name(), "authenticated");
-                    self.principal = Some(format!("User:{user}"));
-                    answer(server_final)
-                }
-                Err(error) => failed(ResponseError::SaslAuthenticationFailed, &denied, error.to_string()),
-            },
         }
     }
 }

@@ -240,12 +240,7 @@ async fn read_requests(
             if let Some(frame) = frames.take_frame() {
                 let held = reservation.take();
                 if let Some(session) = sasl.as_mut().filter(|session| session.principal().is_none()) {
-                    let (answer, close) = match session.step(shard, frame.clone())? {
-                        Step::Dispatch => (None, None),
-                        Step::Answer(bytes) => (Some(bytes), None),
-                        Step::AnswerAndClose(bytes, reason) => (Some(bytes), Some(reason)),
-                    };
-                    if let Some(bytes) = answer {
+                    if let Step::Answer { bytes, close } = session.step(shard, frame.clone())? {
                         drop(held);
                         let task = glommio::spawn_local(async move { Response::Frame(bytes) });
                         if queue.send(task).await.is_err() {
