@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """What the ACL authorizer costs on the produce path: the same small-batch produce load against one broker
-without an authorizer and one with it on and ACLS ACLs (on other topics, so every check scans them all and
-allow.everyone.if.no.acl.found lets the load through), in one run, reported as a ratio.
+without an authorizer and one with it on and ACLS ACLs, in one run, reported as a ratio. The ACLs are on other
+topics, as a cluster with many tenants has them: a check must pass them by, and allow.everyone.if.no.acl.found
+lets the load through.
 
     perf/authorizer-cost.py [--acls 1000] [--duration 8]
 

@@ -13,6 +13,16 @@ def ck_producer(bootstrap, **conf):
     return Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, **conf})
 
 
+def produce_error(bootstrap, topic, **conf):
+    """Produces one record; the delivery error's code, or None."""
+    errors = []
+    producer = ck_producer(bootstrap, **{"message.timeout.ms": 10000, **conf})
+    producer.produce(topic, b"v", callback=lambda err, _msg: errors.append(err))
+    producer.flush(20)
+    assert errors, "no delivery report"
+    return errors[0].code() if errors[0] else None
+
+
 def ck_produce(bootstrap, topic, records, **conf):
     """records: iterable of dicts with key, value, headers, timestamp (ms), partition (optional).
     Returns the delivery reports as (partition, offset, key) in delivery order; raises on any error."""

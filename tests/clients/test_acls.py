@@ -10,7 +10,7 @@ import time
 import uuid
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException
 from confluent_kafka.admin import (
     AclBinding,
     AclBindingFilter,
@@ -22,9 +22,9 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
+from clients import produce_error
+from jvm import kafka_tool
 from test_group_configs import heartbeat_once
-
-TOPIC_AUTHORIZATION_FAILED = 29
 
 pytestmark = pytest.mark.sluice_only("starts brokers with and without an authorizer; the Kafka peer runs without one")
 
@@ -44,16 +44,6 @@ def admin(broker):
 
 def described(client, acl_filter=EVERY_ACL):
     return sorted(client.describe_acls(acl_filter, request_timeout=30).result(30), key=str)
-
-
-def produce_error(broker, topic):
-    """Produces one record; the delivery error's code, or None."""
-    errors = []
-    producer = Producer({"bootstrap.servers": broker.bootstrap, "message.timeout.ms": 10000})
-    producer.produce(topic, b"v", callback=lambda err, _msg: errors.append(err))
-    producer.flush(20)
-    assert errors, "no delivery report"
-    return errors[0].code() if errors[0] else None
 
 
 def test_acl_apis_answer_security_disabled_without_an_authorizer(broker):
@@ -87,7 +77,7 @@ def test_acls_are_kept_enforced_and_removed(make_broker):
     locked, free, orders = f"locked-{suffix}", f"free-{suffix}", f"orders-{suffix}"
     for future in client.create_topics([NewTopic(t, 2, 1) for t in (locked, free, orders)]).values():
         future.result(30)
-    assert produce_error(broker, locked) is None
+    assert produce_error(broker.bootstrap, locked) is None
 
     deny_write = AclBinding(ResourceType.TOPIC, locked, ResourcePatternType.LITERAL, ANONYMOUS, "*",
                             AclOperation.WRITE, AclPermissionType.DENY)
@@ -111,8 +101,8 @@ def test_acls_are_kept_enforced_and_removed(make_broker):
     assert described(client, covering) == [alice_orders]
 
     # WRITE is denied on one topic only; the others still take records.
-    assert produce_error(broker, locked) == KafkaError.TOPIC_AUTHORIZATION_FAILED
-    assert produce_error(broker, free) is None
+    assert produce_error(broker.bootstrap, locked) == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    assert produce_error(broker.bootstrap, free) is None
     # As in Kafka, any ACL on a resource ends `allow.everyone.if.no.acl.found` for it: ANONYMOUS may not even
     # describe the locked topic or the prefixed ones, so the topic list leaves them out.
     listed = client.list_topics(timeout=30).topics
@@ -137,7 +127,7 @@ def test_acls_are_kept_enforced_and_removed(make_broker):
     read_g848 = AclBinding(ResourceType.GROUP, g848, ResourcePatternType.LITERAL, ANONYMOUS, "*",
                            AclOperation.READ, AclPermissionType.ALLOW)
     client.create_acls([read_g848], request_timeout=30)[read_g848].result(30)
-    assert heartbeat_once(broker.bootstrap, g848, [free, locked])[0] == TOPIC_AUTHORIZATION_FAILED
+    assert heartbeat_once(broker.bootstrap, g848, [free, locked])[0] == KafkaError.TOPIC_AUTHORIZATION_FAILED
     assert heartbeat_once(broker.bootstrap, g848, [free])[0] == 0
     # ConsumerGroupDescribe reports what the ACLs allow on the group: READ, and the DESCRIBE it implies.
     group = client.describe_consumer_groups([g848], include_authorized_operations=True)[g848].result(30)
@@ -158,12 +148,11 @@ def test_acls_are_kept_enforced_and_removed(make_broker):
     removed = client.delete_acls([deleting], request_timeout=30)[deleting].result(30)
     assert removed == [deny_write]
     assert described(client) == sorted([alice_orders, deny_group], key=str)
-    assert produce_error(broker, locked) is None
+    assert produce_error(broker.bootstrap, locked) is None
 
 
 def test_kafka_acls_tool_adds_lists_and_removes(make_broker):
     """Kafka 4.4's `kafka-acls.sh` (the Java Admin client's ACL calls) against a broker with the authorizer."""
-    from jvm import kafka_tool
 
     broker = make_broker(shards=1, extra_args=AUTHORIZER)
     b = ("--bootstrap-server", broker.bootstrap)

@@ -5,11 +5,11 @@ added with AlterUserScramCredentials and listed with DescribeUserScramCredential
 SCRAM-SHA-256 or SCRAM-SHA-512 and is then `User:NAME` to the authorizer; a wrong password, or any request
 before the exchange, ends the connection. The credentials are in the metadata log: they survive a restart."""
 
-import socket
 import struct
 
 import pytest
-from confluent_kafka import KafkaError, KafkaException, Producer
+import kafka
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import (
     AclBinding,
     AclOperation,
@@ -24,7 +24,10 @@ from confluent_kafka.admin import (
     UserScramCredentialUpsertion,
 )
 
+from clients import produce_error
 from conftest import new_broker
+from jvm import kafka_tool
+from test_bad_input import frame, header, send_raw
 
 pytestmark = pytest.mark.sluice_only("starts a SASL_PLAINTEXT broker with --add-scram, a Sluice flag")
 
@@ -49,27 +52,6 @@ def sasl_broker(tmp_path):
     assert broker.stop() == 0
 
 
-def produce_error(broker, config, topic):
-    errors = []
-    producer = Producer({"bootstrap.servers": broker.bootstrap, "message.timeout.ms": 10000, **config})
-    producer.produce(topic, b"v", callback=lambda err, _msg: errors.append(err))
-    producer.flush(20)
-    assert errors, "no delivery report"
-    return errors[0].code() if errors[0] else None
-
-
-def raw_request(bootstrap, api_key, version, body=b""):
-    """One request on a fresh connection; the response body, or None when the broker closed the connection."""
-    host, port = bootstrap.split(":")
-    request = struct.pack(">hhih", api_key, version, 1, 3) + b"raw" + body
-    with socket.create_connection((host, int(port)), timeout=10) as s:
-        s.sendall(struct.pack(">i", len(request)) + request)
-        size = s.recv(4, socket.MSG_WAITALL)
-        if len(size) < 4:
-            return None
-        return s.recv(struct.unpack(">i", size)[0], socket.MSG_WAITALL)
-
-
 def test_scram_users_authenticate_and_the_authorizer_sees_them(sasl_broker):
     broker = sasl_broker
     admin = AdminClient({"bootstrap.servers": broker.bootstrap, **sasl(*ADMIN)})
@@ -90,7 +72,6 @@ def test_scram_users_authenticate_and_the_authorizer_sees_them(sasl_broker):
     assert missing.value.args[0].code() == KafkaError.RESOURCE_NOT_FOUND
 
     # Kafka's kafka-configs (the Java Admin client), logged in as admin over SCRAM, adds bob.
-    from jvm import kafka_tool
     properties = broker.data_dir.parent / "admin.properties"
     properties.write_text(
         "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-256\n"
@@ -105,14 +86,13 @@ def test_scram_users_authenticate_and_the_authorizer_sees_them(sasl_broker):
 
     alice_conf = sasl("alice", "alice-secret", "SCRAM-SHA-512")
     # Authenticated, but no ACL lets alice write yet; then one does.
-    assert produce_error(broker, alice_conf, "orders") == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    assert produce_error(broker.bootstrap, "orders", **alice_conf) == KafkaError.TOPIC_AUTHORIZATION_FAILED
     allow = AclBinding(ResourceType.TOPIC, "orders", ResourcePatternType.LITERAL, "User:alice", "*",
                        AclOperation.WRITE, AclPermissionType.ALLOW)
     admin.create_acls([allow])[allow].result(30)
-    assert produce_error(broker, alice_conf, "orders") is None
+    assert produce_error(broker.bootstrap, "orders", **alice_conf) is None
 
     # kafka-python, as alice over SCRAM-SHA-512: its writes pass the same ACL.
-    import kafka
     producer = kafka.KafkaProducer(bootstrap_servers=broker.bootstrap, security_protocol="SASL_PLAINTEXT",
                                    sasl_mechanism="SCRAM-SHA-512", sasl_plain_username="alice",
                                    sasl_plain_password="alice-secret", acks="all")
@@ -128,13 +108,13 @@ def test_scram_users_authenticate_and_the_authorizer_sees_them(sasl_broker):
     assert "SASL authentication failed" in broker.log()
 
     # Before authenticating: ApiVersions is answered, anything else ends the connection.
-    assert raw_request(broker.bootstrap, 18, 0) is not None
-    assert raw_request(broker.bootstrap, 3, 1, struct.pack(">i", 0)) is None
+    assert send_raw(broker, frame(header(18, 0, 1))) != b""
+    assert send_raw(broker, frame(header(3, 1, 1) + struct.pack(">i", 0))) == b""
 
     # Credentials are in the metadata log: after a restart alice still gets in; deleted, she does not.
     broker.stop()
     broker.start()
-    assert produce_error(broker, alice_conf, "orders") is None
+    assert produce_error(broker.bootstrap, "orders", **alice_conf) is None
     admin = AdminClient({"bootstrap.servers": broker.bootstrap, **sasl(*ADMIN)})
     deletion = UserScramCredentialDeletion("alice", ScramMechanism.SCRAM_SHA_512)
     admin.alter_user_scram_credentials([deletion])["alice"].result(30)
@@ -144,12 +124,12 @@ def test_scram_users_authenticate_and_the_authorizer_sees_them(sasl_broker):
 
 
 def test_a_sasl_listener_in_a_cluster_and_unknown_mechanisms_are_refused_at_start(tmp_path):
-    for settings, expected in [
+    for attempt, (settings, expected) in enumerate([
         (["--set", "sasl.enabled.mechanisms=GSSAPI"], "GSSAPI is not served"),
         (["--set", "controller.quorum.voters=1@127.0.0.1:19999,2@127.0.0.2:19999", "--set", "node.id=1"],
          "does not authenticate between brokers"),
-    ]:
-        broker = new_broker(tmp_path / f"data-{len(expected)}", 1, settings)
+    ]):
+        broker = new_broker(tmp_path / f"data-{attempt}", 1, settings)
         broker.extra_args += ["--set", f"listeners=SASL_PLAINTEXT://{broker.bootstrap}"]
         with pytest.raises(RuntimeError) as refused:
             broker.start()
