@@ -40,7 +40,7 @@ def free_port_on_all(hosts):
 
 def wait_until(predicate, timeout=30.0, interval=0.1, what="condition"):
     deadline = time.time() + timeout
-    last_error = None
+    last_error = value = None
     while time.time() < deadline:
         try:
             value = predicate()
@@ -49,7 +49,8 @@ def wait_until(predicate, timeout=30.0, interval=0.1, what="condition"):
         except Exception as error:  # noqa: BLE001 - the predicate polls a cluster that may be mid-change
             last_error = error
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last error: {last_error})")
+    raise AssertionError(
+        f"timed out after {timeout} s waiting for {what} (last value: {value!r}; last error: {last_error})")
 
 
 class NodeProcess:

@@ -27,11 +27,20 @@ def ready(node):
     return int(head.split(b" ")[1]), body.decode()
 
 
+def is_ready(node):
+    """Whether the node answers ready; otherwise raises with its answer (503 and why, or None when nothing answers
+    on its admin port), which `wait_until` reports if it times out."""
+    answer = ready(node)
+    if answer != (200, "ready\n"):
+        raise AssertionError(f"/health/ready answered {answer!r}")
+    return True
+
+
 def test_ready_follows_the_brokers_session_with_the_quorum(make_cluster):
     cluster = make_cluster(3)
     nodes = [cluster.nodes[i] for i in (1, 2, 3)]
     for node in nodes:
-        wait_until(lambda: ready(node) == (200, "ready\n"), timeout=30, what=f"node {node.node_id} ready")
+        wait_until(lambda: is_ready(node), timeout=30, what=f"node {node.node_id} ready")
         assert f"address={node.host}:{ADMIN_PORT}" in node.log()
 
     # Without two of three voters there is no controller: node 3's heartbeats go unanswered, and past its
@@ -44,6 +53,6 @@ def test_ready_follows_the_brokers_session_with_the_quorum(make_cluster):
 
     nodes[0].start(wait=False)
     nodes[1].start(wait=False)
-    wait_until(lambda: ready(nodes[2]) == (200, "ready\n"), timeout=60, what="node 3 ready again")
+    wait_until(lambda: is_ready(nodes[2]), timeout=60, what="node 3 ready again")
     for node in nodes[:2]:
-        wait_until(lambda: ready(node) == (200, "ready\n"), timeout=60, what=f"node {node.node_id} ready again")
+        wait_until(lambda: is_ready(node), timeout=60, what=f"node {node.node_id} ready again")
